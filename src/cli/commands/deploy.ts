@@ -1,0 +1,111 @@
+/**
+ * `rollout deploy <spec.yaml> [--wait] [--output json]`: validates the spec (exit 2 before
+ * touching anything), starts the service workflow if needed and sends it a `deploy` update,
+ * then optionally follows the rollout until it ends (exit 0 succeeded, 1 rolled back/failed).
+ */
+import { WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
+import { loadSpecFile, formatIssues } from '../../spec/load';
+import { deployUpdate, rolloutStatusQuery } from '../../workflows/messages';
+import type { serviceWorkflow } from '../../workflows/service';
+import type { RolloutResult, RolloutStatus } from '../../workflows/types';
+import { serviceWorkflowId, TASK_QUEUE } from '../../workflows/types';
+import { connectClient, temporalTarget, workflowUiLink } from '../connection';
+import { CliError, ExitCode } from '../errors';
+import { describeProgress } from '../progress';
+
+export interface DeployOptions {
+  wait?: boolean;
+  output?: 'text' | 'json';
+  /** Poll period for progress while waiting. */
+  pollMs?: number;
+}
+
+export async function deployCommand(specPath: string, opts: DeployOptions): Promise<number> {
+  const loaded = await loadSpecFile(specPath);
+  if (!loaded.ok) {
+    throw new CliError(`invalid spec ${specPath}:\n${formatIssues(loaded.issues)}`, ExitCode.invalidInput);
+  }
+  const spec = loaded.spec;
+  const json = opts.output === 'json';
+  const target = temporalTarget();
+  const { client, close } = await connectClient(target);
+  try {
+    const workflowId = serviceWorkflowId(spec.name);
+    let result;
+    try {
+      result = await client.workflow.executeUpdateWithStart(deployUpdate, {
+        args: [{ spec }],
+        startWorkflowOperation: new WithStartWorkflowOperation<typeof serviceWorkflow>('serviceWorkflow', {
+          workflowId,
+          taskQueue: TASK_QUEUE,
+          args: [{ name: spec.name }],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          staticSummary: `service ${spec.name}`,
+        }),
+      });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) {
+        const cause = err.cause instanceof Error ? err.cause.message : err.message;
+        throw new CliError(`deploy of ${spec.name} refused: ${cause}`, ExitCode.invalidInput);
+      }
+      throw err;
+    }
+    const link = workflowUiLink(target, result.rolloutWorkflowId);
+    if (!json) {
+      process.stderr.write(`deploying ${spec.name} v${result.version}: workflow ${result.rolloutWorkflowId}\n  history: ${link}\n`);
+    }
+    if (!opts.wait) {
+      if (json) process.stdout.write(JSON.stringify({ service: spec.name, ...result, ui: link }, null, 2) + '\n');
+      return ExitCode.ok;
+    }
+    const handle = client.workflow.getHandle(result.rolloutWorkflowId);
+    const outcome = followRollout(handle, opts.pollMs ?? 1000, json);
+    const final = (await handle.result()) as RolloutResult;
+    await outcome.stop();
+    if (json) {
+      process.stdout.write(JSON.stringify({ service: spec.name, version: result.version, rolloutWorkflowId: result.rolloutWorkflowId, ...final }, null, 2) + '\n');
+    } else if (final.outcome === 'succeeded') {
+      process.stderr.write(`✔ ${spec.name} v${result.version} serves all traffic at ${final.endpoint ?? '(no endpoint)'}\n`);
+    } else {
+      process.stderr.write(`✘ ${spec.name} v${result.version} ${final.outcome.replace('_', ' ')}: ${final.reason ?? 'no reason given'}\n`);
+    }
+    return final.outcome === 'succeeded' ? ExitCode.ok : ExitCode.failed;
+  } finally {
+    await close();
+  }
+}
+
+/** Prints a progress line whenever the rollout's state changes (stderr, so stdout stays parseable). */
+function followRollout(
+  handle: { query: (q: typeof rolloutStatusQuery) => Promise<RolloutStatus> },
+  pollMs: number,
+  quiet: boolean,
+): { stop: () => Promise<void> } {
+  let stopped = false;
+  let last = '';
+  const started = Date.now();
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const status = await handle.query(rolloutStatusQuery);
+        const line = describeProgress(status);
+        if (line !== last && !quiet) process.stderr.write(`[${elapsed(Date.now() - started)}] ${line}\n`);
+        last = line;
+      } catch {
+        // The rollout may be finishing; the final result is read separately.
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+function elapsed(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+}

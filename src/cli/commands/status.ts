@@ -1,0 +1,71 @@
+/**
+ * `rollout status <service> [--output json]`: the serving version, the endpoint, the
+ * traffic split and every replica; during a rollout, the rollout's live view.
+ */
+import { rolloutStatusQuery } from '../../workflows/messages';
+import type { ReplicaRecord, RolloutStatus, ServiceStatus } from '../../workflows/types';
+import { connectClient, temporalTarget, workflowUiLink } from '../connection';
+import { ExitCode } from '../errors';
+import { serviceStatus } from '../service-handle';
+
+export interface StatusView {
+  name: string;
+  version: number;
+  endpoint?: string;
+  traffic: Record<string, number>;
+  replicas: ReplicaRecord[];
+  rollout?: RolloutStatus;
+  lastRollout?: ServiceStatus['lastRollout'];
+}
+
+export async function statusCommand(service: string, opts: { output?: 'text' | 'json' }): Promise<number> {
+  const target = temporalTarget();
+  const { client, close } = await connectClient(target);
+  try {
+    const { status } = await serviceStatus(client, service);
+    let rollout: RolloutStatus | undefined;
+    if (status.activeRollout) {
+      try {
+        rollout = await client.workflow.getHandle(status.activeRollout.workflowId).query(rolloutStatusQuery);
+      } catch {
+        rollout = undefined; // just finished: the service view is current
+      }
+    }
+    const view: StatusView = {
+      name: status.name,
+      version: status.version,
+      endpoint: rollout?.endpoint ?? status.endpoint,
+      traffic: rollout?.traffic ?? status.traffic,
+      replicas: rollout?.replicas ?? status.replicas,
+      rollout,
+      lastRollout: status.lastRollout,
+    };
+    if (opts.output === 'json') process.stdout.write(JSON.stringify(view, null, 2) + '\n');
+    else process.stdout.write(renderStatus(view, rollout ? workflowUiLink(target, rollout.workflowId) : undefined));
+    return ExitCode.ok;
+  } finally {
+    await close();
+  }
+}
+
+export function renderStatus(view: StatusView, rolloutLink?: string): string {
+  const lines: string[] = [];
+  lines.push(`service   ${view.name}`);
+  lines.push(`version   ${view.version === 0 ? '(none serving yet)' : `v${view.version}`}`);
+  lines.push(`endpoint  ${view.endpoint ?? '(none yet)'}`);
+  const traffic = Object.entries(view.traffic).map(([v, p]) => `v${v} ${p}%`);
+  lines.push(`traffic   ${traffic.join(', ') || 'none'}`);
+  if (view.rollout) {
+    lines.push(`rollout   v${view.rollout.fromVersion} → v${view.rollout.toVersion}: ${view.rollout.phase} · ${view.rollout.note}`);
+    if (view.rollout.reason) lines.push(`reason    ${view.rollout.reason}`);
+    if (rolloutLink) lines.push(`history   ${rolloutLink}`);
+  } else if (view.lastRollout) {
+    const last = view.lastRollout;
+    lines.push(`last      v${last.version} ${last.outcome}${last.reason ? `: ${last.reason}` : ''}`);
+  }
+  lines.push('');
+  const rows = [['REPLICA', 'VERSION', 'STATUS', 'ENDPOINT'], ...view.replicas.map((r) => [r.id, `v${r.version}`, r.status, r.endpoint ?? '-'])];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const row of rows) lines.push(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+/**
+ * The `rollout` command. Each subcommand returns its exit code; errors print one clear line
+ * (no stack trace) and exit with the code they carry (see errors.ts).
+ */
+import { Command, Option } from 'commander';
+import { controlCommand, type ControlAction } from './commands/control';
+import { deployCommand } from './commands/deploy';
+import { devCommand } from './commands/dev';
+import { statusCommand } from './commands/status';
+import { validateCommand } from './commands/validate';
+import { CliError, ExitCode } from './errors';
+import { isUnreachable } from './connection';
+
+const outputOption = () => new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
+
+function action<A extends unknown[]>(fn: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      process.exitCode = await fn(...args);
+    } catch (err) {
+      if (err instanceof CliError) {
+        process.stderr.write(`error: ${err.message}\n`);
+        process.exitCode = err.exitCode;
+      } else if (isUnreachable(err)) {
+        process.stderr.write(`error: Temporal became unreachable: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exitCode = ExitCode.unreachable;
+      } else {
+        process.stderr.write(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+        process.exitCode = ExitCode.failed;
+      }
+    }
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('rollout')
+    .description('Durable rollouts of GPU inference services on Temporal.\nEnvironment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default "default").')
+    .showHelpAfterError()
+    .exitOverride((err) => {
+      // Usage errors (unknown option, missing argument) are invalid input: exit 2.
+      process.exit(err.exitCode === 0 ? 0 : ExitCode.invalidInput);
+    });
+
+  program
+    .command('dev')
+    .description('run the embedded stack: Temporal dev server + Web UI, worker, router, local provider')
+    .option('--temporal-port <port>', 'Temporal gRPC port', '7233')
+    .option('--ui-port <port>', 'Temporal Web UI port (default: temporal port + 1000)')
+    .option('--router-port <port>', 'router traffic port', '8080')
+    .option('--router-admin-port <port>', 'router admin API port (default: router port + 1)')
+    .option('--state-dir <dir>', 'replica records, logs and the route table', '.rollout')
+    .option('--gpus <n>', 'GPUs the local provider may hand out (default: detect with nvidia-smi)')
+    .option('--headless', 'do not start the Web UI')
+    .action(action(devCommand));
+
+  program
+    .command('deploy')
+    .description('roll out a spec: a new version of the service (starts the service if new)')
+    .argument('<spec>', 'service spec (YAML)')
+    .option('--wait', 'follow the rollout; exit 0 when the new version serves all traffic, 1 when it rolled back or failed')
+    .addOption(outputOption())
+    .action(action((spec: string, opts: { wait?: boolean; output: 'text' | 'json' }) => deployCommand(spec, opts)));
+
+  program
+    .command('status')
+    .description('show the serving version, endpoint, traffic split and replicas of a service')
+    .argument('<service>', 'service name')
+    .addOption(outputOption())
+    .action(action((service: string, opts: { output: 'text' | 'json' }) => statusCommand(service, opts)));
+
+  for (const [name, description] of [
+    ['pause', 'hold the active rollout where it is (traffic stays put; its timeout stops counting)'],
+    ['resume', 'continue a paused rollout'],
+    ['rollback', 'send all traffic back to the serving version and remove the new replicas'],
+  ] as const) {
+    const cmd = program.command(name).description(description).argument('<service>', 'service name');
+    if (name === 'rollback') cmd.option('--reason <text>', 'recorded in the rollout history');
+    cmd.action(action((service: string, opts: { reason?: string }) => controlCommand(name as ControlAction, service, opts)));
+  }
+
+  program
+    .command('validate')
+    .description('check a spec without contacting anything')
+    .argument('<spec>', 'service spec (YAML)')
+    .addOption(outputOption())
+    .action(action((spec: string, opts: { output: 'text' | 'json' }) => validateCommand(spec, opts)));
+
+  program
+    .command('worker')
+    .description('run a Temporal worker (configured by environment; see README)')
+    .action(action(async () => {
+      const { runWorker, workerConfigFromEnv } = await import('../worker');
+      await runWorker(workerConfigFromEnv());
+      return 0;
+    }));
+
+  program
+    .command('router')
+    .description('run the traffic router (configured by environment; see README)')
+    .action(action(async () => {
+      const { runRouterFromEnv } = await import('../router/main');
+      await runRouterFromEnv();
+      return 0;
+    }));
+
+  return program;
+}
+
+if (require.main === module) {
+  void buildProgram().parseAsync(process.argv);
+}

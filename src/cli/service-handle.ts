@@ -1,0 +1,23 @@
+/** Finds a service's workflow, turning "not found" into a clear CLI error. */
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { serviceStatusQuery } from '../workflows/messages';
+import type { ServiceStatus } from '../workflows/types';
+import { serviceWorkflowId } from '../workflows/types';
+import { CliError, ExitCode } from './errors';
+
+export async function serviceStatus(client: Client, service: string): Promise<{ handle: WorkflowHandle; status: ServiceStatus }> {
+  const handle = client.workflow.getHandle(serviceWorkflowId(service));
+  try {
+    const description = await handle.describe();
+    if (description.status.name !== 'RUNNING') {
+      throw new CliError(`service ${service} is not running (its workflow is ${description.status.name})`, ExitCode.failed);
+    }
+    return { handle, status: await handle.query(serviceStatusQuery) };
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      throw new CliError(`no service named "${service}" (no workflow ${serviceWorkflowId(service)}); deploy it with \`rollout deploy <spec.yaml>\``, ExitCode.failed);
+    }
+    throw err;
+  }
+}

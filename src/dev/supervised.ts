@@ -1,0 +1,97 @@
+/**
+ * One child process of the dev stack: output to a log file, optional restart when it dies
+ * unexpectedly, optional "ready" line to wait for, graceful stop (SIGTERM, then SIGKILL).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+
+export interface SupervisedOptions {
+  logFile: string;
+  restart: boolean;
+  env?: Record<string, string>;
+  /** A stdout line matching this marks the process ready. */
+  readyLine?: RegExp;
+  stopGraceMs?: number;
+}
+
+export class Supervised {
+  private child?: ChildProcess;
+  private stopping = false;
+  private isReady = false;
+  private readyWaiters: Array<() => void> = [];
+  private restarts: number[] = [];
+  exited = false;
+
+  constructor(
+    readonly name: string,
+    private readonly command: string,
+    private readonly args: string[],
+    private readonly opts: SupervisedOptions,
+  ) {}
+
+  get logFile(): string {
+    return this.opts.logFile;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  start(): void {
+    const log = fs.openSync(this.opts.logFile, 'a');
+    const child = spawn(this.command, this.args, {
+      env: { ...process.env, ...this.opts.env },
+      stdio: ['ignore', 'pipe', log],
+    });
+    fs.closeSync(log);
+    this.child = child;
+    this.exited = false;
+    child.stdout?.on('data', (chunk: Buffer) => {
+      fs.appendFileSync(this.opts.logFile, chunk);
+      if (!this.isReady && this.opts.readyLine?.test(chunk.toString())) {
+        this.isReady = true;
+        for (const w of this.readyWaiters.splice(0)) w();
+      }
+    });
+    child.on('exit', (code, signal) => {
+      this.exited = true;
+      if (this.stopping || this.child !== child) return;
+      process.stderr.write(`[dev] ${this.name} exited (${signal ?? code}); see ${this.opts.logFile}\n`);
+      if (!this.opts.restart) return;
+      const now = Date.now();
+      this.restarts = [...this.restarts.filter((t) => now - t < 60_000), now];
+      if (this.restarts.length > 5) {
+        process.stderr.write(`[dev] ${this.name} keeps dying; not restarting it again\n`);
+        return;
+      }
+      setTimeout(() => {
+        if (this.stopping) return;
+        process.stderr.write(`[dev] restarting ${this.name}\n`);
+        this.isReady = false;
+        this.start();
+      }, 1000);
+    });
+  }
+
+  ready(timeoutMs: number): Promise<void> {
+    if (this.isReady) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name} not ready within ${timeoutMs / 1000}s; see ${this.opts.logFile}`)), timeoutMs);
+      this.readyWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), this.opts.stopGraceMs ?? 10_000);
+    await gone;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Where replicas live. A provider is a narrow interface: launch, describe, terminate.
+ * Every call is idempotent, keyed by the replica id the workflow chose.
+ */
+export interface LaunchRequest {
+  /** Deterministic id chosen by the workflow, e.g. `llm-v2-r3`. Launching an id that exists returns it. */
+  replicaId: string;
+  service: string;
+  version: number;
+  /** Shell command; the replica must listen on `$PORT`. */
+  run: string;
+  env: Record<string, string>;
+  /** GPUs this replica needs (0: none). */
+  gpus: number;
+  /** Accelerator name from the spec (`A100`), informative. */
+  accelerator?: string;
+  instanceType?: string;
+}
+
+export type ProviderReplicaState = 'running' | 'exited' | 'missing';
+
+export interface ReplicaHandle {
+  replicaId: string;
+  service: string;
+  version: number;
+  /** Base URL the replica answers on, e.g. `http://127.0.0.1:41234`. */
+  endpoint: string;
+  /** GPU indices handed to it (local: CUDA_VISIBLE_DEVICES). */
+  gpuIds: number[];
+  /** Provider-specific handle: pid locally, instance id on AWS. */
+  externalId: string;
+}
+
+export interface ReplicaDescription extends ReplicaHandle {
+  state: ProviderReplicaState;
+  /** Exit code or signal, when exited. */
+  exitInfo?: string;
+}
+
+export interface GpuInventory {
+  total: number;
+  free: number;
+  /**
+   * true: GPUs are accounted strictly (a count was configured, or GPUs were detected).
+   * false: no GPU on the host and none configured: replicas run without accelerators
+   * and GPU requests do not limit launches (CPU-only machines, CI).
+   */
+  strict: boolean;
+}
+
+/** Typed provider errors; `retryable` tells activities how to wrap them. */
+export class ProviderError extends Error {
+  constructor(
+    message: string,
+    readonly type: 'CapacityError' | 'ThrottlingError' | 'InvalidRequest' | 'CredentialsError' | 'ProviderError',
+    readonly retryable: boolean,
+  ) {
+    super(message);
+    this.name = type;
+  }
+}
+
+export interface Provider {
+  readonly name: string;
+  /** Idempotent: a second call with the same replicaId returns the existing replica if it still runs. */
+  launch(req: LaunchRequest): Promise<ReplicaHandle>;
+  /** `missing` when the provider has no record of the id. */
+  describe(replicaId: string): Promise<ReplicaDescription>;
+  /** Idempotent: terminating a replica that is gone succeeds. Waits until it is gone. */
+  terminate(replicaId: string): Promise<void>;
+  /** All replicas the provider knows of, optionally for one service. */
+  list(service?: string): Promise<ReplicaDescription[]>;
+  /** GPU inventory (total/free). */
+  gpus(): Promise<GpuInventory>;
+}

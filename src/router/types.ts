@@ -1,0 +1,28 @@
+/**
+ * The router's admin API contract, shared by the router server and its client.
+ *
+ * Traffic port:   http://<host>:<trafficPort>/<service>/<path...>  -> a replica's /<path...>
+ * Admin port:     http://127.0.0.1:<adminPort>, every request needs `Authorization: Bearer <token>`
+ *   PUT  /v1/services/:service/backends   body RouteTable['services'][name] -> 200 ServiceRoute
+ *   GET  /v1/services/:service            -> 200 ServiceRoute & { stats } | 404
+ *   GET  /v1/services                      -> 200 { services: Record<string, ServiceRoute> }
+ *   GET  /v1/services/:service/inflight?replica=<id> -> 200 { inflight: number }
+ *   DELETE /v1/services/:service          -> 204
+ *   GET  /healthz (no auth)                -> 200 { ok: true }
+ */
+export interface Backend {
+  replicaId: string;
+  version: number;
+  /** Base URL, e.g. `http://127.0.0.1:41234`. */
+  url: string;
+  /** Relative weight; 0 = out of rotation (draining). */
+  weight: number;
+}
+
+export interface ServiceRoute {
+  backends: Backend[];
+}
+
+export interface RouteTable {
+  services: Record<string, ServiceRoute>;
+}

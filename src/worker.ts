@@ -1,0 +1,77 @@
+/**
+ * Wires the providers, the router client and the activities into a Temporal worker.
+ * `rollout worker` runs it from the environment; `rollout dev` runs it as a child process.
+ */
+import { NativeConnection, Worker } from '@temporalio/worker';
+import path from 'node:path';
+import { createActivities } from './activities';
+import { LocalProvider } from './providers/local';
+import type { Provider } from './providers/types';
+import { RouterAdminClient } from './router/client';
+import { TASK_QUEUE } from './workflows/types';
+
+export interface WorkerConfig {
+  temporalAddress: string;
+  namespace: string;
+  taskQueue: string;
+  /** Where the local provider keeps replica records and logs. */
+  stateDir: string;
+  /** GPUs the local provider may hand out; undefined = detect with nvidia-smi. */
+  gpus?: number;
+  routerAdminUrl: string;
+  routerToken: string;
+  routerPublicUrl: string;
+}
+
+export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const required = (name: string): string => {
+    const value = env[name];
+    if (!value) throw new Error(`${name} is not set`);
+    return value;
+  };
+  return {
+    temporalAddress: env.TEMPORAL_ADDRESS ?? 'localhost:7233',
+    namespace: env.TEMPORAL_NAMESPACE ?? 'default',
+    taskQueue: env.ROLLOUT_TASK_QUEUE ?? TASK_QUEUE,
+    stateDir: path.resolve(env.ROLLOUT_STATE_DIR ?? '.rollout'),
+    gpus: env.ROLLOUT_GPUS !== undefined && env.ROLLOUT_GPUS !== '' ? Number(env.ROLLOUT_GPUS) : undefined,
+    routerAdminUrl: required('ROUTER_ADMIN_URL'),
+    routerToken: required('ROUTER_TOKEN'),
+    routerPublicUrl: required('ROUTER_PUBLIC_URL'),
+  };
+}
+
+export function createProviders(config: Pick<WorkerConfig, 'stateDir' | 'gpus'>): Record<string, Provider> {
+  return { local: new LocalProvider({ stateDir: path.join(config.stateDir, 'local'), gpus: config.gpus }) };
+}
+
+/** Path of the workflow bundle's entry, from src/ (tests) or dist/ (the CLI). */
+export const workflowsPath = require.resolve('./workflows');
+
+export async function createWorker(config: WorkerConfig, connection: NativeConnection): Promise<Worker> {
+  const activities = createActivities({
+    providers: createProviders(config),
+    router: new RouterAdminClient(config.routerAdminUrl, config.routerToken),
+    routerPublicUrl: config.routerPublicUrl,
+  });
+  return Worker.create({
+    connection,
+    namespace: config.namespace,
+    taskQueue: config.taskQueue,
+    workflowsPath,
+    activities,
+  });
+}
+
+/** Runs until SIGINT/SIGTERM; prints `worker ready` once polling. */
+export async function runWorker(config: WorkerConfig): Promise<void> {
+  const connection = await NativeConnection.connect({ address: config.temporalAddress });
+  try {
+    const worker = await createWorker(config, connection);
+    const run = worker.run();
+    process.stdout.write(`worker ready: task queue ${config.taskQueue} on ${config.temporalAddress}\n`);
+    await run;
+  } finally {
+    await connection.close();
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * The rollout workflow's replicas and the activities that change them. Each launched
+ * replica runs its own lifecycle (launch → wait until ready → watch) in a cancellation
+ * scope of its own, so removing a replica that is still loading cancels its wait first.
+ * Workflow code: deterministic, no I/O.
+ */
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import type { ObservedReplica, TrafficWeight } from '../plan/types';
+import { parseAccelerators } from '../spec/accelerators';
+import type { ServiceSpec } from '../spec/types';
+import type { ReplicaRecord, RolloutInput } from './types';
+
+type Activities = ReturnType<typeof createActivities>;
+
+/** Failure types that no retry can fix. */
+const PERMANENT = ['InvalidRequest', 'CredentialsError', 'ProviderNotConfigured', 'ReplicaNotReady', 'ReplicaDied', 'ReplicaUnhealthy'];
+
+// Short calls to the router and the provider: retried with backoff, each attempt bounded.
+const { setTraffic, gpuCapacity, terminateReplica } = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 30, nonRetryableErrorTypes: PERMANENT },
+});
+
+// Launch is not heartbeating, so a cancelled launch must still complete before we terminate
+// the replica it made (otherwise a late launch would leak a process).
+const { launchReplica } = proxyActivities<Activities>({
+  startToCloseTimeout: '15 minutes',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: PERMANENT },
+});
+
+/** Drain takes as long as the longest in-flight request (a stream) or the drain timeout. */
+export const DRAIN_TIMEOUT_MS = 30_000;
+const { drainReplica } = proxyActivities<Activities>({
+  startToCloseTimeout: DRAIN_TIMEOUT_MS + 60_000,
+  retry: { maximumAttempts: 3 },
+});
+
+/** Long waits heartbeat; a worker that dies is noticed within the heartbeat timeout and the wait resumes elsewhere. */
+function longWaits(initialDelaySeconds: number) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: (initialDelaySeconds + 600) * 1000,
+    heartbeatTimeout: '20 seconds',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', nonRetryableErrorTypes: PERMANENT },
+  });
+}
+
+export class ReplicaFleet {
+  private readonly replicas = new Map<string, ReplicaRecord>();
+  private readonly scopes = new Map<string, CancellationScope>();
+  private readonly lifecycles = new Map<string, Promise<void>>();
+  private changed = false;
+  private trafficKey = '';
+  private totalGpus: number | null | undefined;
+  seq: number;
+  traffic: TrafficWeight[] = [];
+  endpoint?: string;
+  /** Called when a replica never became ready or died. */
+  onTargetFailure: (replicaId: string, message: string) => void = () => undefined;
+
+  constructor(private readonly input: RolloutInput) {
+    for (const r of input.replicas) this.replicas.set(r.id, { ...r });
+    this.seq = input.replicaSeq;
+    // Replicas that serve when the rollout starts keep serving: the first traffic call
+    // re-states the same split.
+    this.traffic = input.replicas
+      .filter((r) => r.status === 'READY')
+      .map((r) => ({ replicaId: r.id, version: r.version, weight: 1 }));
+  }
+
+  wake(): void {
+    this.changed = true;
+  }
+
+  hasChanged(): boolean {
+    return this.changed;
+  }
+
+  /** Marks the current state as planned on. */
+  settled(): void {
+    this.changed = false;
+  }
+
+  records(): ReplicaRecord[] {
+    return [...this.replicas.values()].map((r) => ({ ...r }));
+  }
+
+  versionOf(replicaId: string): number | undefined {
+    return this.replicas.get(replicaId)?.version;
+  }
+
+  observed(): ObservedReplica[] {
+    return [...this.replicas.values()].map(({ id, version, status }) => ({ id, version, status }));
+  }
+
+  /** GPUs free for the target spec's replicas, from the provider's total minus what our replicas hold. */
+  async gpuBudget(spec: ServiceSpec): Promise<{ free: number; perReplica: number } | undefined> {
+    const perReplica = parseAccelerators(spec.resources.accelerators)?.count ?? 0;
+    if (perReplica === 0) return undefined;
+    if (this.totalGpus === undefined) this.totalGpus = (await gpuCapacity({ provider: spec.resources.provider })).totalGpus;
+    if (this.totalGpus === null) return undefined;
+    const held = [...this.replicas.values()].filter((r) => r.status !== 'TERMINATED').reduce((n, r) => n + r.gpus, 0);
+    return { free: Math.max(0, this.totalGpus - held), perReplica };
+  }
+
+  async setTraffic(weights: TrafficWeight[]): Promise<void> {
+    const key = JSON.stringify(weights);
+    if (key === this.trafficKey) return;
+    const backends = weights.map((w) => ({ ...w, url: this.replicas.get(w.replicaId)?.endpoint ?? '' }));
+    const result = await setTraffic({ service: this.input.service, backends });
+    this.endpoint = result.endpoint;
+    this.traffic = weights;
+    this.trafficKey = key;
+  }
+
+  launch(version: number, spec: ServiceSpec): void {
+    const id = `${this.input.service}-v${version}-r${++this.seq}`;
+    const gpus = parseAccelerators(spec.resources.accelerators)?.count ?? 0;
+    const record: ReplicaRecord = { id, version, status: 'PROVISIONING', gpus };
+    this.replicas.set(id, record);
+    const scope = new CancellationScope();
+    this.scopes.set(id, scope);
+    this.lifecycles.set(id, scope.run(() => this.lifecycle(record, spec)));
+  }
+
+  private async lifecycle(record: ReplicaRecord, spec: ServiceSpec): Promise<void> {
+    const waits = longWaits(spec.readiness_probe.initial_delay_seconds);
+    const provider = spec.resources.provider;
+    try {
+      const launched = await launchReplica({ replicaId: record.id, service: this.input.service, version: record.version, spec });
+      record.endpoint = launched.endpoint;
+      record.status = 'STARTING';
+      this.wake();
+      const deadline = Date.now() + spec.readiness_probe.initial_delay_seconds * 1000;
+      const probe = spec.readiness_probe;
+      await waits.waitReplicaReady({ replicaId: record.id, provider, endpoint: launched.endpoint, probe, deadline });
+      record.status = 'READY';
+      this.wake();
+      await waits.watchReplica({ replicaId: record.id, provider, endpoint: launched.endpoint, probe });
+    } catch (err) {
+      if (isCancellation(err) || record.status === 'SHUTTING_DOWN') return;
+      record.status = 'FAILED';
+      record.message = failureMessage(err);
+      this.wake();
+      this.onTargetFailure(record.id, record.message);
+    }
+  }
+
+  /** Takes replicas out of traffic (the planner already left them out), drains, terminates. */
+  async remove(ids: string[]): Promise<void> {
+    await Promise.all(ids.map((id) => this.removeOne(id)));
+  }
+
+  private async removeOne(id: string): Promise<void> {
+    const record = this.replicas.get(id);
+    if (!record) return;
+    const wasServing = this.traffic.some((t) => t.replicaId === id);
+    record.status = 'SHUTTING_DOWN';
+    this.scopes.get(id)?.cancel();
+    await this.lifecycles.get(id); // a launch in flight completes before we terminate what it made
+    await CancellationScope.nonCancellable(async () => {
+      if (wasServing) await drainReplica({ service: this.input.service, replicaId: id, timeoutMs: DRAIN_TIMEOUT_MS });
+      await terminateReplica({ replicaId: id, provider: this.providerOf(record) });
+    });
+    this.replicas.delete(id);
+    this.scopes.delete(id);
+    this.lifecycles.delete(id);
+    this.wake();
+  }
+
+  private providerOf(record: ReplicaRecord): string {
+    const spec = record.version === this.input.toVersion ? this.input.toSpec : (this.input.fromSpec ?? this.input.toSpec);
+    return spec.resources.provider;
+  }
+
+  /** Ends the watchers of the replicas that stay (their lifecycle is over for this rollout). */
+  async stopWatching(): Promise<void> {
+    for (const scope of this.scopes.values()) scope.cancel();
+    await Promise.all(this.lifecycles.values());
+  }
+}
+
+function failureMessage(err: unknown): string {
+  let e: unknown = err;
+  // ActivityFailure wraps the ApplicationFailure thrown by the activity.
+  while (e instanceof Error && e.cause) e = e.cause;
+  if (e instanceof ApplicationFailure) return e.message;
+  return e instanceof Error ? e.message : String(e);
+}

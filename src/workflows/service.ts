@@ -1,0 +1,116 @@
+/**
+ * Service workflow `service-<name>`: the long-lived entity that owns a service's state
+ * (spec, serving version, replicas, endpoint). Each `deploy` update gets the next integer
+ * version and runs as a child rollout workflow `rollout-<name>-v<version>`; control signals
+ * are forwarded to the active rollout. Continues as new when Temporal suggests it.
+ */
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  executeChild,
+  getExternalWorkflowHandle,
+  log,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { deployUpdate, pauseSignal, resumeSignal, rollbackSignal, serviceStatusQuery } from './messages';
+import { rolloutWorkflow } from './rollout';
+import { serviceStatusOf } from './service-status';
+import type { DeployInput, RolloutSummary, ServiceState, ServiceWorkflowInput } from './types';
+import { rolloutWorkflowId } from './types';
+
+const HISTORY_KEPT = 20;
+
+export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void> {
+  const state: ServiceState = input.state ?? {
+    name: input.name,
+    version: 0,
+    nextVersion: 1,
+    replicas: [],
+    replicaSeq: 0,
+    history: [],
+  };
+  let pending: { deploy: DeployInput; version: number } | undefined;
+
+  setHandler(
+    deployUpdate,
+    async (deploy) => {
+      const version = state.nextVersion++;
+      pending = { deploy, version };
+      // Answer once the rollout workflow exists, so the caller can follow it by id.
+      await condition(() => state.activeRollout?.version === version || state.history.some((h) => h.version === version));
+      return { version, rolloutWorkflowId: rolloutWorkflowId(state.name, version) };
+    },
+    {
+      validator: (deploy) => {
+        if (!deploy?.spec || typeof deploy.spec !== 'object') throw new Error('deploy needs a spec');
+        if (deploy.spec.name !== state.name) {
+          throw new Error(`spec is for service "${deploy.spec.name}", this is service "${state.name}"`);
+        }
+        const running = state.activeRollout ?? (pending ? { version: pending.version } : undefined);
+        if (running) {
+          throw new Error(
+            `a rollout of ${state.name} v${running.version} is in progress; wait for it to finish, or stop it with \`rollout rollback ${state.name}\``,
+          );
+        }
+      },
+    },
+  );
+
+  const forward = (signal: typeof pauseSignal | typeof resumeSignal) => () => {
+    if (!state.activeRollout) return log.info(`ignored ${signal.name}: no rollout in progress`);
+    void getExternalWorkflowHandle(state.activeRollout.workflowId).signal(signal);
+  };
+  setHandler(pauseSignal, forward(pauseSignal));
+  setHandler(resumeSignal, forward(resumeSignal));
+  setHandler(rollbackSignal, (arg) => {
+    if (!state.activeRollout) return log.info('ignored rollback: no rollout in progress');
+    void getExternalWorkflowHandle(state.activeRollout.workflowId).signal(rollbackSignal, arg);
+  });
+  setHandler(serviceStatusQuery, () => serviceStatusOf(state));
+
+  for (;;) {
+    await condition(() => pending !== undefined || workflowInfo().continueAsNewSuggested);
+    if (pending) {
+      const { deploy, version } = pending;
+      const workflowId = rolloutWorkflowId(state.name, version);
+      state.activeRollout = { workflowId, version };
+      pending = undefined;
+      let summary: RolloutSummary;
+      try {
+        const result = await executeChild(rolloutWorkflow, {
+          workflowId,
+          args: [
+            {
+              service: state.name,
+              fromVersion: state.version,
+              fromSpec: state.spec,
+              toVersion: version,
+              toSpec: deploy.spec,
+              replicas: state.replicas,
+              replicaSeq: state.replicaSeq,
+            },
+          ],
+        });
+        if (result.outcome === 'succeeded') {
+          state.version = version;
+          state.spec = deploy.spec;
+        }
+        state.replicas = result.replicas;
+        state.replicaSeq = result.replicaSeq;
+        state.endpoint = result.endpoint ?? state.endpoint;
+        summary = { version, workflowId, outcome: result.outcome, reason: result.reason };
+      } catch (err) {
+        // The rollout workflow itself failed (terminated, or a bug): keep the last known state.
+        log.error('rollout workflow failed', { workflowId, error: String(err) });
+        summary = { version, workflowId, outcome: 'failed', reason: `rollout workflow failed: ${String(err)}` };
+      }
+      state.history = [...state.history, summary].slice(-HISTORY_KEPT);
+      state.activeRollout = undefined;
+    } else {
+      await condition(allHandlersFinished);
+      if (pending === undefined) await continueAsNew<typeof serviceWorkflow>({ name: state.name, state });
+    }
+  }
+}

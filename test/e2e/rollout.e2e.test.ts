@@ -1,0 +1,124 @@
+/**
+ * End to end on the real stack: `rollout dev` (Temporal dev server, router, worker, local
+ * provider), real replica processes (examples/model-server), real HTTP through the router,
+ * and the real CLI.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { modelServerSpec, replicaProcesses, rolloutCli, startStack, writeSpec, killProcess, type RunningStack } from '../helpers/dev-stack';
+
+let stack: RunningStack;
+let specDir: string;
+
+beforeAll(async () => {
+  specDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rollout-specs-'));
+  stack = await startStack();
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+}, 60_000);
+
+async function complete(service: string): Promise<{ status: number; version: string | null; replica: string | null }> {
+  const res = await fetch(`${stack.routerUrl}/${service}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'hello', max_tokens: 4 }),
+  });
+  await res.arrayBuffer();
+  return { status: res.status, version: res.headers.get('x-model-version'), replica: res.headers.get('x-rollout-replica') };
+}
+
+async function statusJson(service: string) {
+  const r = await rolloutCli(stack, ['status', service, '--output', 'json']);
+  expect(r.code).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
+const versionsOf = (service: string, version: number) =>
+  replicaProcesses(service).filter((p) => p.replicaId.startsWith(`${service}-v${version}-`));
+
+test('v1 (2 replicas) rolls to v2 through the router; status shows v2 READY; no v1 process is left', async () => {
+  const v1 = writeSpec(specDir, 'chat-v1.yaml', modelServerSpec({ name: 'chat', version: 'v1' }));
+  const r1 = await rolloutCli(stack, ['deploy', v1, '--wait']);
+  expect(r1.code).toBe(0);
+  expect((await complete('chat')).version).toBe('v1');
+  expect(new Set(versionsOf('chat', 1).map((p) => p.replicaId)).size).toBe(2);
+
+  const v2 = writeSpec(specDir, 'chat-v2.yaml', modelServerSpec({ name: 'chat', version: 'v2' }));
+  const r2 = await rolloutCli(stack, ['deploy', v2, '--wait']);
+  expect(r2.stderr).toMatch(/serves all traffic/);
+  expect(r2.code).toBe(0);
+
+  const status = await statusJson('chat');
+  expect(status.version).toBe(2);
+  expect(status.endpoint).toBe(`${stack.routerUrl}/chat`);
+  expect(status.replicas).toHaveLength(2);
+  for (const replica of status.replicas) {
+    expect(replica).toMatchObject({ version: 2, status: 'READY' });
+    expect(replica.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  }
+  for (let i = 0; i < 6; i++) expect(await complete('chat')).toMatchObject({ status: 200, version: 'v2' });
+  expect(versionsOf('chat', 1)).toEqual([]);
+  expect(new Set(versionsOf('chat', 2).map((p) => p.replicaId)).size).toBe(2);
+}, 180_000);
+
+test('v2 never becomes ready: deploy --wait exits 1, v1 serves all traffic, no v2 process is left', async () => {
+  const v1 = writeSpec(specDir, 'stuck-v1.yaml', modelServerSpec({ name: 'stuck', version: 'v1' }));
+  expect((await rolloutCli(stack, ['deploy', v1, '--wait'])).code).toBe(0);
+  const v2 = writeSpec(specDir, 'stuck-v2.yaml', modelServerSpec({ name: 'stuck', version: 'v2', extraEnv: { NEVER_READY: '1' }, initialDelay: 4 }));
+  const r2 = await rolloutCli(stack, ['deploy', v2, '--wait']);
+  expect(r2.code).toBe(1);
+  expect(r2.stderr).toMatch(/rolled back: replica stuck-v2-r3 failed: .*not ready/);
+  const status = await statusJson('stuck');
+  expect(status.version).toBe(1);
+  expect(status.traffic).toEqual({ '1': 100 });
+  expect(status.replicas.map((r: { version: number; status: string }) => `${r.version}:${r.status}`)).toEqual(['1:READY', '1:READY']);
+  for (let i = 0; i < 6; i++) expect(await complete('stuck')).toMatchObject({ status: 200, version: 'v1' });
+  expect(versionsOf('stuck', 2)).toEqual([]);
+}, 180_000);
+
+test('the worker is killed mid-rollout and restarted: the rollout finishes with no leaked replica', async () => {
+  const v1 = writeSpec(specDir, 'crash-v1.yaml', modelServerSpec({ name: 'crash', version: 'v1' }));
+  expect((await rolloutCli(stack, ['deploy', v1, '--wait'])).code).toBe(0);
+  const v2 = writeSpec(specDir, 'crash-v2.yaml', modelServerSpec({ name: 'crash', version: 'v2', extraEnv: { LOAD_DELAY_SECONDS: '4' } }));
+  expect((await rolloutCli(stack, ['deploy', v2])).code).toBe(0);
+  // Kill the worker while the first v2 replica is loading.
+  for (let i = 0; i < 100 && versionsOf('crash', 2).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  const pid = stack.workerPid();
+  killProcess(pid, 'SIGKILL');
+  // The dev supervisor restarts the worker; Temporal retries the interrupted activities.
+  const deadline = Date.now() + 150_000;
+  let status = await statusJson('crash');
+  while ((status.version !== 2 || status.rollout) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 1000));
+    status = await statusJson('crash');
+  }
+  expect(stack.output()).toMatch(/restarting worker/);
+  expect(stack.workerPid()).not.toBe(pid);
+  expect(status.version).toBe(2);
+  expect(status.replicas.map((r: { status: string }) => r.status)).toEqual(['READY', 'READY']);
+  const live = new Set(replicaProcesses('crash').map((p) => p.replicaId));
+  expect([...live].sort()).toEqual(status.replicas.map((r: { id: string }) => r.id).sort());
+  const records = fs.readdirSync(path.join(stack.stateDir, 'local', 'replicas')).filter((f) => f.startsWith('crash-') && f.endsWith('.json'));
+  expect(records.sort()).toEqual(status.replicas.map((r: { id: string }) => `${r.id}.json`).sort());
+}, 240_000);
+
+test('an invalid spec exits 2 naming the field, and starts nothing', async () => {
+  const bad = writeSpec(specDir, 'bad.yaml', 'name: broken\nreplicas: -1\nrun: serve\nrollout:\n  max_surge: 0\n  max_unavailable: 0\n  strategy: sideways\n');
+  const r = await rolloutCli(stack, ['deploy', bad, '--wait']);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/replicas/);
+  expect(r.stderr).toMatch(/rollout\.strategy/);
+  const s = await rolloutCli(stack, ['status', 'broken']);
+  expect(s.code).toBe(1);
+  expect(s.stderr).toMatch(/no service named "broken"/);
+});
+
+test('Temporal unreachable: exit 3 with a hint', async () => {
+  const v1 = writeSpec(specDir, 'ok.yaml', modelServerSpec({ name: 'nowhere', version: 'v1' }));
+  const r = await rolloutCli({ temporalAddress: '127.0.0.1:1' }, ['deploy', v1, '--wait']);
+  expect(r.code).toBe(3);
+  expect(r.stderr).toMatch(/cannot reach Temporal at 127\.0\.0\.1:1/);
+});

@@ -1,0 +1,159 @@
+/**
+ * End-to-end harness: runs the real `rollout dev` stack (Temporal dev server, router, worker,
+ * local provider) on free loopback ports, and the real CLI against it.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const CLI = path.join(ROOT, 'bin', 'rollout.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RunningStack {
+  temporalAddress: string;
+  routerUrl: string;
+  stateDir: string;
+  dev: ChildProcess;
+  output: () => string;
+  /** Pid of the current worker process (from stack.json, updated at start). */
+  workerPid(): number;
+  stop(): Promise<void>;
+}
+
+export async function startStack(extraArgs: string[] = []): Promise<RunningStack> {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rollout-e2e-'));
+  const [temporalPort, routerPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+  const args = [
+    CLI, 'dev', '--headless',
+    '--temporal-port', String(temporalPort),
+    '--router-port', String(routerPort),
+    '--router-admin-port', String(adminPort),
+    '--state-dir', stateDir,
+    ...extraArgs,
+  ];
+  const dev = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  dev.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  dev.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`rollout dev not ready in 90s:\n${out}`)), 90_000);
+    const check = () => {
+      if (/^ready: /m.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    dev.stdout?.on('data', check);
+    dev.on('exit', (code) => reject(new Error(`rollout dev exited ${code}:\n${out}`)));
+  });
+  const stack: RunningStack = {
+    temporalAddress: `127.0.0.1:${temporalPort}`,
+    routerUrl: `http://127.0.0.1:${routerPort}`,
+    stateDir,
+    dev,
+    output: () => out,
+    workerPid: () => JSON.parse(fs.readFileSync(path.join(stateDir, 'stack.json'), 'utf8')).workerPid,
+    stop: async () => {
+      if (dev.exitCode === null) {
+        const gone = new Promise((r) => dev.once('exit', r));
+        dev.kill('SIGTERM');
+        await gone;
+      }
+    },
+  };
+  return stack;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI (asynchronously, so the test process keeps serving its own timers). */
+export function rolloutCli(stack: Pick<RunningStack, 'temporalAddress'> | undefined, args: string[], timeoutMs = 240_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...(stack ? { TEMPORAL_ADDRESS: stack.temporalAddress } : {}) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`rollout ${args.join(' ')} timed out:\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+/** Writes a spec file for the example model server with the given overrides of env and fields. */
+export function writeSpec(dir: string, file: string, yaml: string): string {
+  const p = path.join(dir, file);
+  fs.writeFileSync(p, yaml);
+  return p;
+}
+
+export function modelServerSpec(opts: { name: string; version: string; replicas?: number; extraEnv?: Record<string, string>; initialDelay?: number; timeout?: string; strategy?: string }): string {
+  const env = { MODEL_VERSION: opts.version, LOAD_DELAY_SECONDS: '1', ...opts.extraEnv };
+  return [
+    `name: ${opts.name}`,
+    `replicas: ${opts.replicas ?? 2}`,
+    'run: node examples/model-server/server.js',
+    'env:',
+    ...Object.entries(env).map(([k, v]) => `  ${k}: "${v}"`),
+    'readiness_probe:',
+    '  path: /health',
+    `  initial_delay_seconds: ${opts.initialDelay ?? 30}`,
+    '  period_seconds: 1',
+    'rollout:',
+    `  strategy: ${opts.strategy ?? 'rolling'}`,
+    '  max_surge: 1',
+    '  max_unavailable: 0',
+    `  timeout: ${opts.timeout ?? '5m'}`,
+    '',
+  ].join('\n');
+}
+
+/** Pids of live processes whose environment carries REPLICA_ID for this service (any version). */
+export function replicaProcesses(service: string): { pid: number; replicaId: string }[] {
+  const found: { pid: number; replicaId: string }[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const environ = fs.readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (/\) Z /.test(stat)) continue; // zombies are dead
+      const svc = environ.find((e) => e.startsWith('SERVICE_NAME='))?.slice('SERVICE_NAME='.length);
+      const id = environ.find((e) => e.startsWith('REPLICA_ID='))?.slice('REPLICA_ID='.length);
+      if (svc === service && id) found.push({ pid: Number(entry), replicaId: id });
+    } catch {
+      // process gone or not ours
+    }
+  }
+  return found;
+}
+
+export function killProcess(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+  spawnSync('kill', [`-${signal.replace('SIG', '')}`, String(pid)]);
+}

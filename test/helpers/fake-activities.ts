@@ -1,0 +1,95 @@
+/**
+ * In-memory activities for workflow tests that are about orchestration: replicas are records,
+ * readiness is scripted per version. The Temporal server and client stay real.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { createActivities } from '../../src/activities';
+import type {
+  DrainReplicaInput,
+  LaunchReplicaInput,
+  SetTrafficInput,
+  TerminateReplicaInput,
+  WaitReplicaReadyInput,
+} from '../../src/activities/types';
+
+type Activities = ReturnType<typeof createActivities>;
+
+/** How replicas of a version behave: ready after `readyAfterMs` (real time), never ready, or failing. */
+export type Readiness = { kind: 'ready'; afterMs?: number } | { kind: 'never' } | { kind: 'fail'; message: string };
+
+export interface FakeWorld {
+  activities: Activities;
+  /** Every setTraffic call, in order. */
+  trafficCalls: SetTrafficInput['backends'][];
+  launched: string[];
+  terminated: string[];
+  drained: string[];
+  /** Replica ids currently "running". */
+  running: Set<string>;
+  readiness: Map<number, Readiness>;
+}
+
+function sleepUnlessCancelled(ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const signal = Context.current().cancellationSignal;
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    });
+  });
+}
+
+/** Waits (heartbeating) until the activity is cancelled. */
+async function hangUntilCancelled(): Promise<never> {
+  for (;;) {
+    Context.current().heartbeat();
+    await sleepUnlessCancelled(200);
+  }
+}
+
+export function fakeWorld(readiness: Record<number, Readiness> = {}): FakeWorld {
+  const world: FakeWorld = {
+    trafficCalls: [],
+    launched: [],
+    terminated: [],
+    drained: [],
+    running: new Set(),
+    readiness: new Map(Object.entries(readiness).map(([v, r]) => [Number(v), r])),
+    activities: {} as Activities,
+  };
+  const versionOf = (replicaId: string): number => Number(/-v(\d+)-r\d+$/.exec(replicaId)?.[1]);
+  world.activities = {
+    async launchReplica(input: LaunchReplicaInput) {
+      if (!world.running.has(input.replicaId)) world.launched.push(input.replicaId);
+      world.running.add(input.replicaId);
+      return { replicaId: input.replicaId, endpoint: `http://fake/${input.replicaId}`, gpuIds: [] };
+    },
+    async waitReplicaReady(input: WaitReplicaReadyInput) {
+      const behaviour = world.readiness.get(versionOf(input.replicaId)) ?? { kind: 'ready' };
+      if (behaviour.kind === 'never') await hangUntilCancelled();
+      if (behaviour.kind === 'fail') {
+        throw ApplicationFailure.create({ type: 'ReplicaNotReady', message: behaviour.message, nonRetryable: true });
+      }
+      if (behaviour.kind === 'ready') await sleepUnlessCancelled(behaviour.afterMs ?? 10);
+    },
+    async watchReplica() {
+      await hangUntilCancelled();
+    },
+    async setTraffic(input: SetTrafficInput) {
+      world.trafficCalls.push(input.backends);
+      return { endpoint: `http://router.test/${input.service}` };
+    },
+    async drainReplica(input: DrainReplicaInput) {
+      world.drained.push(input.replicaId);
+      return { drained: true, inflight: 0 };
+    },
+    async terminateReplica(input: TerminateReplicaInput) {
+      if (world.running.delete(input.replicaId)) world.terminated.push(input.replicaId);
+    },
+    async gpuCapacity() {
+      return { totalGpus: null };
+    },
+  };
+  return world;
+}
