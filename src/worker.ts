@@ -65,6 +65,8 @@ export async function createWorker(config: WorkerConfig, connection: NativeConne
 
 /** Runs until SIGINT/SIGTERM; prints `worker ready` once polling. */
 export async function runWorker(config: WorkerConfig): Promise<void> {
+  // Replicas inherit the worker's environment: keep the router's admin token out of it.
+  delete process.env.ROUTER_TOKEN;
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   try {
     const worker = await createWorker(config, connection);

@@ -47,6 +47,8 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
   fs.mkdirSync(logs, { recursive: true });
   const provider = new LocalProvider({ stateDir: path.join(stateDir, 'local'), gpus: opts.gpus });
   await removeLeftovers(provider);
+  // Temporal runs in memory: a route table from an earlier run points at replicas that are gone.
+  fs.rmSync(path.join(stateDir, 'routes.json'), { force: true });
 
   const temporalCli = resolveBinary(TEMPORAL_CLI);
   if (!temporalCli) {

@@ -40,12 +40,12 @@ function sleepUnlessCancelled(ms: number): Promise<void> {
   });
 }
 
-/** Waits (heartbeating) until the activity is cancelled. */
-async function hangUntilCancelled(): Promise<never> {
-  for (;;) {
-    Context.current().heartbeat();
-    await sleepUnlessCancelled(200);
-  }
+/**
+ * "Still loading, ask again in 10 minutes": the time-skipping server only skips time while no
+ * activity runs, so a replica that never becomes ready is modelled by retries far apart.
+ */
+function stillLoading(): never {
+  throw ApplicationFailure.create({ type: 'StillLoading', message: 'still loading', nextRetryDelay: '10 minutes' });
 }
 
 export function fakeWorld(readiness: Record<number, Readiness> = {}): FakeWorld {
@@ -67,14 +67,14 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}): FakeWorld 
     },
     async waitReplicaReady(input: WaitReplicaReadyInput) {
       const behaviour = world.readiness.get(versionOf(input.replicaId)) ?? { kind: 'ready' };
-      if (behaviour.kind === 'never') await hangUntilCancelled();
+      if (behaviour.kind === 'never') stillLoading();
       if (behaviour.kind === 'fail') {
         throw ApplicationFailure.create({ type: 'ReplicaNotReady', message: behaviour.message, nonRetryable: true });
       }
       if (behaviour.kind === 'ready') await sleepUnlessCancelled(behaviour.afterMs ?? 10);
     },
     async watchReplica() {
-      await hangUntilCancelled();
+      // Healthy replicas: the watch ends at once (the real one runs until cancelled).
     },
     async setTraffic(input: SetTrafficInput) {
       world.trafficCalls.push(input.backends);

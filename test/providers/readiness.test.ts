@@ -1,0 +1,143 @@
+/** waitUntilReady against real replica processes started by the local provider. */
+import net from 'node:net';
+import { LocalProvider } from '../../src/providers/local';
+import { probeOnce, ReplicaDiedError, ReplicaNotReadyError, waitUntilReady, type ProbeReport } from '../../src/providers/readiness';
+import { launchRequest, ProviderSandbox, serverRun } from './replica-fixture';
+
+let sandbox: ProviderSandbox;
+let provider: LocalProvider;
+beforeEach(() => {
+  sandbox = new ProviderSandbox();
+  provider = sandbox.provider();
+});
+afterEach(async () => {
+  await sandbox.cleanup();
+});
+
+/** What the activity passes: the provider's view of the process. */
+const aliveCheck = (replicaId: string) => async () => {
+  const d = await provider.describe(replicaId);
+  return { alive: d.state === 'running', detail: d.exitInfo ?? d.state };
+};
+
+async function closedPort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('waitUntilReady', () => {
+  it('returns once /health turns 200 (after about a second of 503s and refused connections)', async () => {
+    const handle = await provider.launch(launchRequest('r0', { run: serverRun({ READY_AFTER_MS: '1000' }) }));
+    const probes: ProbeReport[] = [];
+    const result = await waitUntilReady({
+      endpoint: handle.endpoint,
+      path: '/health',
+      periodMs: 100,
+      timeoutMs: 1000,
+      deadline: Date.now() + 15_000,
+      isAlive: aliveCheck('r0'),
+      onProbe: (r) => probes.push(r),
+    });
+    expect(result.ready).toBe(true);
+    expect(result.attempts).toBeGreaterThan(3);
+    expect(result.elapsedMs).toBeGreaterThanOrEqual(800);
+    expect(probes).toHaveLength(result.attempts);
+    expect(probes.some((p) => p.status === 503)).toBe(true);
+    expect(probes[probes.length - 1].status).toBe(200);
+  });
+
+  it('throws ReplicaNotReadyError with the last probe once the deadline passes', async () => {
+    const handle = await provider.launch(launchRequest('r0', { run: serverRun({ READY_AFTER_MS: '600000' }) }));
+    const started = Date.now();
+    const err = await waitUntilReady({
+      endpoint: handle.endpoint,
+      path: '/health',
+      periodMs: 100,
+      timeoutMs: 1000,
+      deadline: Date.now() + 1500,
+      isAlive: aliveCheck('r0'),
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ReplicaNotReadyError);
+    expect((err as Error).message).toMatch(/not ready after \ds .*last probe: HTTP 503/);
+    expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it('throws ReplicaDiedError quickly, with the exit code and log, when the process exits', async () => {
+    const handle = await provider.launch(launchRequest('r0', { run: serverRun({ READY_AFTER_MS: '600000', EXIT_AFTER_MS: '300', EXIT_CODE: '7' }) }));
+    const started = Date.now();
+    const err = await waitUntilReady({
+      endpoint: handle.endpoint,
+      path: '/health',
+      periodMs: 100,
+      timeoutMs: 1000,
+      deadline: Date.now() + 60_000,
+      isAlive: aliveCheck('r0'),
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ReplicaDiedError);
+    expect((err as Error).message).toContain('exit code 7');
+    expect((err as Error).message).toContain('fatal: could not load model weights');
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('stops promptly with an AbortError when the signal aborts', async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 300);
+    const started = Date.now();
+    const err = await waitUntilReady({
+      endpoint: `http://127.0.0.1:${await closedPort()}`,
+      path: '/health',
+      periodMs: 10_000,
+      timeoutMs: 1000,
+      deadline: Date.now() + 60_000,
+      isAlive: async () => ({ alive: true }),
+      signal: controller.signal,
+    }).catch((e: unknown) => e);
+    expect((err as Error).name).toBe('AbortError');
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+
+  it('throws the abort reason itself when it is an Error (Temporal passes a CancelledFailure)', async () => {
+    const reason = new Error('activity cancelled');
+    const err = await waitUntilReady({
+      endpoint: 'http://127.0.0.1:1',
+      path: '/health',
+      periodMs: 100,
+      timeoutMs: 100,
+      deadline: Date.now() + 60_000,
+      isAlive: async () => ({ alive: true }),
+      signal: AbortSignal.abort(reason),
+    }).catch((e: unknown) => e);
+    expect(err).toBe(reason);
+  });
+});
+
+describe('probeOnce', () => {
+  it('reports a refused connection as data, not an exception', async () => {
+    const result = await probeOnce(`http://127.0.0.1:${await closedPort()}/health`, 1000);
+    expect(result.ok).toBe(false);
+    expect(result.error).toContain('ECONNREFUSED');
+  });
+
+  it('times out a server that never answers', async () => {
+    const silent = net.createServer(() => undefined).listen(0, '127.0.0.1');
+    await new Promise((resolve) => silent.once('listening', resolve));
+    try {
+      const { port } = silent.address() as net.AddressInfo;
+      const started = Date.now();
+      const result = await probeOnce(`http://127.0.0.1:${port}/health`, 300);
+      expect(result).toEqual({ ok: false, error: 'timed out after 300 ms' });
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      silent.close();
+    }
+  });
+
+  it('is ok for a 2xx answer', async () => {
+    const handle = await provider.launch(launchRequest('r0'));
+    await waitUntilReady({ endpoint: handle.endpoint, path: '/health', periodMs: 50, timeoutMs: 500, deadline: Date.now() + 10_000, isAlive: aliveCheck('r0') });
+    expect(await probeOnce(`${handle.endpoint}/health`, 1000)).toEqual({ ok: true, status: 200 });
+  });
+});
