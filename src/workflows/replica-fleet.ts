@@ -56,6 +56,10 @@ export class ReplicaFleet {
   private readonly replicas = new Map<string, ReplicaRecord>();
   private readonly scopes = new Map<string, CancellationScope>();
   private readonly lifecycles = new Map<string, Promise<void>>();
+  /** Settles when the replica's launch activity has finished, either way. */
+  private readonly launches = new Map<string, Promise<void>>();
+  /** Replicas whose lifecycle has ended: cancelling their scope again would cancel a finished activity. */
+  private readonly finished = new Set<string>();
   private changed = false;
   private trafficKey = '';
   private totalGpus: number | null | undefined;
@@ -127,14 +131,21 @@ export class ReplicaFleet {
     this.replicas.set(id, record);
     const scope = new CancellationScope();
     this.scopes.set(id, scope);
-    this.lifecycles.set(id, scope.run(() => this.lifecycle(record, spec)));
+    let launchSettled: () => void = () => undefined;
+    this.launches.set(id, new Promise<void>((resolve) => (launchSettled = resolve)));
+    const lifecycle = scope.run(() => this.lifecycle(record, spec, launchSettled)).finally(() => {
+      launchSettled();
+      this.finished.add(id);
+    });
+    this.lifecycles.set(id, lifecycle);
   }
 
-  private async lifecycle(record: ReplicaRecord, spec: ServiceSpec): Promise<void> {
+  private async lifecycle(record: ReplicaRecord, spec: ServiceSpec, launchSettled: () => void): Promise<void> {
     const waits = longWaits(spec.readiness_probe.initial_delay_seconds);
     const provider = spec.resources.provider;
     try {
-      const launched = await launchReplica({ replicaId: record.id, service: this.input.service, version: record.version, spec });
+      const launched = await launchReplica({ replicaId: record.id, service: this.input.service, version: record.version, spec }).finally(launchSettled);
+      if (record.status === 'SHUTTING_DOWN') return;
       record.endpoint = launched.endpoint;
       record.status = 'STARTING';
       this.wake();
@@ -161,10 +172,13 @@ export class ReplicaFleet {
   private async removeOne(id: string): Promise<void> {
     const record = this.replicas.get(id);
     if (!record) return;
-    const wasServing = this.traffic.some((t) => t.replicaId === id);
+    // A READY replica may have requests in flight even though this step took it out of traffic.
+    const wasServing = record.status === 'READY';
     record.status = 'SHUTTING_DOWN';
-    this.scopes.get(id)?.cancel();
-    await this.lifecycles.get(id); // a launch in flight completes before we terminate what it made
+    // A launch in flight completes before we terminate what it made. A wait for readiness or a
+    // watch is not cancelled: it ends by itself (ReplicaDied) once the replica is gone, which
+    // avoids racing a cancellation against an activity that is completing.
+    await this.launches.get(id);
     await CancellationScope.nonCancellable(async () => {
       if (wasServing) await drainReplica({ service: this.input.service, replicaId: id, timeoutMs: DRAIN_TIMEOUT_MS });
       await terminateReplica({ replicaId: id, provider: this.providerOf(record) });
@@ -172,6 +186,8 @@ export class ReplicaFleet {
     this.replicas.delete(id);
     this.scopes.delete(id);
     this.lifecycles.delete(id);
+    this.launches.delete(id);
+    this.finished.delete(id);
     this.wake();
   }
 
@@ -182,8 +198,9 @@ export class ReplicaFleet {
 
   /** Ends the watchers of the replicas that stay (their lifecycle is over for this rollout). */
   async stopWatching(): Promise<void> {
-    for (const scope of this.scopes.values()) scope.cancel();
-    await Promise.all(this.lifecycles.values());
+    const live = [...this.replicas.keys()].filter((id) => !this.finished.has(id));
+    for (const id of live) this.scopes.get(id)?.cancel();
+    await Promise.all(live.map((id) => this.lifecycles.get(id)));
   }
 }
 

@@ -106,9 +106,9 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
       const step = planStep({
         strategy: target.spec.rollout.strategy,
         replicas: target.spec.replicas,
-        // Rolling back brings every old replica back at once and never dips below them.
+        // Rolling back brings every old replica back at once (surge = replicas).
         maxSurge: target.version === input.toVersion ? target.spec.rollout.max_surge : target.spec.replicas,
-        maxUnavailable: target.version === input.toVersion ? target.spec.rollout.max_unavailable : 0,
+        maxUnavailable: target.spec.rollout.max_unavailable,
         targetVersion: target.version,
         observed: fleet.observed(),
         gpu: await fleet.gpuBudget(target.spec),

@@ -66,6 +66,9 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}): FakeWorld 
       return { replicaId: input.replicaId, endpoint: `http://fake/${input.replicaId}`, gpuIds: [] };
     },
     async waitReplicaReady(input: WaitReplicaReadyInput) {
+      if (!world.running.has(input.replicaId)) {
+        throw ApplicationFailure.create({ type: 'ReplicaDied', message: `${input.replicaId} is gone`, nonRetryable: true });
+      }
       const behaviour = world.readiness.get(versionOf(input.replicaId)) ?? { kind: 'ready' };
       if (behaviour.kind === 'never') stillLoading();
       if (behaviour.kind === 'fail') {
