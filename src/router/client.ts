@@ -1,0 +1,83 @@
+/** The router's admin API, as the activities and the dev stack call it. */
+import { request } from 'undici';
+import type { Backend, ServiceRoute } from './types';
+
+/** The router could not be reached: retryable. */
+export class RouterUnavailableError extends Error {
+  override name = 'RouterUnavailableError';
+}
+/** The router refused the request (4xx): not retryable. */
+export class RouterRequestError extends Error {
+  override name = 'RouterRequestError';
+}
+
+export interface ServiceView extends ServiceRoute {
+  stats: Record<string, { requests: number; errors5xx: number; connectErrors: number; inflight: number }>;
+}
+
+export class RouterAdminClient {
+  constructor(
+    private readonly adminUrl: string,
+    private readonly token: string,
+  ) {}
+
+  private async call(method: 'GET' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+    let res;
+    try {
+      res = await request(this.adminUrl.replace(/\/$/, '') + path, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headersTimeout: 10_000,
+        bodyTimeout: 10_000,
+      });
+    } catch (err) {
+      throw new RouterUnavailableError(`router admin API at ${this.adminUrl} unreachable: ${(err as Error).message}`);
+    }
+    const text = await res.body.text();
+    const json = text ? (JSON.parse(text) as unknown) : undefined;
+    if (res.statusCode >= 500) throw new RouterUnavailableError(`router answered ${res.statusCode} to ${method} ${path}: ${text}`);
+    if (res.statusCode >= 400 && res.statusCode !== 404) throw new RouterRequestError(`router refused ${method} ${path}: ${res.statusCode} ${text}`);
+    return { status: res.statusCode, json };
+  }
+
+  async setBackends(service: string, backends: Backend[]): Promise<void> {
+    await this.call('PUT', `/v1/services/${encodeURIComponent(service)}/backends`, { backends });
+  }
+
+  async getService(service: string): Promise<ServiceView | undefined> {
+    const { status, json } = await this.call('GET', `/v1/services/${encodeURIComponent(service)}`);
+    return status === 404 ? undefined : (json as ServiceView);
+  }
+
+  async inflight(service: string, replicaId?: string): Promise<number> {
+    const query = replicaId ? `?replica=${encodeURIComponent(replicaId)}` : '';
+    const { json } = await this.call('GET', `/v1/services/${encodeURIComponent(service)}/inflight${query}`);
+    return (json as { inflight: number }).inflight;
+  }
+
+  /** Polls until the replica has no request in flight, or the timeout passes. */
+  async waitForDrain(service: string, replicaId: string, timeoutMs: number, pollMs = 200): Promise<{ drained: boolean; inflight: number }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const inflight = await this.inflight(service, replicaId);
+      if (inflight === 0) return { drained: true, inflight };
+      if (Date.now() >= deadline) return { drained: false, inflight };
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
+  async removeService(service: string): Promise<void> {
+    await this.call('DELETE', `/v1/services/${encodeURIComponent(service)}`);
+  }
+
+  async health(): Promise<boolean> {
+    try {
+      const res = await request(this.adminUrl.replace(/\/$/, '') + '/healthz', { headersTimeout: 2000 });
+      await res.body.dump();
+      return res.statusCode === 200;
+    } catch {
+      return false;
+    }
+  }
+}

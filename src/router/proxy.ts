@@ -1,0 +1,143 @@
+/**
+ * The traffic path: `/<service>/<rest>` → a backend's `/<rest>`, chosen by weight.
+ * Request bodies are read first (they are small JSON for model servers), so a connection
+ * refused *before the request was sent* can be retried on another backend. Responses are
+ * streamed back as they arrive (SSE tokens are not buffered). Nothing is retried once a
+ * response has started.
+ */
+import type http from 'node:http';
+import { Pool } from 'undici';
+import type { RouteStore } from './route-store';
+import type { RouterStats } from './stats';
+import type { Backend } from './types';
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** Errors that mean the request never reached the backend. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
+
+export class Proxy {
+  private readonly pools = new Map<string, Pool>();
+
+  constructor(
+    private readonly routes: RouteStore,
+    private readonly stats: RouterStats,
+  ) {}
+
+  private pool(origin: string): Pool {
+    let pool = this.pools.get(origin);
+    if (!pool) this.pools.set(origin, (pool = new Pool(origin, { connections: 256, pipelining: 1, connectTimeout: 2000 })));
+    return pool;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+  }
+
+  async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    const match = /^\/([^/?]+)(\/[^?]*)?(\?.*)?$/.exec(url);
+    if (!match) return sendJson(res, 404, { error: 'no service in path: use /<service>/…' });
+    const [, service, rest = '/', query = ''] = match;
+    if (!this.routes.has(service)) return sendJson(res, 404, { error: `unknown service "${service}"` });
+
+    let body: Buffer;
+    try {
+      body = await readBody(req);
+    } catch (err) {
+      return sendJson(res, 413, { error: (err as Error).message });
+    }
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+
+    const tried = new Set<string>();
+    for (;;) {
+      const backend = this.routes.picker(service).pick(tried);
+      if (!backend) {
+        return tried.size === 0
+          ? sendJson(res, 503, { error: `no ready replicas for service ${service}` })
+          : sendJson(res, 502, { error: `no replica of ${service} accepted the connection (tried ${tried.size})` });
+      }
+      tried.add(backend.replicaId);
+      const outcome = await this.forward(service, backend, req, res, rest + query, body, abort.signal);
+      if (outcome !== 'retry') return;
+    }
+  }
+
+  private async forward(
+    service: string,
+    backend: Backend,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    path: string,
+    body: Buffer,
+    signal: AbortSignal,
+  ): Promise<'done' | 'retry'> {
+    const origin = new URL(backend.url);
+    const basePath = origin.pathname.replace(/\/$/, '');
+    this.stats.started(service, backend.version, backend.replicaId);
+    let status: number | 'connect-error' = 502;
+    try {
+      const upstream = await this.pool(origin.origin).request({
+        path: basePath + path,
+        method: (req.method ?? 'GET') as 'GET',
+        headers: forwardHeaders(req),
+        body: body.length > 0 ? body : undefined,
+        signal,
+      });
+      status = upstream.statusCode;
+      const headers: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(upstream.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+      headers['x-rollout-replica'] = backend.replicaId;
+      headers['x-rollout-version'] = String(backend.version);
+      res.writeHead(upstream.statusCode, headers);
+      res.flushHeaders();
+      for await (const chunk of upstream.body) {
+        if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+      }
+      res.end();
+      return 'done';
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? ((err as { cause?: NodeJS.ErrnoException }).cause?.code);
+      if (!res.headersSent && code && NOT_SENT.has(code) && !signal.aborted) {
+        status = 'connect-error';
+        return 'retry';
+      }
+      if (!res.headersSent) sendJson(res, 502, { error: `replica ${backend.replicaId} failed: ${code ?? (err as Error).message}` });
+      else res.destroy(); // a response had started: cut it rather than pretend it completed
+      return 'done';
+    } finally {
+      this.stats.finished(service, backend.version, backend.replicaId, status);
+    }
+  }
+}
+
+function forwardHeaders(req: http.IncomingMessage): Record<string, string | string[]> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && k !== 'content-length') headers[k] = v;
+  return headers;
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new Error(`request body over ${MAX_BODY_BYTES} bytes`));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.end(data);
+}
