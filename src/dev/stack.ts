@@ -78,10 +78,17 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
   router.start();
   await waitFor('router', () => new RouterAdminClient(routerAdminUrl, token).health(), router);
 
+  // stack.json tells tools (and tests) where everything is; rewritten when the worker restarts.
+  const writeStackFile = (workerPid: number | undefined) =>
+    fs.writeFileSync(
+      path.join(stateDir, 'stack.json'),
+      JSON.stringify({ temporalAddress, uiPort: opts.headless ? null : opts.uiPort, routerUrl, routerAdminUrl, pid: process.pid, workerPid }, null, 2),
+    );
   const worker = new Supervised('worker', process.execPath, [opts.cliEntry, 'worker'], {
     logFile: path.join(logs, 'worker.log'),
     restart: true,
     readyLine: /worker ready/,
+    onStart: writeStackFile,
     env: {
       TEMPORAL_ADDRESS: temporalAddress,
       ROLLOUT_STATE_DIR: stateDir,
@@ -94,15 +101,12 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
   worker.start();
   await worker.ready(120_000);
 
-  fs.writeFileSync(
-    path.join(stateDir, 'stack.json'),
-    JSON.stringify({ temporalAddress, uiPort: opts.headless ? null : opts.uiPort, routerUrl, routerAdminUrl, pid: process.pid, workerPid: worker.pid }, null, 2),
-  );
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       say('stopping: worker, replicas, router, Temporal…');
+      for (const child of [worker, router, temporal]) child.shuttingDown();
       await worker.stop();
       const removed = await terminateAll(provider);
       if (removed > 0) say(`terminated ${removed} replica(s)`);

@@ -12,6 +12,8 @@ export interface SupervisedOptions {
   /** A stdout line matching this marks the process ready. */
   readyLine?: RegExp;
   stopGraceMs?: number;
+  /** Called with the pid after every (re)start. */
+  onStart?: (pid: number | undefined) => void;
 }
 
 export class Supervised {
@@ -42,9 +44,17 @@ export class Supervised {
     const child = spawn(this.command, this.args, {
       env: { ...process.env, ...this.opts.env },
       stdio: ['ignore', 'pipe', log],
+      // Own process group: a Ctrl-C in the terminal reaches only the stack, which stops its
+      // children in order (worker first, so no activity is cut mid-way).
+      detached: true,
     });
     fs.closeSync(log);
     this.child = child;
+    // If the stack itself dies, its children must not outlive it.
+    const killOnExit = () => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL');
+    process.once('exit', killOnExit);
+    child.once('exit', () => process.off('exit', killOnExit));
+    this.opts.onStart?.(child.pid);
     this.exited = false;
     child.stdout?.on('data', (chunk: Buffer) => {
       fs.appendFileSync(this.opts.logFile, chunk);
@@ -82,6 +92,11 @@ export class Supervised {
         resolve();
       });
     });
+  }
+
+  /** No restarts from now on (the stack is shutting down). */
+  shuttingDown(): void {
+    this.stopping = true;
   }
 
   async stop(): Promise<void> {
