@@ -9,11 +9,13 @@
  *  3. Rolling: an old READY replica is removed once a READY target replica replaces it —
  *     `oldReady - max(0, N - targetReady)` of them. Blue-green: every old replica is removed
  *     in the step where all N target replicas are READY (traffic flips in the same step).
- *  4. Launch `min(N - target, N + surge - live, free GPUs / GPUs per replica)` target replicas.
+ *  4. Launch `min(N - target, N + surge - occupied, free GPUs / GPUs per replica)` target
+ *     replicas; occupied = live + those on their way out (FAILED, SHUTTING_DOWN).
  *     Blue-green's surge is N (the whole new fleet at once).
- *  5. Surge first, unavailability second: only when a launch is blocked (no room, no GPUs),
+ *  5. Surge first, unavailability second: only when no launch is possible (no room, no GPUs),
  *     no target replica is loading and nothing else is being removed, remove up to
- *     `ready - (N - maxUnavailable)` more old READY replicas to make room.
+ *     `serving - (N - maxUnavailable)` more old READY replicas to make room (blue-green counts
+ *     only the old version as serving before the flip).
  *  6. Traffic: weight 1 on every READY replica that stays, so each version gets traffic in
  *     proportion to its READY replicas. Blue-green: only the old version until the flip.
  *  7. Done when exactly N target replicas are READY and nothing else is left.
@@ -48,7 +50,8 @@ export function planStep(input: PlanInput): PlanStep {
 
   const observed = [...input.observed].sort(byId);
   const live = observed.filter((r) => LIVE.has(r.status));
-  const shuttingDown = observed.filter((r) => r.status === 'SHUTTING_DOWN');
+  // Replicas on their way out still hold a process (and GPUs) until terminated.
+  const shuttingDown = observed.filter((r) => r.status === 'SHUTTING_DOWN' || r.status === 'FAILED');
   const target = live.filter((r) => r.version === t);
   const old = live.filter((r) => r.version !== t);
   const oldReady = old.filter((r) => r.status === 'READY');
@@ -80,9 +83,11 @@ export function planStep(input: PlanInput): PlanStep {
   const removingAlready = failed.length + oldIdle.length + excessTarget.length + superseded.length;
   const loading = keptTarget.some((r) => LOADING.has(r.status));
   let budgetRemovals: ObservedReplica[] = [];
-  if (launch < want && !loading && removingAlready === 0) {
-    const budget = oldReadyLeft.length + keptTargetReady.length - (n - limits.maxUnavailable);
-    budgetRemovals = oldReadyLeft.slice(0, Math.max(0, Math.min(want - launch, budget)));
+  if (launch === 0 && want > 0 && !loading && removingAlready === 0) {
+    // Blue-green: new replicas serve nothing before the flip, so only old ones count.
+    const serving = blueGreen ? oldReadyLeft.length : oldReadyLeft.length + keptTargetReady.length;
+    const budget = serving - (n - limits.maxUnavailable);
+    budgetRemovals = oldReadyLeft.slice(0, Math.max(0, Math.min(want, budget)));
   }
 
   const remove = [...failed, ...oldIdle, ...excessTarget, ...superseded, ...budgetRemovals];
