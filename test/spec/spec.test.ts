@@ -1,0 +1,122 @@
+/** The spec: defaults, and a clear error with the field path for every kind of bad input. */
+import { parseDurationMs, formatDuration } from '../../src/spec/duration';
+import { parseSpec, formatIssues } from '../../src/spec/load';
+import { parseAccelerators } from '../../src/spec/accelerators';
+import { specChanges } from '../../src/spec/diff';
+
+const minimal = 'name: llm\nrun: serve --port $PORT\n';
+
+describe('parseSpec', () => {
+  test('a minimal spec gets every default', () => {
+    expect(parseSpec(minimal)).toEqual({
+      ok: true,
+      spec: {
+        name: 'llm',
+        replicas: 1,
+        run: 'serve --port $PORT',
+        env: {},
+        resources: { provider: 'local' },
+        readiness_probe: { path: '/health', initial_delay_seconds: 1200, period_seconds: 5, timeout_seconds: 5, failure_threshold: 3 },
+        rollout: { strategy: 'rolling', max_surge: 1, max_unavailable: 0, timeout: '120m' },
+      },
+    });
+  });
+
+  test('the example specs are valid', async () => {
+    const { loadSpecFile } = await import('../../src/spec/load');
+    for (const file of ['examples/llm-service.yaml', 'examples/llm-service-v2.yaml']) {
+      const r = await loadSpecFile(file);
+      expect(r.ok).toBe(true);
+    }
+  });
+
+  test('readiness_probe as a bare path; env numbers and booleans become strings', () => {
+    const r = parseSpec(`${minimal}readiness_probe: /ready\nenv: {A: 1, B: true, C: x}\n`);
+    expect(r.ok && r.spec.readiness_probe.path).toBe('/ready');
+    expect(r.ok && r.spec.env).toEqual({ A: '1', B: 'true', C: 'x' });
+  });
+
+  test('percent quantities and accelerators are accepted', () => {
+    const r = parseSpec(`${minimal}replicas: 4\nresources: {accelerators: "A100:2"}\nrollout: {max_surge: "25%", max_unavailable: "25%", strategy: blue_green, timeout: 1h30m}\n`);
+    expect(r.ok).toBe(true);
+  });
+
+  test.each([
+    ['name: Bad_Name\nrun: x\n', 'name', /lowercase letters.*got "Bad_Name"/],
+    ['run: x\n', 'name', /expected a service name, got nothing/],
+    ['name: a\n', 'run', /shell command/],
+    ['name: a\nrun: x\nreplicas: 0\n', 'replicas', /whole number ≥ 1, got 0/],
+    ['name: a\nrun: x\nreplicas: 1.5\n', 'replicas', /whole number ≥ 1, got 1.5/],
+    ['name: a\nrun: x\nreplica: 2\n', 'replica', /unknown field/],
+    ['name: a\nrun: x\nrollout: {max_sruge: 1}\n', 'rollout.max_sruge', /unknown field/],
+    ['name: a\nrun: x\nresources: {provider: gcp}\n', 'resources.provider', /"local" or "aws", got "gcp"/],
+    ['name: a\nrun: x\nresources: {accelerators: "A100:x"}\n', 'resources.accelerators', /NAME\[:COUNT\]/],
+    ['name: a\nrun: x\nreadiness_probe: {path: health}\n', 'readiness_probe.path', /starting with "\/"/],
+    ['name: a\nrun: x\nreadiness_probe: {period_seconds: 0}\n', 'readiness_probe.period_seconds', /> 0, got 0/],
+    ['name: a\nrun: x\nrollout: {strategy: sideways}\n', 'rollout.strategy', /"rolling", "blue_green" or "canary", got "sideways"/],
+    ['name: a\nrun: x\nrollout: {max_surge: abc}\n', 'rollout.max_surge', /count .* or a percent string like "25%", got "abc"/],
+    ['name: a\nrun: x\nrollout: {max_surge: -1}\n', 'rollout.max_surge', /got -1/],
+    ['name: a\nrun: x\nrollout: {timeout: soon}\n', 'rollout.timeout', /duration like/],
+    ['name: a\nrun: x\nrollout: {max_surge: 0, max_unavailable: 0}\n', 'rollout', /cannot|never make progress/],
+    ['name: a\nrun: x\nrollout: {max_surge: 0, max_unavailable: "10%"}\n', 'rollout', /resolve to 0 for 1 replica/],
+    ['name: a\nrun: x\nenv: {A: [1]}\n', 'env.A', /string, number or boolean/],
+    ['- just\n- a list\n', '(root)', /mapping of fields/],
+    ['name: [unclosed\n', '(yaml)', /./],
+  ])('%j → %s', (yaml, path, message) => {
+    const r = parseSpec(yaml);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    const issue = r.issues.find((i) => i.path === path);
+    expect(issue).toBeDefined();
+    expect(issue?.message).toMatch(message);
+  });
+
+  test('every bad field is reported at once, one line each', () => {
+    const r = parseSpec('name: A\nreplicas: 0\nrun: ""\nrollout: {strategy: x}\n');
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.issues.map((i) => i.path).sort()).toEqual(['name', 'replicas', 'rollout.strategy', 'run']);
+    expect(formatIssues(r.issues).split('\n')).toHaveLength(4);
+  });
+});
+
+describe('durations', () => {
+  test.each([
+    ['90s', 90_000],
+    ['10m', 600_000],
+    ['2h', 7_200_000],
+    ['1h30m', 5_400_000],
+    ['500ms', 500],
+    ['1d', 86_400_000],
+    ['120m', 7_200_000],
+  ])('%s = %d ms', (text, ms) => {
+    expect(parseDurationMs(text)).toBe(ms);
+  });
+  test.each(['', 'soon', '10', '10 m', 'm10', '-5s'])('%j is refused', (text) => {
+    expect(() => parseDurationMs(text)).toThrow(/expected a duration/);
+  });
+  test.each([
+    [7_200_000, '2h'],
+    [5_400_000, '1h30m'],
+    [45_000, '45s'],
+    [250, '250ms'],
+  ])('formatDuration(%d) = %s', (ms, text) => {
+    expect(formatDuration(ms)).toBe(text);
+  });
+});
+
+test.each([
+  [undefined, undefined],
+  ['A100', { name: 'A100', count: 1 }],
+  ['L4:2', { name: 'L4', count: 2 }],
+])('parseAccelerators(%j)', (text, expected) => {
+  expect(parseAccelerators(text)).toEqual(expected);
+});
+
+test('specChanges lists the dotted paths that differ', () => {
+  const a = parseSpec(minimal);
+  const b = parseSpec(`${minimal}replicas: 3\nenv: {X: "1"}\n`);
+  if (!a.ok || !b.ok) throw new Error('specs should parse');
+  expect(specChanges(a.spec, b.spec)).toEqual(['env.X', 'replicas']);
+  expect(specChanges(a.spec, a.spec)).toEqual([]);
+});
