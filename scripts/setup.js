@@ -38,13 +38,14 @@ function stamped(stampFile, key, step) {
 
 function npmDependencies() {
   const lock = path.join(root, 'package-lock.json');
-  const key = hashOf(fs.existsSync(lock) ? lock : path.join(root, 'package.json'));
+  const keyNow = () => hashOf(path.join(root, 'package.json')) + (fs.existsSync(lock) ? hashOf(lock) : '');
   const stamp = path.join(root, 'node_modules', '.gpu-rollout-setup');
-  const changed = stamped(stamp, key, () => {
-    log('installing npm dependencies…');
-    run('npm', fs.existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund']);
-  });
-  if (!changed) log('npm dependencies up to date');
+  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === keyNow()) return log('npm dependencies up to date');
+  log('installing npm dependencies…');
+  // `npm install` rather than `npm ci`: this npm leaves other platforms' optional packages
+  // out of the lock file, which `npm ci` then rejects. The lock still pins every version.
+  run('npm', ['install', '--no-audit', '--no-fund']);
+  fs.writeFileSync(stamp, keyNow()); // after the install, which may have touched the lock
 }
 
 function build() {

@@ -13,7 +13,8 @@ let specDir: string;
 
 beforeAll(async () => {
   specDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rollout-specs-'));
-  stack = await startStack();
+  // 4 GPUs of inventory (no real GPU needed): specs without accelerators are unaffected.
+  stack = await startStack(['--gpus', '4']);
 }, 120_000);
 
 afterAll(async () => {
@@ -104,6 +105,26 @@ test('the worker is killed mid-rollout and restarted: the rollout finishes with 
   const records = fs.readdirSync(path.join(stack.stateDir, 'local', 'replicas')).filter((f) => f.startsWith('crash-') && f.endsWith('.json'));
   expect(records.sort()).toEqual(status.replicas.map((r: { id: string }) => `${r.id}.json`).sort());
 }, 240_000);
+
+test('GPU-limited rollout: surge waits for GPUs, max_unavailable frees them, each replica gets its own GPUs', async () => {
+  // 2 replicas × 2 GPUs = all 4 GPUs: a surge replica cannot get GPUs until a v1 replica goes.
+  const spec = (version: string) => modelServerSpec({ name: 'gpu', version, accelerators: 'L4:2', maxUnavailable: 1 });
+  expect((await rolloutCli(stack, ['deploy', writeSpec(specDir, 'gpu-v1.yaml', spec('v1')), '--wait'])).code).toBe(0);
+  const r2 = await rolloutCli(stack, ['deploy', writeSpec(specDir, 'gpu-v2.yaml', spec('v2')), '--wait']);
+  expect(r2.code).toBe(0);
+  // The planner never asked for GPUs that were not free: the provider refused no launch.
+  const workerLog = fs.readFileSync(path.join(stack.stateDir, 'logs', 'worker.log'), 'utf8');
+  expect(workerLog).toMatch(/gpu-v2-r3/);
+  expect(workerLog).not.toMatch(/CapacityError/);
+  const status = await statusJson('gpu');
+  expect(status.replicas.map((r: { version: number; status: string; gpus: number }) => `${r.version}:${r.status}:${r.gpus}`)).toEqual(['2:READY:2', '2:READY:2']);
+  const gpuSets: string[] = [];
+  for (const r of status.replicas) {
+    const health = (await (await fetch(`${r.endpoint}/health`)).json()) as { gpus: string };
+    gpuSets.push(health.gpus);
+  }
+  expect(gpuSets.flatMap((g) => g.split(',')).sort()).toEqual(['0', '1', '2', '3']);
+}, 180_000);
 
 test('an invalid spec exits 2 naming the field, and starts nothing', async () => {
   const bad = writeSpec(specDir, 'bad.yaml', 'name: broken\nreplicas: -1\nrun: serve\nrollout:\n  max_surge: 0\n  max_unavailable: 0\n  strategy: sideways\n');

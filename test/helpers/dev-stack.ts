@@ -114,7 +114,17 @@ export function writeSpec(dir: string, file: string, yaml: string): string {
   return p;
 }
 
-export function modelServerSpec(opts: { name: string; version: string; replicas?: number; extraEnv?: Record<string, string>; initialDelay?: number; timeout?: string; strategy?: string }): string {
+export function modelServerSpec(opts: {
+  name: string;
+  version: string;
+  replicas?: number;
+  extraEnv?: Record<string, string>;
+  initialDelay?: number;
+  timeout?: string;
+  strategy?: string;
+  accelerators?: string;
+  maxUnavailable?: number;
+}): string {
   const env = { MODEL_VERSION: opts.version, LOAD_DELAY_SECONDS: '1', ...opts.extraEnv };
   return [
     `name: ${opts.name}`,
@@ -122,6 +132,7 @@ export function modelServerSpec(opts: { name: string; version: string; replicas?
     'run: node examples/model-server/server.js',
     'env:',
     ...Object.entries(env).map(([k, v]) => `  ${k}: "${v}"`),
+    ...(opts.accelerators ? ['resources:', `  accelerators: "${opts.accelerators}"`] : []),
     'readiness_probe:',
     '  path: /health',
     `  initial_delay_seconds: ${opts.initialDelay ?? 30}`,
@@ -129,7 +140,7 @@ export function modelServerSpec(opts: { name: string; version: string; replicas?
     'rollout:',
     `  strategy: ${opts.strategy ?? 'rolling'}`,
     '  max_surge: 1',
-    '  max_unavailable: 0',
+    `  max_unavailable: ${opts.maxUnavailable ?? 0}`,
     `  timeout: ${opts.timeout ?? '5m'}`,
     '',
   ].join('\n');
