@@ -43,8 +43,9 @@ export class RouteStore {
   }
 
   remove(service: string): void {
-    const { [service]: _removed, ...rest } = this.table.services;
-    this.table = { services: rest };
+    const services = { ...this.table.services };
+    delete services[service];
+    this.table = { services };
     this.pickers.delete(service);
     this.persist();
   }

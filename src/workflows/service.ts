@@ -8,10 +8,10 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  executeChild,
   getExternalWorkflowHandle,
   log,
   setHandler,
+  startChild,
   workflowInfo,
 } from '@temporalio/workflow';
 import { deployUpdate, pauseSignal, resumeSignal, rollbackSignal, serviceStatusQuery } from './messages';
@@ -75,11 +75,11 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
     if (pending) {
       const { deploy, version } = pending;
       const workflowId = rolloutWorkflowId(state.name, version);
-      state.activeRollout = { workflowId, version };
-      pending = undefined;
       let summary: RolloutSummary;
       try {
-        const result = await executeChild(rolloutWorkflow, {
+        // The deploy update answers once the child has started, so callers can follow it by id;
+        // `pending` stays set until then, so a second deploy is refused meanwhile.
+        const child = await startChild(rolloutWorkflow, {
           workflowId,
           args: [
             {
@@ -93,6 +93,9 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
             },
           ],
         });
+        state.activeRollout = { workflowId, version };
+        pending = undefined;
+        const result = await child.result();
         if (result.outcome === 'succeeded') {
           state.version = version;
           state.spec = deploy.spec;
@@ -105,6 +108,7 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
         // The rollout workflow itself failed (terminated, or a bug): keep the last known state.
         log.error('rollout workflow failed', { workflowId, error: String(err) });
         summary = { version, workflowId, outcome: 'failed', reason: `rollout workflow failed: ${String(err)}` };
+        pending = undefined;
       }
       state.history = [...state.history, summary].slice(-HISTORY_KEPT);
       state.activeRollout = undefined;

@@ -16,9 +16,10 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
   return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path } } });
 }
 
-export async function createLocalEnv(): Promise<TestWorkflowEnvironment> {
+/** The real dev server (in memory, no UI); `extraArgs` go to `temporal server start-dev`. */
+export async function createLocalEnv(extraArgs: string[] = []): Promise<TestWorkflowEnvironment> {
   const path = required(resolveBinary(TEMPORAL_CLI), 'temporal CLI');
-  return TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path }, ui: false } });
+  return TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path }, ui: false, extraArgs } });
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;

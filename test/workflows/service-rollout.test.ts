@@ -9,6 +9,7 @@ import type { ServiceSpec } from '../../src/spec/types';
 import { deployUpdate, pauseSignal, resumeSignal, rollbackSignal, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
 import type { RolloutResult } from '../../src/workflows/types';
 import { serviceWorkflowId } from '../../src/workflows/types';
+import { serviceSettled } from '../../src/cli/commands/deploy';
 import { fakeWorld, type FakeWorld, type Readiness } from '../helpers/fake-activities';
 import { createTimeSkippingEnv, workflowBundle } from '../helpers/temporal-env';
 
@@ -62,7 +63,13 @@ async function deploy(taskQueue: string, s: ServiceSpec) {
   });
 }
 
-const rolloutResult = (id: string) => env.client.workflow.getHandle(id).result() as Promise<RolloutResult>;
+/** The rollout's result, once the service workflow has recorded it too. */
+async function rolloutResult(id: string): Promise<RolloutResult> {
+  const result = (await env.client.workflow.getHandle(id).result()) as RolloutResult;
+  const service = id.replace(/^rollout-(.*)-v\d+$/, 'service-$1');
+  await serviceSettled(env.client.workflow.getHandle(service), id);
+  return result;
+}
 
 /** Versions that receive traffic in one setTraffic call, with the number of backends each. */
 function backendsByVersion(call: { version: number; weight: number }[]): Record<number, number> {

@@ -5,7 +5,7 @@
  */
 import { WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import { loadSpecFile, formatIssues } from '../../spec/load';
-import { deployUpdate, rolloutStatusQuery } from '../../workflows/messages';
+import { deployUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../workflows/messages';
 import type { serviceWorkflow } from '../../workflows/service';
 import type { RolloutResult, RolloutStatus } from '../../workflows/types';
 import { serviceWorkflowId, TASK_QUEUE } from '../../workflows/types';
@@ -62,6 +62,9 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
     const outcome = followRollout(handle, opts.pollMs ?? 1000, json);
     const final = (await handle.result()) as RolloutResult;
     await outcome.stop();
+    // Return once the service workflow has recorded the outcome too, so that a `status` or
+    // another `deploy` right after this command sees the rollout as finished.
+    await serviceSettled(client.workflow.getHandle(workflowId), result.rolloutWorkflowId);
     if (json) {
       process.stdout.write(JSON.stringify({ service: spec.name, version: result.version, rolloutWorkflowId: result.rolloutWorkflowId, ...final }, null, 2) + '\n');
     } else if (final.outcome === 'succeeded') {
@@ -103,6 +106,18 @@ function followRollout(
       await loop;
     },
   };
+}
+
+/** Waits (briefly) until the service workflow no longer lists the rollout as active. */
+export async function serviceSettled(
+  service: { query: (q: typeof serviceStatusQuery) => Promise<{ activeRollout?: { workflowId: string } }> },
+  rolloutWorkflowId: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await service.query(serviceStatusQuery)).activeRollout?.workflowId === rolloutWorkflowId && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 function elapsed(ms: number): string {
