@@ -11,6 +11,7 @@ import { Connection } from '@temporalio/client';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import pino from 'pino';
 import { LocalProvider } from '../providers/local';
 import { RouterAdminClient } from '../router/client';
 import { resolveBinary, TEMPORAL_CLI } from '../temporal/binaries';
@@ -45,7 +46,8 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
   const stateDir = path.resolve(opts.stateDir);
   const logs = path.join(stateDir, 'logs');
   fs.mkdirSync(logs, { recursive: true });
-  const provider = new LocalProvider({ stateDir: path.join(stateDir, 'local'), gpus: opts.gpus });
+  // The stack's own provider only cleans up; its routine lines would clutter the terminal.
+  const provider = new LocalProvider({ stateDir: path.join(stateDir, 'local'), gpus: opts.gpus, logger: pino({ level: 'warn' }) });
   await removeLeftovers(provider);
   // Temporal runs in memory: a route table from an earlier run points at replicas that are gone.
   fs.rmSync(path.join(stateDir, 'routes.json'), { force: true });

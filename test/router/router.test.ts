@@ -1,0 +1,157 @@
+/** The router on real sockets: weighted split, admin API auth, errors, retries, streaming, persistence. */
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { RouterAdminClient } from '../../src/router/client';
+import { startRouter, type RunningRouter } from '../../src/router/server';
+import { freePort } from '../helpers/dev-stack';
+
+const TOKEN = 'test-token';
+const servers: http.Server[] = [];
+let router: RunningRouter;
+let admin: RouterAdminClient;
+let stateDir: string;
+
+/** An upstream that answers its name; `/slow` holds the response for 400 ms; `/sse` streams 5 events 100 ms apart. */
+async function upstream(name: string): Promise<string> {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/sse') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      let i = 0;
+      const timer = setInterval(() => {
+        res.write(`data: ${name}-${i}\n\n`);
+        if (++i === 5) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 100);
+      return;
+    }
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const reply = () => res.end(JSON.stringify({ name, url: req.url, body }));
+      if (req.url === '/slow') setTimeout(reply, 400);
+      else reply();
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+beforeEach(async () => {
+  stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'router-'));
+  router = await startRouter({ trafficPort: 0, adminPort: 0, token: TOKEN, statePath: path.join(stateDir, 'routes.json') });
+  admin = new RouterAdminClient(router.adminUrl, TOKEN);
+});
+
+afterEach(async () => {
+  await router.close();
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+async function get(p: string, init?: RequestInit) {
+  const res = await fetch(router.trafficUrl + p, init);
+  return { status: res.status, headers: res.headers, body: await res.text() };
+}
+
+test('weights 3:1 split 400 requests exactly 300/100 (smooth weighted round-robin)', async () => {
+  const [a, b] = [await upstream('a'), await upstream('b')];
+  await admin.setBackends('svc', [
+    { replicaId: 'a', version: 1, url: a, weight: 3 },
+    { replicaId: 'b', version: 2, url: b, weight: 1 },
+  ]);
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < 400; i++) {
+    const r = await get('/svc/hello?x=1');
+    counts[r.headers.get('x-rollout-replica') ?? '?'] = (counts[r.headers.get('x-rollout-replica') ?? '?'] ?? 0) + 1;
+  }
+  expect(counts).toEqual({ a: 300, b: 100 });
+  const view = await admin.getService('svc');
+  expect(view?.stats['1'].requests).toBe(300);
+  expect(view?.stats['2'].requests).toBe(100);
+});
+
+test('path, query, method and body reach the replica; version headers come back', async () => {
+  await admin.setBackends('svc', [{ replicaId: 'a', version: 7, url: await upstream('a'), weight: 1 }]);
+  const r = await get('/svc/v1/completions?stream=false', { method: 'POST', body: '{"prompt":"hi"}', headers: { 'content-type': 'application/json' } });
+  expect(r.status).toBe(200);
+  expect(JSON.parse(r.body)).toEqual({ name: 'a', url: '/v1/completions?stream=false', body: '{"prompt":"hi"}' });
+  expect(r.headers.get('x-rollout-version')).toBe('7');
+});
+
+test('unknown service 404, no ready backend 503', async () => {
+  expect((await get('/nope/x')).status).toBe(404);
+  await admin.setBackends('empty', []);
+  const r = await get('/empty/x');
+  expect(r.status).toBe(503);
+  expect(r.body).toMatch(/no ready replicas for service empty/);
+});
+
+test('the admin API needs the bearer token', async () => {
+  expect((await fetch(`${router.adminUrl}/v1/services`)).status).toBe(401);
+  expect((await fetch(`${router.adminUrl}/v1/services`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+  expect((await fetch(`${router.adminUrl}/v1/services`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+  expect((await fetch(`${router.adminUrl}/healthz`)).status).toBe(200);
+  await expect(new RouterAdminClient(router.adminUrl, 'wrong').setBackends('x', [])).rejects.toThrow(/401/);
+});
+
+test('invalid backends are refused with the field named', async () => {
+  await expect(admin.setBackends('svc', [{ replicaId: 'a', version: 1, url: 'ftp://x', weight: 1 }])).rejects.toThrow(/backends\[0\]\.url/);
+  await expect(admin.setBackends('svc', [{ replicaId: 'a', version: 1, url: 'http://x', weight: -1 }])).rejects.toThrow(/backends\[0\]\.weight/);
+});
+
+test('a replica that refuses connections is skipped: the request succeeds on another', async () => {
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  await admin.setBackends('svc', [
+    { replicaId: 'dead', version: 1, url: dead, weight: 1 },
+    { replicaId: 'live', version: 1, url: await upstream('live'), weight: 1 },
+  ]);
+  for (let i = 0; i < 10; i++) {
+    const r = await get('/svc/x', { method: 'POST', body: 'payload' });
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.body)).toMatchObject({ name: 'live', body: 'payload' });
+  }
+});
+
+test('in-flight count rises during a slow request and drains to 0', async () => {
+  await admin.setBackends('svc', [{ replicaId: 'a', version: 1, url: await upstream('a'), weight: 1 }]);
+  const slow = get('/svc/slow');
+  await new Promise((r) => setTimeout(r, 150));
+  expect(await admin.inflight('svc', 'a')).toBe(1);
+  const drained = admin.waitForDrain('svc', 'a', 5000, 50);
+  expect((await slow).status).toBe(200);
+  expect(await drained).toEqual({ drained: true, inflight: 0 });
+});
+
+test('SSE streams through unbuffered: the first event arrives long before the last', async () => {
+  await admin.setBackends('svc', [{ replicaId: 'a', version: 1, url: await upstream('a'), weight: 1 }]);
+  const started = Date.now();
+  const res = await fetch(`${router.trafficUrl}/svc/sse`);
+  const reader = res.body!.getReader();
+  const first = await reader.read();
+  const firstAt = Date.now() - started;
+  let text = Buffer.from(first.value!).toString();
+  for (;;) {
+    const chunk = await reader.read();
+    if (chunk.done) break;
+    text += Buffer.from(chunk.value).toString();
+  }
+  const lastAt = Date.now() - started;
+  expect(text).toContain('data: a-0');
+  expect(text).toContain('data: a-4');
+  expect(lastAt - firstAt).toBeGreaterThanOrEqual(300);
+});
+
+test('the route table survives a router restart', async () => {
+  const a = await upstream('a');
+  await admin.setBackends('svc', [{ replicaId: 'a', version: 3, url: a, weight: 1 }]);
+  await router.close();
+  router = await startRouter({ trafficPort: 0, adminPort: 0, token: TOKEN, statePath: path.join(stateDir, 'routes.json') });
+  admin = new RouterAdminClient(router.adminUrl, TOKEN);
+  expect((await admin.getService('svc'))?.backends).toEqual([{ replicaId: 'a', version: 3, url: a, weight: 1 }]);
+  expect((await get('/svc/x')).status).toBe(200);
+});
