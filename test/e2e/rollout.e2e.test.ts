@@ -3,9 +3,11 @@
  * provider), real replica processes (examples/model-server), real HTTP through the router,
  * and the real CLI.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { resolveBinary, TEMPORAL_CLI } from '../../src/temporal/binaries';
 import { modelServerSpec, replicaProcesses, rolloutCli, startStack, writeSpec, killProcess, type RunningStack } from '../helpers/dev-stack';
 
 let stack: RunningStack;
@@ -35,6 +37,17 @@ async function statusJson(service: string) {
   const r = await rolloutCli(stack, ['status', service, '--output', 'json']);
   expect(r.code).toBe(0);
   return JSON.parse(r.stdout);
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CLI's JSON, read field by field
+async function waitForStatus(service: string, ok: (status: any) => boolean, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await statusJson(service);
+    if (ok(status)) return status;
+    if (Date.now() > deadline) throw new Error(`status of ${service} never matched: ${JSON.stringify(status)}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
 }
 
 const versionsOf = (service: string, version: number) =>
@@ -124,6 +137,35 @@ test('GPU-limited rollout: surge waits for GPUs, max_unavailable frees them, eac
     gpuSets.push(health.gpus);
   }
   expect(gpuSets.flatMap((g) => g.split(',')).sort()).toEqual(['0', '1', '2', '3']);
+}, 180_000);
+
+test('pause and rollback from the CLI, resume from `temporal workflow signal` on the service workflow', async () => {
+  expect((await rolloutCli(stack, ['deploy', writeSpec(specDir, 'ctl-v1.yaml', modelServerSpec({ name: 'ctl', version: 'v1' })), '--wait'])).code).toBe(0);
+  const slow = modelServerSpec({ name: 'ctl', version: 'v2', extraEnv: { LOAD_DELAY_SECONDS: '3' } });
+  expect((await rolloutCli(stack, ['deploy', writeSpec(specDir, 'ctl-v2.yaml', slow)])).code).toBe(0);
+
+  const paused = await rolloutCli(stack, ['pause', 'ctl']);
+  expect(paused.code).toBe(0);
+  expect(paused.stderr).toMatch(/pause sent to rollout-ctl-v2/);
+  await waitForStatus('ctl', (s) => s.rollout?.phase === 'paused');
+
+  const temporal = resolveBinary(TEMPORAL_CLI, { install: false });
+  expect(temporal).toBeDefined();
+  const signal = spawnSync(temporal!, ['workflow', 'signal', '--address', stack.temporalAddress, '--workflow-id', 'service-ctl', '--name', 'resume'], { encoding: 'utf8' });
+  expect(signal.status).toBe(0);
+  await waitForStatus('ctl', (s) => s.rollout?.phase === 'rolling_out');
+
+  expect((await rolloutCli(stack, ['rollback', 'ctl', '--reason', 'e2e check'])).code).toBe(0);
+  const done = await waitForStatus('ctl', (s) => !s.rollout && s.lastRollout?.version === 2);
+  expect(done.lastRollout).toMatchObject({ outcome: 'rolled_back', reason: 'manual rollback: e2e check' });
+  expect(done.version).toBe(1);
+  expect(done.replicas.map((r: { version: number; status: string }) => `${r.version}:${r.status}`)).toEqual(['1:READY', '1:READY']);
+  for (let i = 0; i < 4; i++) expect(await complete('ctl')).toMatchObject({ status: 200, version: 'v1' });
+  expect(versionsOf('ctl', 2)).toEqual([]);
+
+  const idle = await rolloutCli(stack, ['pause', 'ctl']);
+  expect(idle.code).toBe(1);
+  expect(idle.stderr).toMatch(/no rollout in progress/);
 }, 180_000);
 
 test('an invalid spec exits 2 naming the field, and starts nothing', async () => {

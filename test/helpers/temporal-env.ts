@@ -6,20 +6,18 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { resolveBinary, TEMPORAL_CLI, TEMPORAL_TEST_SERVER } from '../../src/temporal/binaries';
 
-function required(path: string | undefined, what: string): string {
-  if (!path) throw new Error(`${what} not found; run \`npm run setup\``);
-  return path;
+/** A binary found locally, or the SDK's own download (the last resort; needs internet). */
+function executable(path: string | undefined) {
+  return path ? { type: 'existing-path' as const, path } : { type: 'cached-download' as const };
 }
 
 export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
-  const path = required(resolveBinary(TEMPORAL_TEST_SERVER), 'temporal-test-server');
-  return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path } } });
+  return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: executable(resolveBinary(TEMPORAL_TEST_SERVER)) } });
 }
 
 /** The real dev server (in memory, no UI); `extraArgs` go to `temporal server start-dev`. */
 export async function createLocalEnv(extraArgs: string[] = []): Promise<TestWorkflowEnvironment> {
-  const path = required(resolveBinary(TEMPORAL_CLI), 'temporal CLI');
-  return TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path }, ui: false, extraArgs } });
+  return TestWorkflowEnvironment.createLocal({ server: { executable: executable(resolveBinary(TEMPORAL_CLI)), ui: false, extraArgs } });
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;

@@ -5,6 +5,15 @@ import { freePort } from '../helpers/dev-stack';
 
 const SERVER = path.resolve(__dirname, '../../examples/model-server/server.js');
 let child: ChildProcess;
+
+/** The parts of OpenAI's response shapes these tests read. */
+interface OpenAiResponse {
+  object: string;
+  model_version: string;
+  choices: Array<{ text?: string; message?: { role: string; content: string } }>;
+  data: Array<{ id: string; object: string }>;
+}
+const json = async (res: Response) => (await res.json()) as OpenAiResponse;
 let base: string;
 
 async function start(env: Record<string, string>): Promise<void> {
@@ -49,17 +58,17 @@ test('NEVER_READY stays 503', async () => {
 test('completions and chat completions: deterministic text, OpenAI shapes, version in body and header', async () => {
   await start({ MODEL_VERSION: 'v2' });
   const post = (p: string, body: unknown) => fetch(`${base}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const a = await (await post('/v1/completions', { prompt: 'hello', max_tokens: 5 })).json();
-  const b = await (await post('/v1/completions', { prompt: 'hello', max_tokens: 5 })).json();
+  const a = await json(await post('/v1/completions', { prompt: 'hello', max_tokens: 5 }));
+  const b = await json(await post('/v1/completions', { prompt: 'hello', max_tokens: 5 }));
   expect(a.object).toBe('text_completion');
   expect(a.model_version).toBe('v2');
-  expect(a.choices[0].text.split(' ')).toHaveLength(5);
+  expect(a.choices[0].text?.split(' ')).toHaveLength(5);
   expect(b.choices[0].text).toBe(a.choices[0].text);
   const chat = await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }] });
   expect(chat.headers.get('x-model-version')).toBe('v2');
-  const c = await chat.json();
-  expect(c.choices[0].message.role).toBe('assistant');
-  const models = await (await fetch(`${base}/v1/models`)).json();
+  const c = await json(chat);
+  expect(c.choices[0].message?.role).toBe('assistant');
+  const models = await json(await fetch(`${base}/v1/models`));
   expect(models.data[0]).toMatchObject({ id: 'demo-llm', object: 'model' });
 });
 
