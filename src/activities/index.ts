@@ -3,7 +3,8 @@
  * Built by a factory over injected clients (as in temporalio/samples-typescript), so tests
  * and the worker wire them differently. Every activity is idempotent.
  */
-import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { keepHeartbeating } from './heartbeat';
 import { parseAccelerators } from '../spec/accelerators';
 import type { Provider } from '../providers/types';
 import { ProviderError } from '../providers/types';
@@ -68,11 +69,13 @@ export function createActivities(deps: ActivityDeps) {
     async waitReplicaReady(input: WaitReplicaReadyInput): Promise<void> {
       const provider = providerFor(input.provider);
       const started = Date.now();
+      let lastProbe: Record<string, unknown> = { attempt: 0 };
+      const stopHeartbeats = keepHeartbeating(() => ({ ...lastProbe, waitedSeconds: Math.round((Date.now() - started) / 1000) }));
       try {
         await waitUntilReady({
           endpoint: input.endpoint,
           path: input.probe.path,
-          periodMs: Math.min(input.probe.period_seconds * 1000, 2000),
+          periodMs: input.probe.period_seconds * 1000,
           timeoutMs: input.probe.timeout_seconds * 1000,
           deadline: input.deadline,
           signal: Context.current().cancellationSignal,
@@ -80,8 +83,7 @@ export function createActivities(deps: ActivityDeps) {
             const d = await provider.describe(input.replicaId);
             return { alive: d.state === 'running', detail: d.exitInfo ?? d.state };
           },
-          onProbe: (r) =>
-            heartbeat({ attempt: r.attempt, status: r.status, error: r.error, waitedSeconds: Math.round((Date.now() - started) / 1000) }),
+          onProbe: (r) => (lastProbe = { attempt: r.attempt, status: r.status, error: r.error }),
         });
       } catch (err) {
         if (err instanceof ReplicaNotReadyError) {
@@ -91,12 +93,20 @@ export function createActivities(deps: ActivityDeps) {
           throw ApplicationFailure.create({ type: FailureTypes.replicaDied, message: err.message, nonRetryable: true });
         }
         throw err;
+      } finally {
+        stopHeartbeats();
       }
     },
 
     /** Runs while a new replica serves during a rollout; fails when its process dies or its probe keeps failing. */
     async watchReplica(input: WatchReplicaInput): Promise<void> {
-      await watchUntilUnhealthy(providerFor(input.provider), input, Context.current().cancellationSignal, (d) => heartbeat(d));
+      let failures = 0;
+      const stopHeartbeats = keepHeartbeating(() => ({ failures }));
+      try {
+        await watchUntilUnhealthy(providerFor(input.provider), input, Context.current().cancellationSignal, (n) => (failures = n));
+      } finally {
+        stopHeartbeats();
+      }
     },
 
     async setTraffic(input: SetTrafficInput): Promise<SetTrafficResult> {

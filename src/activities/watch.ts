@@ -12,9 +12,9 @@ export async function watchUntilUnhealthy(
   provider: Provider,
   input: WatchReplicaInput,
   signal: AbortSignal,
-  beat: (details: unknown) => void,
+  onFailures: (consecutive: number) => void,
 ): Promise<void> {
-  const periodMs = Math.min(input.probe.period_seconds * 1000, 5000);
+  const periodMs = input.probe.period_seconds * 1000;
   let failures = 0;
   while (!signal.aborted) {
     const described = await provider.describe(input.replicaId);
@@ -34,7 +34,7 @@ export async function watchUntilUnhealthy(
         nonRetryable: true,
       });
     }
-    beat({ failures });
+    onFailures(failures);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, periodMs);
       signal.addEventListener('abort', () => {

@@ -93,6 +93,18 @@ test('v2 never becomes ready: deploy --wait exits 1, v1 serves all traffic, no v
   expect(versionsOf('stuck', 2)).toEqual([]);
 }, 180_000);
 
+test('a v2 process that dies while loading rolls back at once, long before its grace period', async () => {
+  expect((await rolloutCli(stack, ['deploy', writeSpec(specDir, 'crashy-v1.yaml', modelServerSpec({ name: 'crashy', version: 'v1' })), '--wait'])).code).toBe(0);
+  const dying = modelServerSpec({ name: 'crashy', version: 'v2', extraEnv: { LOAD_DELAY_SECONDS: '30', EXIT_AFTER_SECONDS: '1' }, initialDelay: 600 });
+  const r = await rolloutCli(stack, ['deploy', writeSpec(specDir, 'crashy-v2.yaml', dying), '--wait']);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/rolled back: replica crashy-v2-r3 failed: .*exited before it was ready/);
+  const status = await statusJson('crashy');
+  expect(status.version).toBe(1);
+  expect(status.replicas.map((x: { version: number; status: string }) => `${x.version}:${x.status}`)).toEqual(['1:READY', '1:READY']);
+  expect(versionsOf('crashy', 2)).toEqual([]);
+}, 120_000);
+
 test('the worker is killed mid-rollout and restarted: the rollout finishes with no leaked replica', async () => {
   const v1 = writeSpec(specDir, 'crash-v1.yaml', modelServerSpec({ name: 'crash', version: 'v1' }));
   expect((await rolloutCli(stack, ['deploy', v1, '--wait'])).code).toBe(0);

@@ -10,12 +10,18 @@ import type {
   SetTrafficInput,
   TerminateReplicaInput,
   WaitReplicaReadyInput,
+  WatchReplicaInput,
 } from '../../src/activities/types';
 
 type Activities = ReturnType<typeof createActivities>;
 
 /** How replicas of a version behave: ready after `readyAfterMs` (real time), never ready, or failing. */
-export type Readiness = { kind: 'ready'; afterMs?: number } | { kind: 'never' } | { kind: 'fail'; message: string };
+export type Readiness =
+  | { kind: 'ready'; afterMs?: number }
+  | { kind: 'never' }
+  | { kind: 'fail'; message: string }
+  /** Becomes ready, then its process dies (the watch reports it). */
+  | { kind: 'dies-after-ready'; message: string };
 
 export interface FakeWorld {
   activities: Activities;
@@ -76,7 +82,12 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}): FakeWorld 
       }
       if (behaviour.kind === 'ready') await sleepUnlessCancelled(behaviour.afterMs ?? 10);
     },
-    async watchReplica() {
+    async watchReplica(input: WatchReplicaInput) {
+      const behaviour = world.readiness.get(versionOf(input.replicaId));
+      if (behaviour?.kind === 'dies-after-ready') {
+        world.running.delete(input.replicaId);
+        throw ApplicationFailure.create({ type: 'ReplicaDied', message: behaviour.message, nonRetryable: true });
+      }
       // Healthy replicas: the watch ends at once (the real one runs until cancelled).
     },
     async setTraffic(input: SetTrafficInput) {
