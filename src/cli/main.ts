@@ -4,6 +4,9 @@
  * (no stack trace) and exit with the code they carry (see errors.ts).
  */
 import { Command, Option } from 'commander';
+import fs from 'node:fs';
+import path from 'node:path';
+import { projectRoot } from '../temporal/project-root';
 import { controlCommand, type ControlAction } from './commands/control';
 import { deployCommand } from './commands/deploy';
 import { devCommand } from './commands/dev';
@@ -36,6 +39,7 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<number>): (...a
 export function buildProgram(): Command {
   const program = new Command('rollout')
     .description('Durable rollouts of GPU inference services on Temporal.\nEnvironment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default "default").')
+    .version((JSON.parse(fs.readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version)
     .showHelpAfterError()
     .exitOverride((err) => {
       // Usage errors (unknown option, missing argument) are invalid input: exit 2.

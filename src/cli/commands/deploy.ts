@@ -32,6 +32,11 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
   try {
     const workflowId = serviceWorkflowId(spec.name);
     let result;
+    // The update is answered by a worker: if none polls, say so instead of hanging silently.
+    const noWorkerHint = setTimeout(
+      () => process.stderr.write(`still waiting for a worker on task queue ${TASK_QUEUE} (is \`rollout dev\` or \`rollout worker\` running?)\n`),
+      15_000,
+    );
     try {
       result = await client.workflow.executeUpdateWithStart(deployUpdate, {
         args: [{ spec }],
@@ -49,6 +54,8 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
         throw new CliError(`deploy of ${spec.name} refused: ${cause}`, ExitCode.invalidInput);
       }
       throw err;
+    } finally {
+      clearTimeout(noWorkerHint);
     }
     const link = workflowUiLink(target, result.rolloutWorkflowId);
     if (!json) {
