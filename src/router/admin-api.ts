@@ -21,6 +21,12 @@ export function adminHandler(token: string, routes: RouteStore, stats: RouterSta
     const url = new URL(req.url ?? '/', 'http://admin');
     if (url.pathname === '/healthz') return sendJson(res, 200, { ok: true });
     if (!authorized(req)) return sendJson(res, 401, { error: 'missing or wrong bearer token' });
+    if (url.pathname === '/metrics' && req.method === 'GET') {
+      const text = await stats.registry.metrics();
+      res.writeHead(200, { 'content-type': stats.registry.contentType });
+      res.end(text);
+      return;
+    }
     const m = /^\/v1\/services(?:\/([^/]+)(\/backends|\/inflight)?)?$/.exec(url.pathname);
     if (!m) return sendJson(res, 404, { error: `no admin route ${req.method} ${url.pathname}` });
     const [, service, sub] = m;
@@ -47,7 +53,7 @@ export function adminHandler(token: string, routes: RouteStore, stats: RouterSta
     }
     if (!sub && req.method === 'GET') {
       if (!routes.has(service)) return sendJson(res, 404, { error: `unknown service "${service}"` });
-      return sendJson(res, 200, { backends: routes.backends(service), stats: stats.byVersion(service) });
+      return sendJson(res, 200, { backends: routes.backends(service), stats: await stats.byVersion(service) });
     }
     if (!sub && req.method === 'DELETE') {
       routes.remove(service);

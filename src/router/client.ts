@@ -1,5 +1,6 @@
 /** The router's admin API, as the activities and the dev stack call it. */
 import { request } from 'undici';
+import type { VersionStats } from './stats';
 import type { Backend, ServiceRoute } from './types';
 
 /** The router could not be reached: retryable. */
@@ -12,7 +13,7 @@ export class RouterRequestError extends Error {
 }
 
 export interface ServiceView extends ServiceRoute {
-  stats: Record<string, { requests: number; errors5xx: number; connectErrors: number; inflight: number }>;
+  stats: Record<string, VersionStats>;
 }
 
 export class RouterAdminClient {

@@ -3,10 +3,13 @@
  * Request bodies are read first (they are small JSON for model servers), so a connection
  * refused *before the request was sent* can be retried on another backend. Responses are
  * streamed back as they arrive (SSE tokens are not buffered). Nothing is retried once a
- * response has started.
+ * response has started. A replica that keeps refusing connections is ejected for a while
+ * (ejection.ts); `X-Rollout-Version` pins a request to one version (pinning.ts).
  */
 import type http from 'node:http';
 import { Pool } from 'undici';
+import { Ejections } from './ejection';
+import { PIN_HEADER, resolvePin } from './pinning';
 import type { RouteStore } from './route-store';
 import type { RouterStats } from './stats';
 import type { Backend } from './types';
@@ -18,6 +21,7 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND'
 
 export class Proxy {
   private readonly pools = new Map<string, Pool>();
+  private readonly ejections = new Ejections();
 
   constructor(
     private readonly routes: RouteStore,
@@ -40,6 +44,8 @@ export class Proxy {
     if (!match) return sendJson(res, 404, { error: 'no service in path: use /<service>/…' });
     const [, service, rest = '/', query = ''] = match;
     if (!this.routes.has(service)) return sendJson(res, 404, { error: `unknown service "${service}"` });
+    const pin = resolvePin(req.headers[PIN_HEADER], this.routes.servingVersions(service), service);
+    if (!pin.ok) return sendJson(res, 404, { error: pin.error });
 
     let body: Buffer;
     try {
@@ -52,9 +58,12 @@ export class Proxy {
       if (!res.writableFinished) abort.abort();
     });
 
+    const picker = this.routes.picker(service, pin.version);
     const tried = new Set<string>();
+    // Ejected replicas are skipped, unless nothing else is left to try.
+    const ejected = this.ejections.ejected();
     for (;;) {
-      const backend = this.routes.picker(service).pick(tried);
+      const backend = picker.pick(new Set([...tried, ...ejected])) ?? picker.pick(tried);
       if (!backend) {
         return tried.size === 0
           ? sendJson(res, 503, { error: `no ready replicas for service ${service}` })
@@ -78,6 +87,8 @@ export class Proxy {
     const origin = new URL(backend.url);
     const basePath = origin.pathname.replace(/\/$/, '');
     this.stats.started(service, backend.version, backend.replicaId);
+    const startedAt = performance.now();
+    let ttfbMs = 0;
     let status: number | 'connect-error' = 502;
     try {
       const upstream = await this.pool(origin.origin).request({
@@ -88,6 +99,8 @@ export class Proxy {
         signal,
       });
       status = upstream.statusCode;
+      ttfbMs = performance.now() - startedAt;
+      this.ejections.answered(backend.replicaId);
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(upstream.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
       headers['x-rollout-replica'] = backend.replicaId;
@@ -103,13 +116,15 @@ export class Proxy {
       const code = (err as NodeJS.ErrnoException).code ?? ((err as { cause?: NodeJS.ErrnoException }).cause?.code);
       if (!res.headersSent && code && NOT_SENT.has(code) && !signal.aborted) {
         status = 'connect-error';
+        this.ejections.connectFailed(backend.replicaId);
         return 'retry';
       }
       if (!res.headersSent) sendJson(res, 502, { error: `replica ${backend.replicaId} failed: ${code ?? (err as Error).message}` });
       else res.destroy(); // a response had started: cut it rather than pretend it completed
       return 'done';
     } finally {
-      this.stats.finished(service, backend.version, backend.replicaId, status);
+      const timing = status === 'connect-error' ? undefined : { ttfbMs, durationMs: performance.now() - startedAt };
+      this.stats.finished(service, backend.version, backend.replicaId, status, timing);
     }
   }
 }

@@ -26,19 +26,27 @@ export class RouteStore {
     return this.table;
   }
 
-  picker(service: string): WeightedPicker {
-    let picker = this.pickers.get(service);
+  /** The picker over a service's backends, or over one version's only (version pinning). */
+  picker(service: string, version?: number): WeightedPicker {
+    const key = version === undefined ? service : `${service}\u0000${version}`;
+    let picker = this.pickers.get(key);
     if (!picker) {
-      picker = new WeightedPicker(this.backends(service));
-      this.pickers.set(service, picker);
+      const backends = this.backends(service).filter((b) => version === undefined || b.version === version);
+      picker = new WeightedPicker(backends);
+      this.pickers.set(key, picker);
     }
     return picker;
+  }
+
+  /** Versions that receive traffic, oldest first: the first is the primary, the last the canary. */
+  servingVersions(service: string): number[] {
+    return [...new Set(this.backends(service).filter((b) => b.weight > 0).map((b) => b.version))].sort((a, b) => a - b);
   }
 
   /** Replaces a service's backends at once; requests in flight keep the backend they have. */
   set(service: string, backends: Backend[]): void {
     this.table = { services: { ...this.table.services, [service]: { backends } } };
-    this.pickers.delete(service);
+    this.dropPickers(service);
     this.persist();
   }
 
@@ -46,8 +54,12 @@ export class RouteStore {
     const services = { ...this.table.services };
     delete services[service];
     this.table = { services };
-    this.pickers.delete(service);
+    this.dropPickers(service);
     this.persist();
+  }
+
+  private dropPickers(service: string): void {
+    for (const key of this.pickers.keys()) if (key === service || key.startsWith(`${service}\u0000`)) this.pickers.delete(key);
   }
 
   private persist(): void {

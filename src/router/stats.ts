@@ -1,18 +1,35 @@
-/** Per-service, per-version request counters and per-replica in-flight counts. */
+/**
+ * Per-service, per-version statistics for canary analysis (admin JSON) and Prometheus
+ * (`/metrics`, prom-client): requests, 5xx, connection errors, in-flight, latency and time
+ * to first byte histograms. Quantiles in the JSON are estimated from the histogram buckets.
+ */
+import client from 'prom-client';
+
 export interface VersionStats {
   requests: number;
   errors5xx: number;
   connectErrors: number;
   inflight: number;
+  latencyMs: { p50: number | null; p99: number | null };
+  ttfbMs: { p50: number | null; p99: number | null };
 }
 
+const BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
 export class RouterStats {
-  private readonly versions = new Map<string, Map<number, VersionStats>>();
+  readonly registry = new client.Registry();
+  private readonly requests = new client.Counter({ name: 'rollout_router_requests_total', help: 'Requests answered, by service, version and status class', labelNames: ['service', 'version', 'code'] as const, registers: [this.registry] });
+  private readonly connectErrors = new client.Counter({ name: 'rollout_router_connect_errors_total', help: 'Connections refused by a replica before the request was sent', labelNames: ['service', 'version'] as const, registers: [this.registry] });
+  private readonly inflightGauge = new client.Gauge({ name: 'rollout_router_inflight', help: 'Requests in flight', labelNames: ['service', 'version'] as const, registers: [this.registry] });
+  private readonly latency = new client.Histogram({ name: 'rollout_router_request_duration_seconds', help: 'Time from dispatch to the end of the response', labelNames: ['service', 'version'] as const, buckets: BUCKETS_S, registers: [this.registry] });
+  private readonly ttfb = new client.Histogram({ name: 'rollout_router_time_to_first_byte_seconds', help: 'Time from dispatch to the response headers (first token for streams)', labelNames: ['service', 'version'] as const, buckets: BUCKETS_S, registers: [this.registry] });
+
+  private readonly counts = new Map<string, Map<number, { requests: number; errors5xx: number; connectErrors: number; inflight: number }>>();
   private readonly inflightByReplica = new Map<string, Map<string, number>>();
 
-  private entry(service: string, version: number): VersionStats {
-    let byVersion = this.versions.get(service);
-    if (!byVersion) this.versions.set(service, (byVersion = new Map()));
+  private entry(service: string, version: number) {
+    let byVersion = this.counts.get(service);
+    if (!byVersion) this.counts.set(service, (byVersion = new Map()));
     let stats = byVersion.get(version);
     if (!stats) byVersion.set(version, (stats = { requests: 0, errors5xx: 0, connectErrors: 0, inflight: 0 }));
     return stats;
@@ -20,17 +37,30 @@ export class RouterStats {
 
   started(service: string, version: number, replicaId: string): void {
     this.entry(service, version).inflight += 1;
+    this.inflightGauge.inc({ service, version: String(version) });
     let byReplica = this.inflightByReplica.get(service);
     if (!byReplica) this.inflightByReplica.set(service, (byReplica = new Map()));
     byReplica.set(replicaId, (byReplica.get(replicaId) ?? 0) + 1);
   }
 
-  finished(service: string, version: number, replicaId: string, status: number | 'connect-error'): void {
+  /** `ttfbMs` and `durationMs` are absent for connection errors. */
+  finished(service: string, version: number, replicaId: string, status: number | 'connect-error', timing?: { ttfbMs: number; durationMs: number }): void {
+    const labels = { service, version: String(version) };
     const stats = this.entry(service, version);
     stats.inflight -= 1;
-    stats.requests += 1;
-    if (status === 'connect-error') stats.connectErrors += 1;
-    else if (status >= 500) stats.errors5xx += 1;
+    this.inflightGauge.dec(labels);
+    if (status === 'connect-error') {
+      stats.connectErrors += 1;
+      this.connectErrors.inc(labels);
+    } else {
+      stats.requests += 1;
+      if (status >= 500) stats.errors5xx += 1;
+      this.requests.inc({ ...labels, code: `${Math.floor(status / 100)}xx` });
+      if (timing) {
+        this.latency.observe(labels, timing.durationMs / 1000);
+        this.ttfb.observe(labels, timing.ttfbMs / 1000);
+      }
+    }
     const byReplica = this.inflightByReplica.get(service);
     const left = (byReplica?.get(replicaId) ?? 1) - 1;
     if (left <= 0) byReplica?.delete(replicaId);
@@ -48,7 +78,42 @@ export class RouterStats {
     return Object.fromEntries(this.inflightByReplica.get(service) ?? []);
   }
 
-  byVersion(service: string): Record<string, VersionStats> {
-    return Object.fromEntries([...(this.versions.get(service) ?? new Map<number, VersionStats>())].map(([v, s]) => [String(v), { ...s }]));
+  async byVersion(service: string): Promise<Record<string, VersionStats>> {
+    const latency = await this.latency.get();
+    const ttfb = await this.ttfb.get();
+    const out: Record<string, VersionStats> = {};
+    for (const [version, s] of this.counts.get(service) ?? []) {
+      const labels = { service, version: String(version) };
+      out[String(version)] = {
+        ...s,
+        latencyMs: { p50: quantileMs(latency.values, labels, 0.5), p99: quantileMs(latency.values, labels, 0.99) },
+        ttfbMs: { p50: quantileMs(ttfb.values, labels, 0.5), p99: quantileMs(ttfb.values, labels, 0.99) },
+      };
+    }
+    return out;
   }
+}
+
+type HistogramValue = { labels: Record<string, string | number>; value: number; metricName?: string };
+
+/** The q-quantile in ms, interpolated linearly inside the bucket that holds it; null without data. */
+export function quantileMs(values: HistogramValue[], labels: { service: string; version: string }, q: number): number | null {
+  const buckets = values
+    .filter((v) => v.metricName?.endsWith('_bucket') && v.labels.service === labels.service && v.labels.version === labels.version)
+    .map((v) => ({ le: v.labels.le === '+Inf' ? Infinity : Number(v.labels.le), cumulative: v.value }))
+    .sort((a, b) => a.le - b.le);
+  const total = buckets[buckets.length - 1]?.cumulative ?? 0;
+  if (total === 0) return null;
+  const rank = q * total;
+  let previous = { le: 0, cumulative: 0 };
+  for (const b of buckets) {
+    if (b.cumulative >= rank) {
+      if (b.le === Infinity) return previous.le * 1000;
+      const inBucket = b.cumulative - previous.cumulative;
+      const fraction = inBucket === 0 ? 1 : (rank - previous.cumulative) / inBucket;
+      return (previous.le + (b.le - previous.le) * fraction) * 1000;
+    }
+    previous = b;
+  }
+  return previous.le * 1000;
 }

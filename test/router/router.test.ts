@@ -155,3 +155,68 @@ test('the route table survives a router restart', async () => {
   expect((await admin.getService('svc'))?.backends).toEqual([{ replicaId: 'a', version: 3, url: a, weight: 1 }]);
   expect((await get('/svc/x')).status).toBe(200);
 });
+
+describe('version pinning (X-Rollout-Version)', () => {
+  beforeEach(async () => {
+    await admin.setBackends('svc', [
+      { replicaId: 'old', version: 1, url: await upstream('old'), weight: 3 },
+      { replicaId: 'new', version: 2, url: await upstream('new'), weight: 1 },
+    ]);
+  });
+
+  test.each([
+    ['primary', 'old'],
+    ['canary', 'new'],
+    ['1', 'old'],
+    ['v2', 'new'],
+  ])('%s → only %s', async (pin, replica) => {
+    for (let i = 0; i < 8; i++) {
+      const r = await get('/svc/x', { headers: { 'x-rollout-version': pin } });
+      expect(r.status).toBe(200);
+      expect(r.headers.get('x-rollout-replica')).toBe(replica);
+    }
+  });
+
+  test('an unknown version or a bad value is a clear 404, never a random replica', async () => {
+    const unknown = await get('/svc/x', { headers: { 'x-rollout-version': '7' } });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatch(/version 7 of svc takes no traffic \(serving v1, v2\)/);
+    const bad = await get('/svc/x', { headers: { 'x-rollout-version': 'newest' } });
+    expect(bad.status).toBe(404);
+    expect(JSON.parse(bad.body).error).toMatch(/"primary", "canary" or a version number, got "newest"/);
+    await admin.setBackends('svc', [{ replicaId: 'old', version: 1, url: await upstream('old'), weight: 1 }]);
+    const noCanary = await get('/svc/x', { headers: { 'x-rollout-version': 'canary' } });
+    expect(noCanary.status).toBe(404);
+    expect(noCanary.body).toMatch(/svc has no canary: serving v1/);
+  });
+});
+
+test('a replica that keeps refusing connections is ejected: later requests do not try it', async () => {
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  await admin.setBackends('svc', [
+    { replicaId: 'dead', version: 1, url: dead, weight: 1 },
+    { replicaId: 'live', version: 1, url: await upstream('live'), weight: 1 },
+  ]);
+  for (let i = 0; i < 20; i++) expect((await get('/svc/x')).status).toBe(200);
+  const view = await admin.getService('svc');
+  // Without ejection every other request would hit the dead replica first (10 refusals).
+  expect(view?.stats['1'].connectErrors).toBe(3);
+  expect(view?.stats['1'].requests).toBe(20);
+});
+
+test('latency quantiles in the admin JSON and Prometheus metrics on /metrics', async () => {
+  await admin.setBackends('svc', [{ replicaId: 'a', version: 1, url: await upstream('a'), weight: 1 }]);
+  for (let i = 0; i < 5; i++) await get('/svc/x');
+  await get('/svc/slow');
+  const stats = (await admin.getService('svc'))!.stats['1'];
+  expect(stats.requests).toBe(6);
+  expect(stats.latencyMs.p50).toBeGreaterThan(0);
+  expect(stats.latencyMs.p50!).toBeLessThan(100);
+  expect(stats.latencyMs.p99!).toBeGreaterThanOrEqual(250); // the 400 ms request falls in the 250–500 ms bucket
+  const metrics = await fetch(`${router.adminUrl}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  expect(metrics.status).toBe(200);
+  const text = await metrics.text();
+  expect(text).toMatch(/rollout_router_requests_total\{service="svc",version="1",code="2xx"\} 6/);
+  expect(text).toMatch(/rollout_router_request_duration_seconds_bucket\{le="0.5",service="svc",version="1"\} 6/);
+  expect((await fetch(`${router.adminUrl}/metrics`)).status).toBe(401);
+});
