@@ -15,7 +15,8 @@ import type { RouterStats } from './stats';
 import type { Backend } from './types';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
-const MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** Bodies up to this size are buffered (and retryable); larger ones stream. */
+const BUFFERED_BODY_BYTES = 1024 * 1024;
 /** Errors that mean the request never reached the backend. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
 
@@ -47,12 +48,17 @@ export class Proxy {
     const pin = resolvePin(req.headers[PIN_HEADER], this.routes.servingVersions(service), service);
     if (!pin.ok) return sendJson(res, 404, { error: pin.error });
 
-    let body: Buffer;
-    try {
-      body = await readBody(req);
-    } catch (err) {
-      return sendJson(res, 413, { error: (err as Error).message });
-    }
+    // Small bodies (model requests) are read first, so a refused connection can be retried on
+    // another replica; large or unsized bodies stream straight through (and are not retried).
+    const length = Number(req.headers['content-length'] ?? (req.headers['transfer-encoding'] ? NaN : 0));
+    let body: Buffer | http.IncomingMessage;
+    if (Number.isFinite(length) && length <= BUFFERED_BODY_BYTES) {
+      try {
+        body = await readBody(req);
+      } catch (err) {
+        return sendJson(res, 400, { error: (err as Error).message });
+      }
+    } else body = req;
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) abort.abort();
@@ -72,6 +78,7 @@ export class Proxy {
       tried.add(backend.replicaId);
       const outcome = await this.forward(service, backend, req, res, rest + query, body, abort.signal);
       if (outcome !== 'retry') return;
+      if (!Buffer.isBuffer(body)) return sendJson(res, 502, { error: `replica ${backend.replicaId} refused the connection` });
     }
   }
 
@@ -81,7 +88,7 @@ export class Proxy {
     req: http.IncomingMessage,
     res: http.ServerResponse,
     path: string,
-    body: Buffer,
+    body: Buffer | http.IncomingMessage,
     signal: AbortSignal,
   ): Promise<'done' | 'retry'> {
     const origin = new URL(backend.url);
@@ -94,8 +101,8 @@ export class Proxy {
       const upstream = await this.pool(origin.origin).request({
         path: basePath + path,
         method: (req.method ?? 'GET') as 'GET',
-        headers: forwardHeaders(req),
-        body: body.length > 0 ? body : undefined,
+        headers: forwardHeaders(req, !Buffer.isBuffer(body)),
+        body: Buffer.isBuffer(body) ? (body.length > 0 ? body : undefined) : body,
         signal,
       });
       status = upstream.statusCode;
@@ -129,9 +136,13 @@ export class Proxy {
   }
 }
 
-function forwardHeaders(req: http.IncomingMessage): Record<string, string | string[]> {
+/** Headers for the replica: hop-by-hop ones dropped; content-length kept only for a streamed body. */
+function forwardHeaders(req: http.IncomingMessage, streamedBody: boolean): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && k !== 'content-length') headers[k] = v;
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v === undefined || HOP_BY_HOP.has(k) || (k === 'content-length' && !streamedBody)) continue;
+    headers[k] = v;
+  }
   return headers;
 }
 
@@ -141,8 +152,8 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new Error(`request body over ${MAX_BODY_BYTES} bytes`));
+      if (size > BUFFERED_BODY_BYTES) {
+        reject(new Error(`request body longer than its content-length`));
         req.destroy();
       } else chunks.push(c);
     });
