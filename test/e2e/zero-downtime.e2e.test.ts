@@ -83,3 +83,24 @@ test('manual rollback after v2 took traffic drops no request', async () => {
   expect(report.versions.v1).toBeGreaterThan(0);
   expect(replicaProcesses(name).filter((p) => p.replicaId.includes('-v2-'))).toEqual([]);
 }, 180_000);
+
+test('a long stream on an old replica completes although that replica is drained and terminated during it', async () => {
+  const name = 'zd-stream';
+  const slowTokens = (version: string) => modelServerSpec({ name, version, extraEnv: { TOKEN_DELAY_MS: '100' } });
+  expect((await deployWait(name, `${name}-v1.yaml`, slowTokens('v1'))).code).toBe(0);
+  // 40 tokens × 100 ms: the stream outlives the v1 replicas' time in rotation.
+  const stream = fetch(`${stack.routerUrl}/${name}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ role: 'user', content: 'long' }], stream: true, max_tokens: 40 }),
+  }).then(async (res) => ({ replica: res.headers.get('x-rollout-replica'), text: await res.text() }));
+  await new Promise((r) => setTimeout(r, 300));
+  const r = await deployWait(name, `${name}-v2.yaml`, slowTokens('v2'));
+  expect(r.code).toBe(0);
+  const { replica, text } = await stream;
+  expect(replica).toMatch(/^zd-stream-v1-/);
+  expect(text).toContain('"model_version":"v1"');
+  expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
+  expect(text.match(/^data: /gm)?.length).toBe(42); // 40 tokens, the finish chunk, [DONE]
+  expect(replicaProcesses(name).filter((p) => p.replicaId === replica)).toEqual([]);
+}, 180_000);
