@@ -7,6 +7,7 @@
  * (ejection.ts); `X-Rollout-Version` pins a request to one version (pinning.ts).
  */
 import type http from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { Pool } from 'undici';
 import { Ejections } from './ejection';
 import { PIN_HEADER, resolvePin } from './pinning';
@@ -113,11 +114,9 @@ export class Proxy {
       headers['x-rollout-replica'] = backend.replicaId;
       headers['x-rollout-version'] = String(backend.version);
       res.writeHead(upstream.statusCode, headers);
-      res.flushHeaders();
-      for await (const chunk of upstream.body) {
-        if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
-      }
-      res.end();
+      // Streams (SSE, chunked) get their headers at once; sized bodies go out with them.
+      if (headers['content-length'] === undefined) res.flushHeaders();
+      await pipeline(upstream.body, res);
       return 'done';
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? ((err as { cause?: NodeJS.ErrnoException }).cause?.code);

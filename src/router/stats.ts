@@ -25,6 +25,25 @@ export class RouterStats {
   private readonly ttfb = new client.Histogram({ name: 'rollout_router_time_to_first_byte_seconds', help: 'Time from dispatch to the response headers (first token for streams)', labelNames: ['service', 'version'] as const, buckets: BUCKETS_S, registers: [this.registry] });
 
   private readonly counts = new Map<string, Map<number, { requests: number; errors5xx: number; connectErrors: number; inflight: number }>>();
+  /** prom-client children per (service, version): label hashing once, not on every request. */
+  private readonly children = new Map<string, ReturnType<RouterStats['makeChildren']>>();
+
+  private makeChildren(service: string, version: string) {
+    return {
+      inflight: this.inflightGauge.labels(service, version),
+      connectErrors: this.connectErrors.labels(service, version),
+      latency: this.latency.labels(service, version),
+      ttfb: this.ttfb.labels(service, version),
+      byCode: new Map<string, client.Counter.Internal>(),
+    };
+  }
+
+  private metricsOf(service: string, version: number) {
+    const key = `${service}\u0000${version}`;
+    let c = this.children.get(key);
+    if (!c) this.children.set(key, (c = this.makeChildren(service, String(version))));
+    return c;
+  }
   private readonly inflightByReplica = new Map<string, Map<string, number>>();
 
   private entry(service: string, version: number) {
@@ -37,7 +56,7 @@ export class RouterStats {
 
   started(service: string, version: number, replicaId: string): void {
     this.entry(service, version).inflight += 1;
-    this.inflightGauge.inc({ service, version: String(version) });
+    this.metricsOf(service, version).inflight.inc();
     let byReplica = this.inflightByReplica.get(service);
     if (!byReplica) this.inflightByReplica.set(service, (byReplica = new Map()));
     byReplica.set(replicaId, (byReplica.get(replicaId) ?? 0) + 1);
@@ -45,20 +64,23 @@ export class RouterStats {
 
   /** `ttfbMs` and `durationMs` are absent for connection errors. */
   finished(service: string, version: number, replicaId: string, status: number | 'connect-error', timing?: { ttfbMs: number; durationMs: number }): void {
-    const labels = { service, version: String(version) };
+    const metrics = this.metricsOf(service, version);
     const stats = this.entry(service, version);
     stats.inflight -= 1;
-    this.inflightGauge.dec(labels);
+    metrics.inflight.dec();
     if (status === 'connect-error') {
       stats.connectErrors += 1;
-      this.connectErrors.inc(labels);
+      metrics.connectErrors.inc();
     } else {
       stats.requests += 1;
       if (status >= 500) stats.errors5xx += 1;
-      this.requests.inc({ ...labels, code: `${Math.floor(status / 100)}xx` });
+      const code = `${Math.floor(status / 100)}xx`;
+      let counter = metrics.byCode.get(code);
+      if (!counter) metrics.byCode.set(code, (counter = this.requests.labels(service, String(version), code)));
+      counter.inc();
       if (timing) {
-        this.latency.observe(labels, timing.durationMs / 1000);
-        this.ttfb.observe(labels, timing.ttfbMs / 1000);
+        metrics.latency.observe(timing.durationMs / 1000);
+        metrics.ttfb.observe(timing.ttfbMs / 1000);
       }
     }
     const byReplica = this.inflightByReplica.get(service);
