@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { freePort } from '../helpers/dev-stack';
+import { readStream } from '../helpers/read-stream';
 
 const SERVER = path.resolve(__dirname, '../../examples/model-server/server.js');
 let child: ChildProcess;
@@ -74,19 +75,10 @@ test('completions and chat completions: deterministic text, OpenAI shapes, versi
 
 test('stream: true sends SSE chunks as tokens are produced, ending with [DONE]', async () => {
   await start({ TOKEN_DELAY_MS: '50' });
-  const started = Date.now();
   const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'x' }], stream: true, max_tokens: 8 }) });
   expect(res.headers.get('content-type')).toBe('text/event-stream');
-  const reader = res.body!.getReader();
-  const first = await reader.read();
-  const firstAt = Date.now() - started;
-  let text = Buffer.from(first.value!).toString();
-  for (;;) {
-    const chunk = await reader.read();
-    if (chunk.done) break;
-    text += Buffer.from(chunk.value).toString();
-  }
-  expect(Date.now() - started - firstAt).toBeGreaterThanOrEqual(300);
+  const { text, firstToLastMs } = await readStream(res);
+  expect(firstToLastMs).toBeGreaterThanOrEqual(300); // 8 tokens 50 ms apart arrive as produced
   const events = text.split('\n\n').filter(Boolean);
   expect(events[events.length - 1]).toBe('data: [DONE]');
   expect(JSON.parse(events[0].slice(6)).object).toBe('chat.completion.chunk');
