@@ -7,7 +7,6 @@
  * (ejection.ts); `X-Rollout-Version` pins a request to one version (pinning.ts).
  */
 import type http from 'node:http';
-import { pipeline } from 'node:stream/promises';
 import { Pool } from 'undici';
 import { Ejections } from './ejection';
 import { PIN_HEADER, resolvePin } from './pinning';
@@ -29,6 +28,18 @@ export class Proxy {
     private readonly routes: RouteStore,
     private readonly stats: RouterStats,
   ) {}
+
+  private readonly targets = new Map<string, { origin: string; basePath: string }>();
+
+  /** A backend URL parsed once, not on every request. */
+  private targetOf(url: string): { origin: string; basePath: string } {
+    let target = this.targets.get(url);
+    if (!target) {
+      const parsed = new URL(url);
+      this.targets.set(url, (target = { origin: parsed.origin, basePath: parsed.pathname.replace(/\/$/, '') }));
+    }
+    return target;
+  }
 
   private pool(origin: string): Pool {
     let pool = this.pools.get(origin);
@@ -92,31 +103,38 @@ export class Proxy {
     body: Buffer | http.IncomingMessage,
     signal: AbortSignal,
   ): Promise<'done' | 'retry'> {
-    const origin = new URL(backend.url);
-    const basePath = origin.pathname.replace(/\/$/, '');
+    const target = this.targetOf(backend.url);
     this.stats.started(service, backend.version, backend.replicaId);
     const startedAt = performance.now();
     let ttfbMs = 0;
     let status: number | 'connect-error' = 502;
     try {
-      const upstream = await this.pool(origin.origin).request({
-        path: basePath + path,
-        method: (req.method ?? 'GET') as 'GET',
-        headers: forwardHeaders(req, !Buffer.isBuffer(body)),
-        body: Buffer.isBuffer(body) ? (body.length > 0 ? body : undefined) : body,
-        signal,
-      });
-      status = upstream.statusCode;
-      ttfbMs = performance.now() - startedAt;
-      this.ejections.answered(backend.replicaId);
-      const headers: Record<string, string | string[]> = {};
-      for (const [k, v] of Object.entries(upstream.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
-      headers['x-rollout-replica'] = backend.replicaId;
-      headers['x-rollout-version'] = String(backend.version);
-      res.writeHead(upstream.statusCode, headers);
-      // Streams (SSE, chunked) get their headers at once; sized bodies go out with them.
-      if (headers['content-length'] === undefined) res.flushHeaders();
-      await pipeline(upstream.body, res);
+      // undici's stream(): the response body is written straight into `res` (no Readable in between).
+      await this.pool(target.origin).stream(
+        {
+          path: target.basePath + path,
+          method: (req.method ?? 'GET') as 'GET',
+          headers: forwardHeaders(req, !Buffer.isBuffer(body)),
+          body: Buffer.isBuffer(body) ? (body.length > 0 ? body : undefined) : body,
+          signal,
+        },
+        ({ statusCode, headers: upstreamHeaders }) => {
+          status = statusCode;
+          ttfbMs = performance.now() - startedAt;
+          this.ejections.answered(backend.replicaId);
+          const headers: Record<string, string | string[]> = {};
+          for (const k in upstreamHeaders) {
+            const v = upstreamHeaders[k];
+            if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+          }
+          headers['x-rollout-replica'] = backend.replicaId;
+          headers['x-rollout-version'] = String(backend.version);
+          res.writeHead(statusCode, headers);
+          // Streams (SSE, chunked) get their headers at once; sized bodies go out with them.
+          if (headers['content-length'] === undefined) res.flushHeaders();
+          return res;
+        },
+      );
       return 'done';
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? ((err as { cause?: NodeJS.ErrnoException }).cause?.code);
