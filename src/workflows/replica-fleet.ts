@@ -12,6 +12,7 @@ import {
   proxyActivities,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
+import { trafficPercentByVersion } from '../plan';
 import type { ObservedReplica, TrafficWeight } from '../plan/types';
 import { parseAccelerators } from '../spec/accelerators';
 import type { ServiceSpec } from '../spec/types';
@@ -118,7 +119,8 @@ export class ReplicaFleet {
     const key = JSON.stringify(weights);
     if (key === this.trafficKey) return;
     const backends = weights.map((w) => ({ ...w, url: this.replicas.get(w.replicaId)?.endpoint ?? '' }));
-    const result = await setTraffic({ service: this.input.service, backends });
+    const split = Object.entries(trafficPercentByVersion(weights)).map(([v, pct]) => `v${v} ${pct}%`).join(', ') || 'none';
+    const result = await setTraffic.executeWithOptions({ summary: `traffic: ${split}` }, [{ service: this.input.service, backends }]);
     this.endpoint = result.endpoint;
     this.traffic = weights;
     this.trafficKey = key;
@@ -144,17 +146,21 @@ export class ReplicaFleet {
     const waits = longWaits(spec.readiness_probe.initial_delay_seconds);
     const provider = spec.resources.provider;
     try {
-      const launched = await launchReplica({ replicaId: record.id, service: this.input.service, version: record.version, spec }).finally(launchSettled);
+      const launched = await launchReplica
+        .executeWithOptions({ summary: `launch ${record.id}` }, [{ replicaId: record.id, service: this.input.service, version: record.version, spec }])
+        .finally(launchSettled);
       if (record.status === 'SHUTTING_DOWN') return;
       record.endpoint = launched.endpoint;
       record.status = 'STARTING';
       this.wake();
       const deadline = Date.now() + spec.readiness_probe.initial_delay_seconds * 1000;
       const probe = spec.readiness_probe;
-      await waits.waitReplicaReady({ replicaId: record.id, provider, endpoint: launched.endpoint, probe, deadline });
+      await waits.waitReplicaReady.executeWithOptions({ summary: `wait until ${record.id} is ready (GET ${probe.path})` }, [
+        { replicaId: record.id, provider, endpoint: launched.endpoint, probe, deadline },
+      ]);
       record.status = 'READY';
       this.wake();
-      await waits.watchReplica({ replicaId: record.id, provider, endpoint: launched.endpoint, probe });
+      await waits.watchReplica.executeWithOptions({ summary: `watch ${record.id}` }, [{ replicaId: record.id, provider, endpoint: launched.endpoint, probe }]);
     } catch (err) {
       if (isCancellation(err) || record.status === 'SHUTTING_DOWN') return;
       record.status = 'FAILED';
@@ -180,8 +186,10 @@ export class ReplicaFleet {
     // avoids racing a cancellation against an activity that is completing.
     await this.launches.get(id);
     await CancellationScope.nonCancellable(async () => {
-      if (wasServing) await drainReplica({ service: this.input.service, replicaId: id, timeoutMs: DRAIN_TIMEOUT_MS });
-      await terminateReplica({ replicaId: id, provider: this.providerOf(record) });
+      if (wasServing) {
+        await drainReplica.executeWithOptions({ summary: `drain ${id}` }, [{ service: this.input.service, replicaId: id, timeoutMs: DRAIN_TIMEOUT_MS }]);
+      }
+      await terminateReplica.executeWithOptions({ summary: `terminate ${id}` }, [{ replicaId: id, provider: this.providerOf(record) }]);
     });
     this.replicas.delete(id);
     this.scopes.delete(id);

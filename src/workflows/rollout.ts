@@ -9,7 +9,7 @@
  * with the old version as the target, so old replicas come back (and become READY)
  * before the new ones leave.
  */
-import { condition, log, setHandler } from '@temporalio/workflow';
+import { condition, log, setCurrentDetails, setHandler } from '@temporalio/workflow';
 import { planStep, trafficPercentByVersion } from '../plan';
 import { parseDurationMs } from '../spec/duration';
 import type { ServiceSpec } from '../spec/types';
@@ -114,6 +114,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
         gpu: await fleet.gpuBudget(target.spec),
       });
       note = step.note;
+      setCurrentDetails(`**${phase}** (v${input.fromVersion} → v${input.toVersion}): ${note}`);
       await fleet.setTraffic(step.traffic);
       await fleet.remove(step.remove);
       for (let i = 0; i < step.launch; i++) fleet.launch(target.version, target.spec);
@@ -129,6 +130,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
 
   await fleet.stopWatching();
   note = phase === 'succeeded' ? `v${input.toVersion} serves all traffic` : (reason ?? phase);
+  setCurrentDetails(`**${phase}**: ${note}`);
   return {
     outcome: phase === 'succeeded' ? 'succeeded' : phase === 'rolled_back' ? 'rolled_back' : 'failed',
     reason,

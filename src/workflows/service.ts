@@ -81,6 +81,9 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
         // `pending` stays set until then, so a second deploy is refused meanwhile.
         const child = await startChild(rolloutWorkflow, {
           workflowId,
+          // What the Temporal UI shows for this rollout in lists and at the top of its page.
+          staticSummary: `${state.name}: ${state.version ? `v${state.version} → ` : 'first deploy, '}v${version} (${deploy.spec.rollout.strategy}, ${deploy.spec.replicas} replica(s))`,
+          staticDetails: `Spec of v${version}:\n\n\`\`\`json\n${JSON.stringify(deploy.spec, null, 2)}\n\`\`\``,
           args: [
             {
               service: state.name,
