@@ -96,7 +96,12 @@ export function planStep(input: PlanInput): PlanStep {
   // 6. Traffic on READY replicas that stay.
   const servingOld = oldReady.filter((r) => !removed.has(r.id));
   const servingTarget = keptTargetReady;
-  const serving = blueGreen && servingOld.length > 0 ? servingOld : [...servingOld, ...servingTarget];
+  // Blue-green: one side serves. Before the flip that is the old side, unless the old side
+  // cannot have been the one serving (too few ready and fewer than the target): that is a
+  // blue-green rollback interrupted before its flip, where the "target" is the serving side.
+  const oldCannotServe =
+    servingOld.length === 0 || (servingOld.length < n - limits.maxUnavailable && servingOld.length < servingTarget.length);
+  const serving = blueGreen ? (oldCannotServe ? servingTarget : servingOld) : [...servingOld, ...servingTarget];
   const traffic: TrafficWeight[] = serving
     .map((r) => ({ replicaId: r.id, version: r.version, weight: 1 }))
     .sort((a, b) => a.version - b.version || (a.replicaId < b.replicaId ? -1 : 1));

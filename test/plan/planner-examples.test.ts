@@ -51,6 +51,7 @@ describe('planStep worked examples', () => {
     { name: 'blue-green: launch the whole new fleet', input: { strategy: 'blue_green' }, observed: fleet('1R', '1R'), launch: 2, remove: [], trafficIds: ['v1-0', 'v1-1'] },
     { name: 'blue-green: one v2 ready, traffic stays on v1', input: { strategy: 'blue_green' }, observed: fleet('1R', '1R', '2R', '2S'), launch: 0, remove: [], trafficIds: ['v1-0', 'v1-1'] },
     { name: 'blue-green: all v2 ready → flip and remove v1', input: { strategy: 'blue_green' }, observed: fleet('1R', '1R', '2R', '2R'), launch: 0, remove: ['v1-0', 'v1-1'], trafficIds: ['v2-2', 'v2-3'] },
+    { name: 'blue-green rollback before the flip: traffic stays on the 5 ready v1, not the lone v2', input: { strategy: 'blue_green', replicas: 6, targetVersion: 1, maxSurge: 6 }, observed: fleet('1R', '1R', '1R', '1R', '1R', '1S', '2R'), launch: 0, remove: [], trafficIds: ['v1-0', 'v1-1', 'v1-2', 'v1-3', 'v1-4'] },
     { name: 'scale down 4 → 2 (same version)', input: { targetVersion: 1 }, observed: fleet('1R', '1R', '1R', '1S'), launch: 0, remove: ['v1-3', 'v1-0'], trafficIds: ['v1-1', 'v1-2'] },
     { name: 'rollback to v1: loading v2 removed, v1 relaunched at once (surge N)', input: { targetVersion: 1, maxSurge: 2 }, observed: fleet('1R', '2R', '2S'), launch: 1, remove: ['v2-2'], trafficIds: ['v1-0', 'v2-1'] },
     { name: 'rollback to v1: ready v2 keeps serving until v1 is back', input: { targetVersion: 1, maxSurge: 2 }, observed: fleet('1R', '2R'), launch: 1, remove: [], trafficIds: ['v1-0', 'v2-1'] },
