@@ -113,12 +113,18 @@ async function complete(req, res, chat) {
   sendJson(res, 200, { id, object: chat ? 'chat.completion' : 'text_completion', created: Math.floor(Date.now() / 1000), model: modelName, model_version: version, choices: [choice], usage });
 }
 
+/** Set on SIGTERM: health turns 503 so probes stop counting this replica as ready. */
+let stopping = false;
+
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://model');
+  // While stopping, a request on a kept-alive connection is served but the connection is not kept.
+  if (stopping) res.setHeader('connection', 'close');
   if (url.pathname === '/health') {
-    const body = ready() ? { status: 'ok', model_version: version } : { status: 'loading', model_version: version };
+    const status = stopping ? 'stopping' : ready() ? 'ok' : 'loading';
+    const body = { status, model_version: version };
     if (process.env.CUDA_VISIBLE_DEVICES !== undefined) body.gpus = process.env.CUDA_VISIBLE_DEVICES;
-    return sendJson(res, ready() ? 200 : 503, body);
+    return sendJson(res, status === 'ok' ? 200 : 503, body);
   }
   if (url.pathname.startsWith('/v1/')) {
     requestCount += 1;
@@ -136,13 +142,22 @@ const server = http.createServer((req, res) => {
 });
 
 server.listen(port, host, () => {
-  process.stdout.write(`model server ${modelName} ${version} listening on ${host}:${port}, ready in ${neverReady ? 'never' : `${loadDelayMs / 1000}s`}\n`);
+  process.stdout.write(`model server ${version} (${modelName}) listening on ${host}:${port}, ready in ${neverReady ? 'never' : `${loadDelayMs / 1000}s`}\n`);
 });
 
-// SIGTERM: stop accepting, let in-flight requests (streams too) finish, then exit (30 s at most).
+// SIGTERM: stop accepting, let in-flight requests (streams too) finish, then exit 0 (30 s at most).
+// server.close() alone would also wait for kept-alive connections that go idle *after* it was
+// called, so idle ones are swept until none is left.
 process.on('SIGTERM', () => {
-  server.close(() => process.exit(0));
-  server.closeIdleConnections?.();
+  if (stopping) return;
+  stopping = true;
+  process.stdout.write(`model server ${version}: SIGTERM, finishing requests in flight\n`);
+  const sweep = setInterval(() => server.closeIdleConnections(), 50);
+  server.close(() => {
+    clearInterval(sweep);
+    process.exit(0);
+  });
+  server.closeIdleConnections();
   setTimeout(() => process.exit(0), 30_000).unref();
 });
 

@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import type http from 'node:http';
-import { sendJson } from './proxy';
+import { decodeSegment, sendJson } from './proxy';
 import type { RouteStore } from './route-store';
 import type { RouterStats } from './stats';
 import type { Backend } from './types';
@@ -29,7 +29,8 @@ export function adminHandler(token: string, routes: RouteStore, stats: RouterSta
     }
     const m = /^\/v1\/services(?:\/([^/]+)(\/backends|\/inflight)?)?$/.exec(url.pathname);
     if (!m) return sendJson(res, 404, { error: `no admin route ${req.method} ${url.pathname}` });
-    const [, service, sub] = m;
+    const [, rawService, sub] = m;
+    const service = rawService === undefined ? undefined : decodeSegment(rawService);
     if (!service) {
       if (req.method === 'GET') return sendJson(res, 200, routes.all());
       return sendJson(res, 405, { error: 'use GET' });
@@ -38,8 +39,8 @@ export function adminHandler(token: string, routes: RouteStore, stats: RouterSta
       let parsed: unknown;
       try {
         parsed = JSON.parse((await readAll(req)).toString() || '{}');
-      } catch {
-        return sendJson(res, 400, { error: 'body is not JSON' });
+      } catch (err) {
+        return sendJson(res, 400, { error: `body is not JSON: ${(err as Error).message}` });
       }
       const problem = validateBackends(parsed);
       if (problem) return sendJson(res, 400, { error: problem });
@@ -66,9 +67,13 @@ export function adminHandler(token: string, routes: RouteStore, stats: RouterSta
 
 function validateBackends(value: unknown): string | undefined {
   if (!value || typeof value !== 'object' || !Array.isArray((value as { backends?: unknown }).backends)) return 'expected {"backends": [...]}';
+  const seen = new Set<string>();
   for (const [i, b] of ((value as { backends: unknown[] }).backends).entries()) {
     const backend = b as Partial<Backend>;
     if (typeof backend?.replicaId !== 'string' || !backend.replicaId) return `backends[${i}].replicaId: expected a non-empty string`;
+    // In-flight counts and the round-robin state are kept per replica id.
+    if (seen.has(backend.replicaId)) return `backends[${i}].replicaId: "${backend.replicaId}" appears twice`;
+    seen.add(backend.replicaId);
     if (!Number.isInteger(backend.version)) return `backends[${i}].version: expected an integer`;
     if (typeof backend.weight !== 'number' || backend.weight < 0) return `backends[${i}].weight: expected a number ≥ 0`;
     try {
@@ -80,10 +85,20 @@ function validateBackends(value: unknown): string | undefined {
   return undefined;
 }
 
+/** A route table of a few hundred replicas is a few tens of KiB; anything far larger is a mistake. */
+const MAX_ADMIN_BODY_BYTES = 4 * 1024 * 1024;
+
 function readAll(req: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_ADMIN_BODY_BYTES) {
+        reject(new Error(`longer than ${MAX_ADMIN_BODY_BYTES} bytes`));
+        req.destroy();
+      } else chunks.push(c);
+    });
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });

@@ -22,7 +22,8 @@ export class RouterAdminClient {
     private readonly token: string,
   ) {}
 
-  private async call(method: 'GET' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  /** One admin request; a 404 is an answer only where the caller says so (an unknown service). */
+  private async call(method: 'GET' | 'PUT' | 'DELETE', path: string, body?: unknown, notFoundOk = false): Promise<{ status: number; json: unknown }> {
     let res;
     try {
       res = await request(this.adminUrl.replace(/\/$/, '') + path, {
@@ -33,12 +34,24 @@ export class RouterAdminClient {
         bodyTimeout: 10_000,
       });
     } catch (err) {
-      throw new RouterUnavailableError(`router admin API at ${this.adminUrl} unreachable: ${(err as Error).message}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new RouterUnavailableError(`router admin API at ${this.adminUrl} unreachable (${method} ${path}): ${code ?? ''} ${(err as Error).message}`.replace(/  +/g, ' '));
     }
-    const text = await res.body.text();
-    const json = text ? (JSON.parse(text) as unknown) : undefined;
+    let text: string;
+    try {
+      text = await res.body.text();
+    } catch (err) {
+      throw new RouterUnavailableError(`router admin API at ${this.adminUrl} broke off its answer to ${method} ${path}: ${(err as Error).message}`);
+    }
     if (res.statusCode >= 500) throw new RouterUnavailableError(`router answered ${res.statusCode} to ${method} ${path}: ${text}`);
-    if (res.statusCode >= 400 && res.statusCode !== 404) throw new RouterRequestError(`router refused ${method} ${path}: ${res.statusCode} ${text}`);
+    if (res.statusCode === 401) throw new RouterRequestError(`router refused ${method} ${path}: 401 wrong or missing admin token (ROUTER_TOKEN)`);
+    if (res.statusCode >= 400 && !(res.statusCode === 404 && notFoundOk)) throw new RouterRequestError(`router refused ${method} ${path}: ${res.statusCode} ${text}`);
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new RouterRequestError(`router answered ${method} ${path} with something other than JSON (is ${this.adminUrl} the router's admin port?): ${text.slice(0, 200)}`);
+    }
     return { status: res.statusCode, json };
   }
 
@@ -47,7 +60,7 @@ export class RouterAdminClient {
   }
 
   async getService(service: string): Promise<ServiceView | undefined> {
-    const { status, json } = await this.call('GET', `/v1/services/${encodeURIComponent(service)}`);
+    const { status, json } = await this.call('GET', `/v1/services/${encodeURIComponent(service)}`, undefined, true);
     return status === 404 ? undefined : (json as ServiceView);
   }
 
@@ -69,7 +82,7 @@ export class RouterAdminClient {
   }
 
   async removeService(service: string): Promise<void> {
-    await this.call('DELETE', `/v1/services/${encodeURIComponent(service)}`);
+    await this.call('DELETE', `/v1/services/${encodeURIComponent(service)}`, undefined, true);
   }
 
   async health(): Promise<boolean> {

@@ -1,12 +1,13 @@
 /**
  * The traffic path: `/<service>/<rest>` → a backend's `/<rest>`, chosen by weight.
- * Request bodies are read first (they are small JSON for model servers), so a connection
- * refused *before the request was sent* can be retried on another backend. Responses are
- * streamed back as they arrive (SSE tokens are not buffered). Nothing is retried once a
- * response has started. A replica that keeps refusing connections is ejected for a while
+ * Request bodies up to 1 MiB are read first (model requests are small JSON), so a request whose
+ * replica refused the connection or broke it before answering can be retried on another one.
+ * Responses are streamed back as they arrive (SSE tokens are not buffered). Nothing is retried
+ * once a response has started. A replica that keeps refusing connections is ejected for a while
  * (ejection.ts); `X-Rollout-Version` pins a request to one version (pinning.ts).
  */
 import type http from 'node:http';
+import type pino from 'pino';
 import { Pool } from 'undici';
 import { Ejections } from './ejection';
 import { PIN_HEADER, resolvePin } from './pinning';
@@ -14,11 +15,17 @@ import type { RouteStore } from './route-store';
 import type { RouterStats } from './stats';
 import type { Backend } from './types';
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
 /** Bodies up to this size are buffered (and retryable); larger ones stream. */
 const BUFFERED_BODY_BYTES = 1024 * 1024;
 /** Errors that mean the request never reached the backend. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
+/**
+ * The connection broke before any response byte (a replica dying, a stale kept-alive socket).
+ * The replica may have seen the request, but it produced nothing; a model request is safe to
+ * run again, and the design forbids dropping requests because a replica went away.
+ */
+const RESET_BEFORE_RESPONSE = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
 export class Proxy {
   private readonly pools = new Map<string, Pool>();
@@ -27,6 +34,7 @@ export class Proxy {
   constructor(
     private readonly routes: RouteStore,
     private readonly stats: RouterStats,
+    private readonly logger?: pino.Logger,
   ) {}
 
   private readonly targets = new Map<string, { origin: string; basePath: string }>();
@@ -55,7 +63,8 @@ export class Proxy {
     const url = req.url ?? '/';
     const match = /^\/([^/?]+)(\/[^?]*)?(\?.*)?$/.exec(url);
     if (!match) return sendJson(res, 404, { error: 'no service in path: use /<service>/…' });
-    const [, service, rest = '/', query = ''] = match;
+    const [, rawService, rest = '/', query = ''] = match;
+    const service = decodeSegment(rawService);
     if (!this.routes.has(service)) return sendJson(res, 404, { error: `unknown service "${service}"` });
     const pin = resolvePin(req.headers[PIN_HEADER], this.routes.servingVersions(service), service);
     if (!pin.ok) return sendJson(res, 404, { error: pin.error });
@@ -129,6 +138,8 @@ export class Proxy {
           }
           headers['x-rollout-replica'] = backend.replicaId;
           headers['x-rollout-version'] = String(backend.version);
+          // A proxy in front of this one (nginx) must not buffer token streams either.
+          if (String(headers['content-type']).startsWith('text/event-stream')) headers['x-accel-buffering'] = 'no';
           res.writeHead(statusCode, headers);
           // Streams (SSE, chunked) get their headers at once; sized bodies go out with them.
           if (headers['content-length'] === undefined) res.flushHeaders();
@@ -138,11 +149,13 @@ export class Proxy {
       return 'done';
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? ((err as { cause?: NodeJS.ErrnoException }).cause?.code);
-      if (!res.headersSent && code && NOT_SENT.has(code) && !signal.aborted) {
+      if (!res.headersSent && code && (NOT_SENT.has(code) || RESET_BEFORE_RESPONSE.has(code)) && !signal.aborted) {
         status = 'connect-error';
         this.ejections.connectFailed(backend.replicaId);
+        this.logger?.warn({ service, replica: backend.replicaId, code }, 'replica failed before answering; trying another');
         return 'retry';
       }
+      if (!signal.aborted) this.logger?.warn({ service, replica: backend.replicaId, code, err: (err as Error).message, responseStarted: res.headersSent }, 'upstream request failed');
       if (!res.headersSent) sendJson(res, 502, { error: `replica ${backend.replicaId} failed: ${code ?? (err as Error).message}` });
       else res.destroy(); // a response had started: cut it rather than pretend it completed
       return 'done';
@@ -153,11 +166,16 @@ export class Proxy {
   }
 }
 
-/** Headers for the replica: hop-by-hop ones dropped; content-length kept only for a streamed body. */
+/**
+ * Headers for the replica: hop-by-hop ones dropped (also those the client named in `Connection`);
+ * content-length kept only for a streamed body (undici sets it for a buffered one).
+ */
 function forwardHeaders(req: http.IncomingMessage, streamedBody: boolean): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = {};
+  const connection = req.headers.connection;
+  const named = connection && connection !== 'keep-alive' && connection !== 'close' ? new Set(connection.toLowerCase().split(',').map((t) => t.trim())) : undefined;
   for (const [k, v] of Object.entries(req.headers)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || (k === 'content-length' && !streamedBody)) continue;
+    if (v === undefined || HOP_BY_HOP.has(k) || named?.has(k) || (k === 'content-length' && !streamedBody)) continue;
     headers[k] = v;
   }
   return headers;
@@ -177,6 +195,16 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+/** A percent-encoded path segment (`my%20svc`), as the admin client encodes service names. */
+export function decodeSegment(segment: string): string {
+  if (!segment.includes('%')) return segment;
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {

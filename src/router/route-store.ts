@@ -10,7 +10,17 @@ export class RouteStore {
 
   constructor(private readonly statePath?: string) {
     if (statePath && fs.existsSync(statePath)) {
-      this.table = JSON.parse(fs.readFileSync(statePath, 'utf8')) as RouteTable;
+      // A table we cannot read must stop the router: starting empty would send every service 404.
+      let loaded: RouteTable;
+      try {
+        loaded = JSON.parse(fs.readFileSync(statePath, 'utf8')) as RouteTable;
+      } catch (err) {
+        throw new Error(`router state ${statePath} is unreadable (${(err as Error).message}); fix or delete it`);
+      }
+      if (!loaded || typeof loaded.services !== 'object' || loaded.services === null) {
+        throw new Error(`router state ${statePath} has no "services" object; fix or delete it`);
+      }
+      this.table = loaded;
     }
   }
 

@@ -19,7 +19,7 @@ const BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 export class RouterStats {
   readonly registry = new client.Registry();
   private readonly requests = new client.Counter({ name: 'rollout_router_requests_total', help: 'Requests answered, by service, version and status class', labelNames: ['service', 'version', 'code'] as const, registers: [this.registry] });
-  private readonly connectErrors = new client.Counter({ name: 'rollout_router_connect_errors_total', help: 'Connections refused by a replica before the request was sent', labelNames: ['service', 'version'] as const, registers: [this.registry] });
+  private readonly connectErrors = new client.Counter({ name: 'rollout_router_connect_errors_total', help: 'Requests a replica refused or broke off before answering (retried on another replica)', labelNames: ['service', 'version'] as const, registers: [this.registry] });
   private readonly inflightGauge = new client.Gauge({ name: 'rollout_router_inflight', help: 'Requests in flight', labelNames: ['service', 'version'] as const, registers: [this.registry] });
   private readonly latency = new client.Histogram({ name: 'rollout_router_request_duration_seconds', help: 'Time from dispatch to the end of the response', labelNames: ['service', 'version'] as const, buckets: BUCKETS_S, registers: [this.registry] });
   private readonly ttfb = new client.Histogram({ name: 'rollout_router_time_to_first_byte_seconds', help: 'Time from dispatch to the response headers (first token for streams)', labelNames: ['service', 'version'] as const, buckets: BUCKETS_S, registers: [this.registry] });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { freePort } from '../helpers/dev-stack';
 import { readStream } from '../helpers/read-stream';
 
+const exitOf = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
 const SERVER = path.resolve(__dirname, '../../examples/model-server/server.js');
 let child: ChildProcess;
 
@@ -16,11 +17,14 @@ interface OpenAiResponse {
 }
 const json = async (res: Response) => (await res.json()) as OpenAiResponse;
 let base: string;
+let stdout = '';
 
 async function start(env: Record<string, string>): Promise<void> {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  child = spawn(process.execPath, [SERVER], { env: { ...process.env, PORT: String(port), ...env }, stdio: 'ignore' });
+  stdout = '';
+  child = spawn(process.execPath, [SERVER], { env: { ...process.env, PORT: String(port), ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
+  child.stdout!.on('data', (c) => (stdout += c));
   for (let i = 0; i < 50; i++) {
     try {
       await fetch(`${base}/health`);
@@ -82,4 +86,42 @@ test('stream: true sends SSE chunks as tokens are produced, ending with [DONE]',
   const events = text.split('\n\n').filter(Boolean);
   expect(events[events.length - 1]).toBe('data: [DONE]');
   expect(JSON.parse(events[0].slice(6)).object).toBe('chat.completion.chunk');
+});
+
+test('logs one line at start with version, port and load delay; CUDA_VISIBLE_DEVICES shows as gpus', async () => {
+  await start({ MODEL_VERSION: 'v3', CUDA_VISIBLE_DEVICES: '2,3', LOAD_DELAY_SECONDS: '0' });
+  for (let i = 0; i < 40 && !stdout.includes('\n'); i++) await new Promise((r) => setTimeout(r, 25)); // the pipe may lag the socket
+  expect(stdout).toMatch(new RegExp(`^model server v3 \\(demo-llm\\) listening on 127\\.0\\.0\\.1:${new URL(base).port}, ready in 0s\n$`));
+  expect(await (await fetch(`${base}/health`)).json()).toEqual({ status: 'ok', model_version: 'v3', gpus: '2,3' });
+});
+
+test('FAIL_RATE fails every k-th /v1 request, deterministically; /health is not counted', async () => {
+  await start({ FAIL_RATE: '0.25' });
+  const statuses: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    await fetch(`${base}/health`);
+    const res = await fetch(`${base}/v1/models`);
+    await res.text();
+    statuses.push(res.status);
+  }
+  expect(statuses).toEqual([200, 200, 200, 500, 200, 200, 200, 500]);
+});
+
+test('EXIT_AFTER_SECONDS: the process dies with code 1', async () => {
+  await start({ EXIT_AFTER_SECONDS: '0.5' });
+  expect(await exitOf(child)).toBe(1);
+});
+
+test('SIGTERM: a stream in flight finishes with [DONE], new connections are refused, exit code 0', async () => {
+  await start({ TOKEN_DELAY_MS: '50' });
+  const res = await fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', stream: true, max_tokens: 10 }) });
+  const reading = readStream(res);
+  await new Promise((r) => setTimeout(r, 100));
+  child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 100));
+  await expect(fetch(`${base}/health`, { headers: { connection: 'close' } })).rejects.toThrow();
+  const { text } = await reading;
+  expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
+  expect(text.split('\n\n').filter((e) => e.startsWith('data: {')).length).toBe(11); // 10 tokens + the finish chunk
+  expect(await exitOf(child)).toBe(0);
 });

@@ -1,51 +1,18 @@
 /** The router on real sockets: weighted split, admin API auth, errors, retries, streaming, persistence. */
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { RouterAdminClient } from '../../src/router/client';
 import { startRouter, type RunningRouter } from '../../src/router/server';
 import { freePort } from '../helpers/dev-stack';
 import { readStream } from '../helpers/read-stream';
+import { stopUpstreams, upstream } from './upstream';
 
 const TOKEN = 'test-token';
-const servers: http.Server[] = [];
 let router: RunningRouter;
 let admin: RouterAdminClient;
 let stateDir: string;
-
-/** An upstream that answers its name; `/slow` holds the response for 400 ms; `/sse` streams 5 events 100 ms apart. */
-async function upstream(name: string): Promise<string> {
-  const server = http.createServer((req, res) => {
-    if (req.url === '/sse') {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      let i = 0;
-      const timer = setInterval(() => {
-        res.write(`data: ${name}-${i}\n\n`);
-        if (++i === 5) {
-          clearInterval(timer);
-          res.end();
-        }
-      }, 100);
-      return;
-    }
-    if (req.url === '/first-chunk') {
-      req.once('data', (c) => res.end(`got:${c}`));
-      return;
-    }
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      const reply = () => res.end(JSON.stringify({ name, url: req.url, body }));
-      if (req.url === '/slow') setTimeout(reply, 400);
-      else reply();
-    });
-  });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
 
 beforeEach(async () => {
   stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'router-'));
@@ -55,7 +22,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await router.close();
-  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+  await stopUpstreams();
 });
 
 async function get(p: string, init?: RequestInit) {
