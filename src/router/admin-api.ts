@@ -5,6 +5,7 @@
 import crypto from 'node:crypto';
 import type http from 'node:http';
 import { decodeSegment, sendJson } from './proxy';
+import { readBodyUpTo } from './read-body';
 import type { RouteStore } from './route-store';
 import type { RouterStats } from './stats';
 import type { Backend } from './types';
@@ -38,7 +39,7 @@ export function adminHandler(token: string, routes: RouteStore, stats: RouterSta
     if (sub === '/backends' && req.method === 'PUT') {
       let parsed: unknown;
       try {
-        parsed = JSON.parse((await readAll(req)).toString() || '{}');
+        parsed = JSON.parse((await readBodyUpTo(req, MAX_ADMIN_BODY_BYTES, `longer than ${MAX_ADMIN_BODY_BYTES} bytes`)).toString() || '{}');
       } catch (err) {
         return sendJson(res, 400, { error: `body is not JSON: ${(err as Error).message}` });
       }
@@ -88,18 +89,3 @@ function validateBackends(value: unknown): string | undefined {
 /** A route table of a few hundred replicas is a few tens of KiB; anything far larger is a mistake. */
 const MAX_ADMIN_BODY_BYTES = 4 * 1024 * 1024;
 
-function readAll(req: http.IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_ADMIN_BODY_BYTES) {
-        reject(new Error(`longer than ${MAX_ADMIN_BODY_BYTES} bytes`));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}

@@ -11,6 +11,7 @@ import type pino from 'pino';
 import { Pool } from 'undici';
 import { Ejections } from './ejection';
 import { PIN_HEADER, resolvePin } from './pinning';
+import { readBodyUpTo } from './read-body';
 import type { RouteStore } from './route-store';
 import type { RouterStats } from './stats';
 import type { Backend } from './types';
@@ -75,7 +76,7 @@ export class Proxy {
     let body: Buffer | http.IncomingMessage;
     if (Number.isFinite(length) && length <= BUFFERED_BODY_BYTES) {
       try {
-        body = await readBody(req);
+        body = await readBodyUpTo(req, BUFFERED_BODY_BYTES, 'request body longer than its content-length');
       } catch (err) {
         return sendJson(res, 400, { error: (err as Error).message });
       }
@@ -181,21 +182,6 @@ function forwardHeaders(req: http.IncomingMessage, streamedBody: boolean): Recor
   return headers;
 }
 
-function readBody(req: http.IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > BUFFERED_BODY_BYTES) {
-        reject(new Error(`request body longer than its content-length`));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
 
 /** A percent-encoded path segment (`my%20svc`), as the admin client encodes service names. */
 export function decodeSegment(segment: string): string {
