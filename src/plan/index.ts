@@ -1,5 +1,10 @@
 // The planner's public API: pure functions shared by the workflows and the CLI.
 export { planStep } from './planner';
+export { planCanaryStep } from './canary';
+export { canarySteps, describeStep, isTrafficLed, surgePercentOf } from './steps';
+export { simulateRollout, type PlanStage, type SimulationInput } from './simulate';
 export { resolveLimits, parseQuantity } from './limits';
 export { trafficPercentByVersion } from './traffic';
-export type { ObservedReplica, PlanInput, PlanStep, ReplicaStatus, RolloutLimits, TrafficWeight } from './types';
+export type { CanaryPlanInput, CanaryPlanStep, ObservedReplica, PlanInput, PlanStep, ReplicaStatus, RolloutLimits, TrafficWeight } from './types';
+export { judgeCanary, tallyChecks, versionWindow, windowBetween, NO_CHECKS } from './analysis';
+export type { AnalysisCheck, AnalysisThresholds, CanaryJudgement, CheckTally, HistogramBucket, JudgeCanaryInput, StatsSnapshot, Verdict, VersionCounters, VersionWindow } from './analysis';

@@ -62,3 +62,33 @@ export interface RolloutLimits {
   maxSurge: number;
   maxUnavailable: number;
 }
+
+/**
+ * Input of the traffic-led planner (canary steps, manual percent, constrained surge): the
+ * canary is the new version, the primary the one that served when the rollout started.
+ * Capacity is counted in percent of each version's steady state: one canary replica is
+ * `100 / canary.replicas` percent.
+ */
+export interface CanaryPlanInput {
+  canary: { version: number; replicas: number };
+  primary: { version: number; replicas: number };
+  /** The canary's share of traffic to reach, 0–100. */
+  weight: number;
+  /** Rolling back: the canary goes to 0 replicas once the primary carries all traffic. */
+  rollingBack: boolean;
+  /** Total capacity may reach 100 + surgePercent percent (of the steady state). */
+  surgePercent: number;
+  observed: ObservedReplica[];
+  /** GPU budget, as in PlanInput; absent: GPUs do not limit launches. */
+  gpu?: { free: number; perCanaryReplica: number; perPrimaryReplica: number };
+}
+
+/** The next step of a traffic-led rollout. `launch` counts canary replicas. */
+export interface CanaryPlanStep extends PlanStep {
+  /** Primary replicas to launch (rolling back, or a lower percent needs them again). */
+  launchPrimary: number;
+  /** The canary's share of traffic after this step, 0–100 (exact, not rounded). */
+  canaryPercent: number;
+  /** The step's `weight` is reached: traffic at it and replica counts settled for it. */
+  reached: boolean;
+}

@@ -54,11 +54,37 @@ const readinessProbe = z.preprocess(
   }),
 );
 
+const percentExpected = expected('a whole percent from 1 to 100');
+const percent = z.number({ error: percentExpected }).int({ error: percentExpected }).min(1, { error: percentExpected }).max(100, { error: percentExpected });
+
+// `{pause: "10m"}` and `{pause: {duration: "10m"}}` are the same step; `{pause: {}}` holds until told.
+const pauseStep = z.strictObject({
+  pause: z.preprocess(
+    (v) => (typeof v === 'string' ? { duration: v } : v === null ? {} : v),
+    z.strictObject({ duration: duration.optional() }, { error: expected('a duration like "10m", or {} to hold until told to go on') }),
+  ),
+});
+const weightStep = z.strictObject({ weight: percent });
+const canaryStep = z.union([weightStep, pauseStep], {
+  error: (iss: Issue) => `expected a step {weight: 1–100} or {pause: "10m"} or {pause: {}}, got ${shown(iss.input)}`,
+});
+
+const analysis = z.strictObject({
+  interval: duration.default('1m'),
+  max_error_rate: z.number({ error: expected('a fraction from 0 to 1, like 0.05') }).min(0, { error: expected('a fraction from 0 to 1, like 0.05') }).max(1, { error: expected('a fraction from 0 to 1, like 0.05') }).optional(),
+  max_p99_latency_ms: z.number({ error: expected('milliseconds > 0') }).positive({ error: expected('milliseconds > 0') }).optional(),
+  min_requests: positiveInt('a whole number ≥ 0').min(0, { error: expected('a whole number ≥ 0') }).default(20),
+  failure_limit: positiveInt('a whole number ≥ 0').min(0, { error: expected('a whole number ≥ 0') }).default(0),
+});
+
 const rollout = z.strictObject({
   strategy: z.enum(['rolling', 'blue_green', 'canary'], { error: expected('"rolling", "blue_green" or "canary"') }).default('rolling'),
   max_surge: quantity.default(1),
   max_unavailable: quantity.default(0),
   timeout: duration.default('120m'),
+  steps: z.array(canaryStep, { error: expected('a list of steps') }).min(1, { error: expected('at least one step') }).optional(),
+  max_surge_percent: percent.optional(),
+  analysis: analysis.optional(),
 });
 
 export const serviceSpecSchema = z
@@ -76,6 +102,32 @@ export const serviceSpecSchema = z
     rollout: rollout.prefault({}),
   })
   .superRefine((spec, ctx) => {
+    const r = spec.rollout;
+    if (r.steps && r.strategy !== 'canary') {
+      ctx.addIssue({ code: 'custom', path: ['rollout', 'steps'], message: `steps need strategy: canary (strategy is ${r.strategy})` });
+    }
+    if (r.analysis && r.analysis.max_error_rate === undefined && r.analysis.max_p99_latency_ms === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['rollout', 'analysis'], message: 'expected at least one threshold: max_error_rate or max_p99_latency_ms' });
+    }
+    if (r.analysis && r.strategy === 'blue_green') {
+      ctx.addIssue({ code: 'custom', path: ['rollout', 'analysis'], message: 'analysis needs a canary or rolling strategy (blue_green never splits traffic)' });
+    }
+    if (r.max_surge_percent !== undefined) {
+      if (r.strategy === 'blue_green') {
+        ctx.addIssue({ code: 'custom', path: ['rollout', 'max_surge_percent'], message: 'max_surge_percent works with strategy rolling or canary (blue_green launches the whole new fleet at once)' });
+      } else if (Math.floor((spec.replicas * r.max_surge_percent) / 100) < 1) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rollout', 'max_surge_percent'],
+          message: `${r.max_surge_percent}% of ${spec.replicas} replica(s) is less than one replica: expected at least ${Math.ceil(100 / spec.replicas)}`,
+        });
+      }
+      return;
+    }
+    if (r.strategy === 'canary' && resolveLimits(spec.replicas, r.max_surge, r.max_unavailable).maxSurge < 1) {
+      ctx.addIssue({ code: 'custom', path: ['rollout', 'max_surge'], message: 'a canary launches its replicas beside the serving ones: expected max_surge ≥ 1 (or max_surge_percent)' });
+      return;
+    }
     const limits = resolveLimits(spec.replicas, spec.rollout.max_surge, spec.rollout.max_unavailable);
     if (limits.maxSurge === 0 && limits.maxUnavailable === 0) {
       ctx.addIssue({

@@ -37,6 +37,34 @@ export interface RolloutSpec {
   max_unavailable: Quantity;
   /** Duration string (`"120m"`, `"90s"`, `"2h"`). Past it the rollout rolls back. Default `"120m"`. */
   timeout: string;
+  /**
+   * Canary steps (strategy `canary` only), in order. Absent: one step `{weight: 100}`.
+   * `{weight: 10}` moves 10% of traffic to the new version (its replicas launched first);
+   * `{pause: {duration: "10m"}}` holds for 10 minutes; `{pause: {}}` holds until told to go on.
+   */
+  steps?: CanaryStep[];
+  /**
+   * Constrained surge for scarce GPUs (rolling and canary): capacity moves in increments of
+   * this percent of `replicas` and total capacity never exceeds 100% + this percent.
+   */
+  max_surge_percent?: number;
+  /** Automated canary analysis on the router's figures; absent: no analysis. */
+  analysis?: AnalysisSpec;
+}
+
+export type CanaryStep = { weight: number } | { pause: { duration?: string } };
+
+export interface AnalysisSpec {
+  /** How often the canary's figures are checked (duration string). Default `"1m"`. */
+  interval: string;
+  /** Highest acceptable fraction of 5xx answers, 0–1 (e.g. 0.05). */
+  max_error_rate?: number;
+  /** Highest acceptable p99 latency in ms (time to first byte for streams). */
+  max_p99_latency_ms?: number;
+  /** Fewer canary requests than this in an interval: inconclusive (hold). Default 20. */
+  min_requests: number;
+  /** More failed checks than this: automatic rollback (Argo's failureLimit). Default 0. */
+  failure_limit: number;
 }
 
 export interface ServiceSpec {

@@ -1,0 +1,118 @@
+/**
+ * `rollout plan`: the stages a rollout goes through when every replica becomes READY at once,
+ * computed by the same planners the workflow uses. Pure.
+ *
+ * Worked example (4 replicas of v1 → v2, canary steps [{weight: 25}, {pause: {}}], surge 1):
+ *   canary 1 0% · primary 4 100%   launching 1 v2 replica(s)
+ *   canary 1 25% · primary 4 75%   holding at v2 25%
+ *   canary 1 25% · primary 4 75%   pause until resumed
+ *   canary 1 25% · primary 3 75%   … then canary 2 50% … → canary 4 100% · primary 0 0%
+ */
+import type { ServiceSpec } from '../spec/types';
+import { planCanaryStep } from './canary';
+import { planStep } from './planner';
+import { canarySteps, describeStep, isTrafficLed, surgePercentOf } from './steps';
+import { trafficPercentByVersion } from './traffic';
+import type { ObservedReplica, PlanStep } from './types';
+
+export interface PlanStage {
+  canaryReplicas: number;
+  canaryPercent: number;
+  primaryReplicas: number;
+  primaryPercent: number;
+  note: string;
+}
+
+export interface SimulationInput {
+  toSpec: ServiceSpec;
+  toVersion: number;
+  /** The serving spec; absent: a first deploy. */
+  fromSpec?: ServiceSpec;
+  fromVersion: number;
+  /** The replicas as they are now; absent: `fromSpec.replicas` READY replicas of `fromVersion`. */
+  observed?: ObservedReplica[];
+}
+
+/** More planner calls than this means a planner that cannot finish: a bug, reported as such. */
+const MAX_ITERATIONS = 10_000;
+
+export function simulateRollout(input: SimulationInput): PlanStage[] {
+  let seq = 0;
+  let observed: ObservedReplica[] =
+    input.observed ??
+    Array.from({ length: input.fromSpec ? input.fromSpec.replicas : 0 }, () => ({ id: `r${String(++seq).padStart(6, '0')}`, version: input.fromVersion, status: 'READY' as const }));
+  seq = Math.max(seq, observed.length);
+  const stages: PlanStage[] = [];
+  const record = (canaryPercent: number, note: string): void => {
+    const canaryReplicas = observed.filter((r) => r.version === input.toVersion).length;
+    const last = stages[stages.length - 1];
+    // A step that changed nothing only renames the stage it ends.
+    if (last && last.canaryReplicas === canaryReplicas && last.canaryPercent === round(canaryPercent) && last.primaryReplicas === observed.length - canaryReplicas) {
+      last.note = note;
+      return;
+    }
+    stages.push({ canaryReplicas, canaryPercent: round(canaryPercent), primaryReplicas: observed.length - canaryReplicas, primaryPercent: round(100 - canaryPercent), note });
+  };
+  /** Removed replicas are gone and launched ones READY by the next step. */
+  const apply = (step: PlanStep, launches: { version: number; count: number }[]): void => {
+    const removed = new Set(step.remove);
+    observed = observed.filter((r) => !removed.has(r.id));
+    for (const { version, count } of launches) {
+      for (let i = 0; i < count; i++) observed.push({ id: `r${String(++seq).padStart(6, '0')}`, version, status: 'READY' });
+    }
+  };
+  let iterations = 0;
+  const guard = (): void => {
+    if (++iterations > MAX_ITERATIONS) throw new Error(`the planner did not finish within ${MAX_ITERATIONS} steps (a bug)`);
+  };
+
+  if (!input.fromSpec || input.fromVersion === 0 || !isTrafficLed(input.toSpec)) {
+    for (;;) {
+      guard();
+      const step = planStep({
+        strategy: input.toSpec.rollout.strategy,
+        replicas: input.toSpec.replicas,
+        maxSurge: input.toSpec.rollout.max_surge,
+        maxUnavailable: input.toSpec.rollout.max_unavailable,
+        targetVersion: input.toVersion,
+        observed,
+      });
+      apply(step, [{ version: input.toVersion, count: step.launch }]);
+      const pct = trafficPercentByVersion(step.traffic)[String(input.toVersion)] ?? 0;
+      record(pct, step.note);
+      if (step.done) return stages;
+    }
+  }
+
+  const fromSpec = input.fromSpec;
+  let canaryPercent = 0;
+  for (const s of canarySteps(input.toSpec)) {
+    if (!('weight' in s)) {
+      const canaryReplicas = observed.filter((r) => r.version === input.toVersion).length;
+      stages.push({ canaryReplicas, canaryPercent: round(canaryPercent), primaryReplicas: observed.length - canaryReplicas, primaryPercent: round(100 - canaryPercent), note: describeStep(s) });
+      continue;
+    }
+    for (;;) {
+      guard();
+      const step = planCanaryStep({
+        canary: { version: input.toVersion, replicas: input.toSpec.replicas },
+        primary: { version: input.fromVersion, replicas: fromSpec.replicas },
+        weight: s.weight,
+        rollingBack: false,
+        surgePercent: surgePercentOf(input.toSpec),
+        observed,
+      });
+      apply(step, [
+        { version: input.toVersion, count: step.launch },
+        { version: input.fromVersion, count: step.launchPrimary },
+      ]);
+      canaryPercent = step.canaryPercent;
+      if (step.reached) break;
+      record(canaryPercent, step.note);
+    }
+    record(canaryPercent, s.weight === 100 ? `done: ${input.toSpec.replicas} v${input.toVersion} replica(s) carry all traffic` : `${describeStep(s)} reached`);
+  }
+  return stages;
+}
+
+const round = (x: number): number => Math.round(x * 10) / 10;
