@@ -12,3 +12,34 @@ export function specChanges(a: ServiceSpec, b: ServiceSpec): string[] {
   walk(a, b, '');
   return out.sort();
 }
+
+/** Fields whose change needs no new replica: the running ones already are what the spec asks for. */
+const IN_PLACE_FIELDS = ['replicas', 'rollout', 'readiness_probe'];
+
+export type DeployMode = 'rollout' | 'in_place' | 'unchanged';
+
+export interface DeployDecision {
+  mode: DeployMode;
+  /** Dotted paths of the fields that changed. */
+  changes: string[];
+  /** Why this mode, in one line (shown by `rollout deploy` and `rollout plan`). */
+  reason: string;
+}
+
+/**
+ * Roll out or apply in place (dstack: changes that only touch scaling need no new replicas).
+ *
+ *   no serving spec                        → rollout   "first deploy"
+ *   env.MODEL_VERSION changed              → rollout   "env.MODEL_VERSION needs new replicas"
+ *   replicas 2 → 3, rollout.timeout        → in_place  "only replicas, rollout.timeout changed: …"
+ *   nothing changed                        → unchanged (force → rollout)
+ */
+export function decideDeploy(serving: ServiceSpec | undefined, next: ServiceSpec, force = false): DeployDecision {
+  if (!serving) return { mode: 'rollout', changes: [], reason: 'first deploy' };
+  const changes = specChanges(serving, next);
+  if (force) return { mode: 'rollout', changes, reason: '--force: every replica is replaced' };
+  if (changes.length === 0) return { mode: 'unchanged', changes, reason: 'the spec equals the serving one (--force rolls it out anyway)' };
+  const restart = changes.filter((c) => !IN_PLACE_FIELDS.some((f) => c === f || c.startsWith(`${f}.`)));
+  if (restart.length > 0) return { mode: 'rollout', changes, reason: `${restart.join(', ')} changed: new replicas needed` };
+  return { mode: 'in_place', changes, reason: `only ${changes.join(', ')} changed: applied in place, nothing restarted` };
+}
