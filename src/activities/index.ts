@@ -16,6 +16,8 @@ import type {
   GpuCapacityResult,
   LaunchReplicaInput,
   LaunchReplicaResult,
+  ReadTrafficStatsInput,
+  ReadTrafficStatsResult,
   SetTrafficInput,
   SetTrafficResult,
   TerminateReplicaInput,
@@ -117,6 +119,11 @@ export function createActivities(deps: ActivityDeps) {
     /** Waits until the router has no request in flight on the replica (or the drain timeout passes). */
     async drainReplica(input: DrainReplicaInput): Promise<{ drained: boolean; inflight: number }> {
       return deps.router.waitForDrain(input.service, input.replicaId, input.timeoutMs);
+    },
+
+    /** The router's cumulative per-version counters for canary analysis; an unreachable router is retried. */
+    async readTrafficStats(input: ReadTrafficStatsInput): Promise<ReadTrafficStatsResult> {
+      return deps.router.countersByVersion(input.service);
     },
 
     async terminateReplica(input: TerminateReplicaInput): Promise<void> {

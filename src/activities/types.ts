@@ -1,4 +1,5 @@
 /** Inputs and outputs of the activities, shared with the workflows (which import types only). */
+import type { StatsSnapshot } from '../plan/analysis';
 import type { Backend } from '../router/types';
 import type { ReadinessProbeSpec, ServiceSpec } from '../spec/types';
 
@@ -60,6 +61,13 @@ export interface GpuCapacityInput {
 export interface GpuCapacityResult {
   totalGpus: number | null;
 }
+
+export interface ReadTrafficStatsInput {
+  service: string;
+}
+
+/** The service's cumulative counters per version since the router started (keys: versions). */
+export type ReadTrafficStatsResult = StatsSnapshot;
 
 /** Failure types raised by activities (ApplicationFailure.type). */
 export const FailureTypes = {

@@ -11,12 +11,14 @@
  * `[{ le: 0.1, count: 7 }, { le: 0.25, count: 9 }, { le: '+Inf', count: 10 }]`.
  *
  * Window (`windowBetween`). The difference of two readings of one version. Counters only grow,
- * so when any of them went down (or the bucket bounds changed) the router restarted between
- * the readings, and the current reading alone is the window, as Prometheus' `increase()`
- * does. (A restart followed by more traffic than before is indistinguishable from growth:
- * the window then undercounts; one interval later it is right again.)
+ * so when the difference is not traffic that could have happened (a counter went down, more
+ * errors than requests, a cumulative bucket that shrinks, other bucket bounds) the router
+ * restarted between the readings, and the current reading alone is the window, as
+ * Prometheus' `increase()` does. (A restart followed by more traffic than before can look
+ * like growth: the window then undercounts; one interval later it is right again.)
  *   - previous 100 requests / 2 errors, current 140 / 12 → window 40 requests, 10 errors, 25.0%.
  *   - previous 100 / 2, current 30 / 1 (restart) → window 30 / 1.
+ *   - previous 10 / 0, current 10 / 3 (restart: 3 errors in 0 requests) → window 10 / 3.
  *   - p99 of the window: the bucket that holds the 99th percentile of the bucket differences,
  *     interpolated linearly inside it. Window buckets ≤0.1: 50, ≤0.25: 100, +Inf: 100 →
  *     rank 99 lies in (0.1, 0.25], 49/50 of the way → 247 ms. A rank in the +Inf bucket
@@ -117,17 +119,16 @@ export interface CheckTally {
   inconclusive: number;
 }
 
-export const NO_CHECKS: CheckTally = { passed: 0, failed: 0, inconclusive: 0 };
+/** The tally before the first check. */
+export const NO_CHECKS: CheckTally = Object.freeze({ passed: 0, failed: 0, inconclusive: 0 });
 
 const P99 = 0.99;
 
 /** The window of one version's traffic between two readings; `previous` undefined: all of `current`. */
 export function windowBetween(previous: VersionCounters | undefined, current: VersionCounters): VersionWindow {
-  const base = previous && !wasReset(previous, current) ? previous : undefined;
-  const requests = current.requests - (base?.requests ?? 0);
-  const errors5xx = current.errors5xx - (base?.errors5xx ?? 0);
-  const buckets = current.ttfbBuckets.map((b, i) => ({ le: b.le, count: b.count - (base?.ttfbBuckets[i]?.count ?? 0) }));
-  return { requests, errors5xx, errorRate: requests > 0 ? errors5xx / requests : null, p99Ms: quantileMs(buckets, P99) };
+  const difference = previous && differenceOf(previous, current);
+  const { requests, errors5xx, ttfbBuckets } = difference ?? current;
+  return { requests, errors5xx, errorRate: requests > 0 ? errors5xx / requests : null, p99Ms: quantileMs(ttfbBuckets, P99) };
 }
 
 /**
@@ -139,12 +140,25 @@ export function versionWindow(previous: StatsSnapshot | undefined, current: Stat
   return windowBetween(previous?.[key], current[key] ?? { requests: 0, errors5xx: 0, ttfbBuckets: [] });
 }
 
-/** A counter went down or the histogram's bounds changed: the router restarted in between. */
-function wasReset(previous: VersionCounters, current: VersionCounters): boolean {
-  if (current.requests < previous.requests || current.errors5xx < previous.errors5xx) return true;
-  if (previous.ttfbBuckets.length === 0) return false;
-  if (current.ttfbBuckets.length !== previous.ttfbBuckets.length) return true;
-  return current.ttfbBuckets.some((b, i) => b.le !== previous.ttfbBuckets[i].le || b.count < previous.ttfbBuckets[i].count);
+/**
+ * `current - previous`, or undefined when that is not traffic that could have happened (a
+ * counter went down, more errors or latency observations than requests, a bucket bound changed
+ * or a cumulative bucket shrank): the router restarted in between.
+ */
+function differenceOf(previous: VersionCounters, current: VersionCounters): VersionCounters | undefined {
+  const requests = current.requests - previous.requests;
+  const errors5xx = current.errors5xx - previous.errors5xx;
+  if (requests < 0 || errors5xx < 0 || errors5xx > requests) return undefined;
+  // No observation before: the histogram (created at the first one) counted from zero.
+  const before = previous.ttfbBuckets.length === 0 ? current.ttfbBuckets.map((b) => ({ le: b.le, count: 0 })) : previous.ttfbBuckets;
+  if (current.ttfbBuckets.length !== before.length) return undefined;
+  const ttfbBuckets: HistogramBucket[] = [];
+  for (const [i, b] of current.ttfbBuckets.entries()) {
+    const count = b.count - before[i].count;
+    if (b.le !== before[i].le || count < (ttfbBuckets[i - 1]?.count ?? 0)) return undefined;
+    ttfbBuckets.push({ le: b.le, count });
+  }
+  return (ttfbBuckets[ttfbBuckets.length - 1]?.count ?? 0) > requests ? undefined : { requests, errors5xx, ttfbBuckets };
 }
 
 /** The q-quantile in ms of cumulative buckets, interpolated inside its bucket; null without observations. */

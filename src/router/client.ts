@@ -1,6 +1,8 @@
 /** The router's admin API, as the activities and the dev stack call it. */
 import { request } from 'undici';
+import type { StatsSnapshot } from '../plan/analysis';
 import type { VersionStats } from './stats';
+import { countersFromMetrics } from './traffic-counters';
 import type { Backend, ServiceRoute } from './types';
 
 /** The router could not be reached: retryable. */
@@ -22,8 +24,8 @@ export class RouterAdminClient {
     private readonly token: string,
   ) {}
 
-  /** One admin request; a 404 is an answer only where the caller says so (an unknown service). */
-  private async call(method: 'GET' | 'PUT' | 'DELETE', path: string, body?: unknown, notFoundOk = false): Promise<{ status: number; json: unknown }> {
+  /** One admin request, its answer as text; a 404 is an answer only where the caller says so (an unknown service). */
+  private async send(method: 'GET' | 'PUT' | 'DELETE', path: string, body?: unknown, notFoundOk = false): Promise<{ status: number; text: string }> {
     let res;
     try {
       res = await request(this.adminUrl.replace(/\/$/, '') + path, {
@@ -46,13 +48,19 @@ export class RouterAdminClient {
     if (res.statusCode >= 500) throw new RouterUnavailableError(`router answered ${res.statusCode} to ${method} ${path}: ${text}`);
     if (res.statusCode === 401) throw new RouterRequestError(`router refused ${method} ${path}: 401 wrong or missing admin token (ROUTER_TOKEN)`);
     if (res.statusCode >= 400 && !(res.statusCode === 404 && notFoundOk)) throw new RouterRequestError(`router refused ${method} ${path}: ${res.statusCode} ${text}`);
+    return { status: res.statusCode, text };
+  }
+
+  /** One admin request answered with JSON. */
+  private async call(method: 'GET' | 'PUT' | 'DELETE', path: string, body?: unknown, notFoundOk = false): Promise<{ status: number; json: unknown }> {
+    const { status, text } = await this.send(method, path, body, notFoundOk);
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;
     } catch {
       throw new RouterRequestError(`router answered ${method} ${path} with something other than JSON (is ${this.adminUrl} the router's admin port?): ${text.slice(0, 200)}`);
     }
-    return { status: res.statusCode, json };
+    return { status, json };
   }
 
   async setBackends(service: string, backends: Backend[]): Promise<void> {
@@ -78,6 +86,19 @@ export class RouterAdminClient {
       if (inflight === 0) return { drained: true, inflight };
       if (Date.now() >= deadline) return { drained: false, inflight };
       await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
+  /**
+   * The service's cumulative counters per version (requests, 5xx, time-to-first-byte buckets),
+   * read from the router's Prometheus `/metrics`; versions without traffic are absent.
+   */
+  async countersByVersion(service: string): Promise<StatsSnapshot> {
+    const { text } = await this.send('GET', '/metrics');
+    try {
+      return countersFromMetrics(text, service);
+    } catch (err) {
+      throw new RouterRequestError(`router answered GET /metrics with something other than its metrics (is ${this.adminUrl} the router's admin port?): ${(err as Error).message}`);
     }
   }
 

@@ -126,6 +126,12 @@ export class ReplicaFleet {
     this.trafficKey = key;
   }
 
+  /** An in-place update is done: its replicas now carry the new version, in our records and in the router. */
+  async relabel(from: number, to: number): Promise<void> {
+    for (const r of this.replicas.values()) if (r.version === from) r.version = to;
+    await this.setTraffic(this.traffic.map((w) => (w.version === from ? { ...w, version: to } : w)));
+  }
+
   launch(version: number, spec: ServiceSpec): void {
     const id = `${this.input.service}-v${version}-r${++this.seq}`;
     const gpus = parseAccelerators(spec.resources.accelerators)?.count ?? 0;

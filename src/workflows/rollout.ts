@@ -1,143 +1,239 @@
 /**
  * Rollout workflow `rollout-<service>-v<version>`: moves a service from one version to the
- * next by carrying out the pure planner's steps (`src/plan`), and rolls back by itself when
- * the new version fails or the rollout runs past its timeout.
+ * next by carrying out the pure planners' steps (`src/plan`), and rolls back by itself when
+ * the new version fails, its analysis fails, or the rollout runs past its timeout.
  *
- * The loop: ask the planner for the next step → set traffic (READY replicas only) → drain
- * and terminate what the step removes → launch what it launches → wait until a replica
- * changes state, a signal arrives or the deadline passes. Rolling back is the same loop
- * with the old version as the target, so old replicas come back (and become READY)
- * before the new ones leave.
+ * Two planners, one loop: rolling and blue-green rollouts are replica-led (`planStep`:
+ * replace replicas, traffic follows READY ones); canary steps, a manual percent and
+ * constrained surge are traffic-led (`planCanaryStep`: move to a canary weight, capacity
+ * first). Each turn: plan → set traffic (READY replicas only) → drain and terminate what
+ * the step removes → launch what it launches → wait for a replica change, a control
+ * message, the deadline, a timed pause or the next analysis. Control state lives in
+ * `RolloutControl`; rolling back is the same loop with the old version as the target.
  */
 import { condition, log, setCurrentDetails, setHandler } from '@temporalio/workflow';
-import { planStep, trafficPercentByVersion } from '../plan';
+import { canarySteps, isTrafficLed, planCanaryStep, planStep, surgePercentOf, trafficPercentByVersion } from '../plan';
+import type { PlanStep } from '../plan/types';
 import { parseDurationMs } from '../spec/duration';
 import type { ServiceSpec } from '../spec/types';
-import { pauseSignal, resumeSignal, rollbackSignal, rolloutStatusQuery } from './messages';
+import { CanaryAnalysis } from './canary-analysis';
+import {
+  advanceSignal,
+  controlUpdate,
+  pauseSignal,
+  promoteSignal,
+  resumeSignal,
+  rollbackSignal,
+  rolloutStatusQuery,
+  setCanaryPercentSignal,
+} from './messages';
 import { ReplicaFleet } from './replica-fleet';
-import type { RolloutInput, RolloutPhase, RolloutResult, RolloutStatus } from './types';
+import { RolloutControl } from './rollout-control';
+import type { ControlRequest, RolloutInput, RolloutPhase, RolloutResult, RolloutStatus } from './types';
 import { rolloutWorkflowId } from './types';
 
-interface Target {
-  version: number;
-  spec: ServiceSpec;
-}
-
 export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResult> {
-  const timeoutMs = parseDurationMs(input.toSpec.rollout.timeout);
+  const { toSpec, fromSpec } = input;
+  const inPlace = input.mode === 'in_place';
+  const hasPrimary = !!fromSpec && input.fromVersion > 0;
   const fleet = new ReplicaFleet(input);
-  let phase: RolloutPhase = 'rolling_out';
-  let paused = false;
-  let pausedAt = 0;
-  let reason: string | undefined;
+  const control = new RolloutControl({
+    steps: canarySteps(toSpec),
+    strategy: toSpec.rollout.strategy,
+    trafficLed: !inPlace && hasPrimary && (isTrafficLed(toSpec) || input.canaryPercent !== undefined),
+    inPlace,
+    hasPrimary: hasPrimary && !inPlace,
+    timeoutMs: parseDurationMs(toSpec.rollout.timeout),
+    now: Date.now(),
+    manualPercent: inPlace ? undefined : input.canaryPercent,
+  });
+  const analysis = toSpec.rollout.analysis && hasPrimary && !inPlace ? new CanaryAnalysis(input.service, toSpec.rollout.analysis) : undefined;
   let note = 'starting';
-  let deadline = Date.now() + timeoutMs;
+  let canaryPercent = 0;
+  let reachedWeight = false;
 
   const rollBack = (why: string): void => {
-    if (phase !== 'rolling_out') return;
+    if (control.phase !== 'rolling_out') return;
     log.warn('rolling back', { why });
-    phase = 'rolling_back';
-    paused = false;
-    reason = why;
-    deadline = Date.now() + timeoutMs;
+    control.rollBack(why, Date.now());
     fleet.wake();
   };
+  // A new replica that fails rolls the rollout back (an in-place update's new replicas carry the serving label).
   fleet.onTargetFailure = (replicaId, message) => {
-    if (fleet.versionOf(replicaId) === input.toVersion) rollBack(`replica ${replicaId} failed: ${message}`);
+    if (fleet.versionOf(replicaId) === (inPlace ? input.fromVersion : input.toVersion)) rollBack(`replica ${replicaId} failed: ${message}`);
   };
 
-  setHandler(pauseSignal, () => {
-    if (phase !== 'rolling_out' || paused) return;
-    paused = true;
-    pausedAt = Date.now();
-    fleet.wake();
-  });
-  setHandler(resumeSignal, () => {
-    if (!paused) return;
-    paused = false;
-    deadline += Date.now() - pausedAt; // the timeout does not count paused time (as Argo Rollouts)
-    fleet.wake();
-  });
-  setHandler(rollbackSignal, (arg) => rollBack(arg?.reason ? `manual rollback: ${arg.reason}` : 'manual rollback'));
-  setHandler(
-    rolloutStatusQuery,
-    (): RolloutStatus => ({
+  const status = (): RolloutStatus => {
+    const now = Date.now();
+    const phase: RolloutPhase = control.phase !== 'rolling_out' ? control.phase : control.paused ? 'paused' : control.manual ? 'manual' : 'rolling_out';
+    return {
       workflowId: rolloutWorkflowId(input.service, input.toVersion),
       service: input.service,
       fromVersion: input.fromVersion,
       toVersion: input.toVersion,
-      phase: paused ? 'paused' : phase,
-      reason,
+      phase,
+      reason: control.reason,
       note,
       replicas: fleet.records(),
       traffic: trafficPercentByVersion(fleet.traffic),
-      deadline: paused ? deadline + (Date.now() - pausedAt) : deadline,
+      deadline: control.deadlineAt(now),
       endpoint: fleet.endpoint,
-    }),
-  );
+      mode: inPlace ? 'in_place' : control.manual ? 'manual' : control.trafficLed ? 'steps' : 'replicas',
+      canaryPercent,
+      targetPercent: control.trafficLed ? control.targetWeight() : undefined,
+      steps: control.trafficLed ? control.steps : undefined,
+      stepIndex: control.trafficLed ? control.stepIndex : undefined,
+      stepPauseUntil: control.pauseStepEndsAt(now),
+      analysis: analysis?.status(),
+      refused: [...control.refused],
+    };
+  };
 
-  const targetNow = (): Target | undefined =>
-    phase === 'rolling_out'
-      ? { version: input.toVersion, spec: input.toSpec }
-      : input.fromSpec && input.fromVersion > 0
-        ? { version: input.fromVersion, spec: input.fromSpec }
-        : undefined;
+  const onSignal = (req: ControlRequest) => {
+    const refusal = control.signal(req, Date.now());
+    if (refusal) log.warn(`ignored ${req.action} signal: ${refusal}`);
+    fleet.wake();
+  };
+  setHandler(pauseSignal, () => onSignal({ action: 'pause' }));
+  setHandler(resumeSignal, () => onSignal({ action: 'resume' }));
+  setHandler(advanceSignal, () => onSignal({ action: 'advance' }));
+  setHandler(promoteSignal, () => onSignal({ action: 'promote' }));
+  setHandler(rollbackSignal, (arg) => onSignal({ action: 'rollback', reason: typeof arg?.reason === 'string' ? arg.reason : undefined }));
+  setHandler(setCanaryPercentSignal, (arg) => {
+    const percent = percentOf(arg);
+    if (Number.isNaN(percent)) control.refuse('setCanaryPercent', `needs a percent from 0 to 100, got ${JSON.stringify(arg ?? null)}`);
+    else onSignal({ action: 'setCanaryPercent', percent });
+  });
+  setHandler(
+    controlUpdate,
+    (req) => {
+      control.apply(req, Date.now());
+      fleet.wake();
+      return status();
+    },
+    {
+      validator: (req) => {
+        const refusal = control.validate(req);
+        if (refusal) throw new Error(refusal);
+      },
+    },
+  );
+  setHandler(rolloutStatusQuery, status);
 
   for (;;) {
-    if (!paused && Date.now() >= deadline) {
-      if (phase === 'rolling_out') rollBack(`timed out after ${input.toSpec.rollout.timeout}`);
+    const now = Date.now();
+    if (control.timedOut(now)) {
+      if (control.phase === 'rolling_out') rollBack(`timed out after ${toSpec.rollout.timeout}`);
       else {
-        phase = 'failed';
-        reason = `${reason ?? 'rollback'}; the rollback did not complete within ${input.toSpec.rollout.timeout}`;
+        control.finish('failed', `${control.reason ?? 'rollback'}; the rollback did not complete within ${toSpec.rollout.timeout}`);
         break;
       }
     }
+    control.takeChanged();
     fleet.settled();
-    if (!paused) {
-      const target = targetNow();
-      if (!target) {
+
+    if (analysis && canaryPercent > 0 && control.phase === 'rolling_out' && analysis.due(now)) {
+      const verdict = await analysis.check(input.toVersion, input.fromVersion);
+      if (verdict.rollback) rollBack(`analysis failed: ${verdict.reasons.join('; ')}`);
+      continue;
+    }
+
+    if (!control.holdsTraffic()) {
+      if (!hasPrimary && control.phase === 'rolling_back') {
         // A first deploy has nothing to roll back to: remove everything it started.
         note = 'removing every replica of the failed first deploy';
         await fleet.setTraffic([]);
         await fleet.remove(fleet.records().map((r) => r.id));
-        phase = 'failed';
+        control.finish('failed');
         break;
       }
-      const step = planStep({
-        strategy: target.spec.rollout.strategy,
-        replicas: target.spec.replicas,
-        // Rolling back brings every old replica back at once (surge = replicas).
-        maxSurge: target.version === input.toVersion ? target.spec.rollout.max_surge : target.spec.replicas,
-        maxUnavailable: target.spec.rollout.max_unavailable,
-        targetVersion: target.version,
-        observed: fleet.observed(),
-        gpu: await fleet.gpuBudget(target.spec),
-      });
+      const step = control.trafficLed ? await trafficLedStep() : await replicaLedStep();
       note = step.note;
-      setCurrentDetails(`**${phase}** (v${input.fromVersion} → v${input.toVersion}): ${note}`);
+      setCurrentDetails(`**${status().phase}** (v${input.fromVersion} → v${input.toVersion}): ${note}`);
       await fleet.setTraffic(step.traffic);
+      canaryPercent = trafficPercentByVersion(step.traffic)[String(input.toVersion)] ?? 0;
+      if (inPlace) canaryPercent = 0;
       await fleet.remove(step.remove);
-      for (let i = 0; i < step.launch; i++) fleet.launch(target.version, target.spec);
       if (step.done) {
-        phase = phase === 'rolling_out' ? 'succeeded' : 'rolled_back';
+        if (inPlace && control.phase === 'rolling_out') await fleet.relabel(input.fromVersion, input.toVersion);
+        control.finish(control.phase === 'rolling_out' ? 'succeeded' : 'rolled_back');
         break;
+      }
+      if (control.progress(reachedWeight, analysis ? analysis.allowsProgress() : true, Date.now())) {
+        analysis?.stepChanged();
+        continue;
       }
       if (step.remove.length > 0) continue; // capacity was freed: plan again at once
     }
-    if (paused) await condition(() => fleet.hasChanged());
-    else await condition(() => fleet.hasChanged(), Math.max(1, deadline - Date.now()));
+
+    const wakeAt = [control.deadlineAt(Date.now()), control.pauseStepEndsAt(Date.now()), analysis && canaryPercent > 0 ? analysis.nextAt() : undefined]
+      .filter((t): t is number => typeof t === 'number')
+      .reduce((a, b) => Math.min(a, b), Infinity);
+    const woke = () => fleet.hasChanged() || control.hasChanged();
+    if (wakeAt === Infinity) await condition(woke);
+    else await condition(woke, Math.max(1, wakeAt - Date.now()));
   }
 
   await fleet.stopWatching();
-  note = phase === 'succeeded' ? `v${input.toVersion} serves all traffic` : (reason ?? phase);
-  setCurrentDetails(`**${phase}**: ${note}`);
+  note = control.phase === 'succeeded' ? `v${input.toVersion} serves all traffic` : (control.reason ?? control.phase);
+  setCurrentDetails(`**${control.phase}**: ${note}`);
+  const succeeded = control.phase === 'succeeded';
   return {
-    outcome: phase === 'succeeded' ? 'succeeded' : phase === 'rolled_back' ? 'rolled_back' : 'failed',
-    reason,
-    servingVersion: phase === 'succeeded' ? input.toVersion : input.fromVersion,
+    outcome: succeeded ? 'succeeded' : control.phase === 'rolled_back' ? 'rolled_back' : 'failed',
+    reason: control.reason,
+    servingVersion: succeeded ? input.toVersion : input.fromVersion,
     replicas: fleet.records(),
     replicaSeq: fleet.seq,
     endpoint: fleet.endpoint,
   };
+
+  async function replicaLedStep(): Promise<PlanStep> {
+    const rollingBack = control.phase === 'rolling_back';
+    // Rolling back an in-place update scales back to the old count; otherwise the old version is the target.
+    const target: { version: number; spec: ServiceSpec } = inPlace
+      ? { version: input.fromVersion, spec: rollingBack && fromSpec ? { ...toSpec, replicas: fromSpec.replicas } : toSpec }
+      : rollingBack && fromSpec
+        ? { version: input.fromVersion, spec: fromSpec }
+        : { version: input.toVersion, spec: toSpec };
+    const step = planStep({
+      strategy: inPlace ? 'rolling' : target.spec.rollout.strategy,
+      replicas: target.spec.replicas,
+      // Rolling back brings every old replica back at once (surge = replicas).
+      maxSurge: rollingBack && !inPlace ? target.spec.replicas : target.spec.rollout.max_surge,
+      maxUnavailable: target.spec.rollout.max_unavailable,
+      targetVersion: target.version,
+      observed: fleet.observed(),
+      gpu: await fleet.gpuBudget(target.spec),
+    });
+    for (let i = 0; i < step.launch; i++) fleet.launch(target.version, target.spec);
+    return step;
+  }
+
+  async function trafficLedStep(): Promise<PlanStep> {
+    const primarySpec = fromSpec ?? toSpec;
+    const canaryGpu = await fleet.gpuBudget(toSpec);
+    const primaryGpu = await fleet.gpuBudget(primarySpec);
+    const budget = canaryGpu ?? primaryGpu;
+    const step = planCanaryStep({
+      canary: { version: input.toVersion, replicas: toSpec.replicas },
+      primary: { version: input.fromVersion, replicas: primarySpec.replicas },
+      weight: control.targetWeight(),
+      rollingBack: control.phase === 'rolling_back',
+      surgePercent: surgePercentOf(toSpec),
+      observed: fleet.observed(),
+      gpu: budget ? { free: budget.free, perCanaryReplica: canaryGpu?.perReplica ?? 0, perPrimaryReplica: primaryGpu?.perReplica ?? 0 } : undefined,
+    });
+    for (let i = 0; i < step.launchPrimary; i++) fleet.launch(input.fromVersion, primarySpec);
+    for (let i = 0; i < step.launch; i++) fleet.launch(input.toVersion, toSpec);
+    reachedWeight = step.reached;
+    return step;
+  }
 }
 
+/** A setCanaryPercent signal's argument: `30`, `"30"` or `{percent: 30}`; anything else is NaN (refused). */
+function percentOf(arg: unknown): number {
+  const raw = typeof arg === 'object' && arg !== null && 'percent' in arg ? (arg as { percent: unknown }).percent : arg;
+  if (typeof raw === 'number') return raw;
+  if (typeof raw === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(raw)) return Number(raw);
+  return Number.NaN;
+}

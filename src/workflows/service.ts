@@ -14,7 +14,17 @@ import {
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import { deployUpdate, pauseSignal, resumeSignal, rollbackSignal, serviceStatusQuery } from './messages';
+import { decideDeploy, type DeployMode } from '../spec/diff';
+import {
+  advanceSignal,
+  deployUpdate,
+  pauseSignal,
+  promoteSignal,
+  resumeSignal,
+  rollbackSignal,
+  serviceStatusQuery,
+  setCanaryPercentSignal,
+} from './messages';
 import { rolloutWorkflow } from './rollout';
 import { serviceStatusOf } from './service-status';
 import type { DeployInput, RolloutSummary, ServiceState, ServiceWorkflowInput } from './types';
@@ -31,16 +41,18 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
     replicaSeq: 0,
     history: [],
   };
-  let pending: { deploy: DeployInput; version: number } | undefined;
+  let pending: { deploy: DeployInput; version: number; mode: Exclude<DeployMode, 'unchanged'> } | undefined;
 
   setHandler(
     deployUpdate,
     async (deploy) => {
+      const decision = decideDeploy(state.spec, deploy.spec, deploy.force);
+      if (decision.mode === 'unchanged') return { version: state.version, ...decision };
       const version = state.nextVersion++;
-      pending = { deploy, version };
+      pending = { deploy, version, mode: decision.mode };
       // Answer once the rollout workflow exists, so the caller can follow it by id.
       await condition(() => state.activeRollout?.version === version || state.history.some((h) => h.version === version));
-      return { version, rolloutWorkflowId: rolloutWorkflowId(state.name, version) };
+      return { version, rolloutWorkflowId: rolloutWorkflowId(state.name, version), ...decision };
     },
     {
       validator: (deploy) => {
@@ -54,26 +66,36 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
             `a rollout of ${state.name} v${running.version} is in progress; wait for it to finish, or stop it with \`rollout rollback ${state.name}\``,
           );
         }
+        if (deploy.canaryPercent !== undefined) {
+          const p = deploy.canaryPercent;
+          if (typeof p !== 'number' || !Number.isFinite(p) || p < 0 || p > 100) throw new Error(`canary percent must be from 0 to 100, got ${JSON.stringify(p)}`);
+          if (!state.spec || state.version === 0) throw new Error('a first deploy has no serving version to split traffic with: deploy without --canary-percent');
+          if (deploy.spec.rollout.strategy === 'blue_green') throw new Error('a blue_green rollout never splits traffic: --canary-percent does not apply');
+          const decision = decideDeploy(state.spec, deploy.spec, deploy.force);
+          if (decision.mode !== 'rollout') throw new Error(`nothing to canary: ${decision.reason} (add --force to roll out new replicas)`);
+        }
       },
     },
   );
 
-  const forward = (signal: typeof pauseSignal | typeof resumeSignal) => () => {
-    if (!state.activeRollout) return log.info(`ignored ${signal.name}: no rollout in progress`);
-    void getExternalWorkflowHandle(state.activeRollout.workflowId).signal(signal);
+  // Control signals go to the active rollout as they came (the rollout records and ignores bad ones).
+  const forward = (name: string, send: (workflowId: string) => Promise<void>): void => {
+    if (!state.activeRollout) return log.info(`ignored ${name}: no rollout in progress`);
+    void send(state.activeRollout.workflowId);
   };
-  setHandler(pauseSignal, forward(pauseSignal));
-  setHandler(resumeSignal, forward(resumeSignal));
-  setHandler(rollbackSignal, (arg) => {
-    if (!state.activeRollout) return log.info('ignored rollback: no rollout in progress');
-    void getExternalWorkflowHandle(state.activeRollout.workflowId).signal(rollbackSignal, arg);
-  });
+  const handle = (id: string) => getExternalWorkflowHandle(id);
+  setHandler(pauseSignal, () => forward('pause', (id) => handle(id).signal(pauseSignal)));
+  setHandler(resumeSignal, () => forward('resume', (id) => handle(id).signal(resumeSignal)));
+  setHandler(advanceSignal, () => forward('advance', (id) => handle(id).signal(advanceSignal)));
+  setHandler(promoteSignal, () => forward('promote', (id) => handle(id).signal(promoteSignal)));
+  setHandler(setCanaryPercentSignal, (arg) => forward('setCanaryPercent', (id) => handle(id).signal(setCanaryPercentSignal, arg)));
+  setHandler(rollbackSignal, (arg) => forward('rollback', (id) => handle(id).signal(rollbackSignal, arg)));
   setHandler(serviceStatusQuery, () => serviceStatusOf(state));
 
   for (;;) {
     await condition(() => pending !== undefined || workflowInfo().continueAsNewSuggested);
     if (pending) {
-      const { deploy, version } = pending;
+      const { deploy, version, mode } = pending;
       const workflowId = rolloutWorkflowId(state.name, version);
       let summary: RolloutSummary;
       try {
@@ -82,7 +104,7 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
         const child = await startChild(rolloutWorkflow, {
           workflowId,
           // What the Temporal UI shows for this rollout in lists and at the top of its page.
-          staticSummary: `${state.name}: ${state.version ? `v${state.version} → ` : 'first deploy, '}v${version} (${deploy.spec.rollout.strategy}, ${deploy.spec.replicas} replica(s))`,
+          staticSummary: `${state.name}: ${state.version ? `v${state.version} → ` : 'first deploy, '}v${version} (${mode === 'in_place' ? 'in place' : deploy.spec.rollout.strategy}, ${deploy.spec.replicas} replica(s)${deploy.canaryPercent !== undefined ? `, manual at ${deploy.canaryPercent}%` : ''})`,
           staticDetails: `Spec of v${version}:\n\n\`\`\`json\n${JSON.stringify(deploy.spec, null, 2)}\n\`\`\``,
           args: [
             {
@@ -93,6 +115,8 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
               toSpec: deploy.spec,
               replicas: state.replicas,
               replicaSeq: state.replicaSeq,
+              mode,
+              canaryPercent: deploy.canaryPercent,
             },
           ],
         });

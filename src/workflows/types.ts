@@ -3,7 +3,8 @@
  * Temporal payloads, the CLI's `--output json`, and continue-as-new.
  */
 import type { ReplicaStatus } from '../plan/types';
-import type { ServiceSpec } from '../spec/types';
+import type { DeployMode } from '../spec/diff';
+import type { CanaryStep, ServiceSpec } from '../spec/types';
 
 export const TASK_QUEUE = 'gpu-rollout';
 
@@ -24,11 +25,22 @@ export interface ReplicaRecord {
 
 export interface DeployInput {
   spec: ServiceSpec;
+  /** Roll out new replicas even when the change could be applied in place (or nothing changed). */
+  force?: boolean;
+  /** Start in manual mode, holding the canary at this percent (0–100). */
+  canaryPercent?: number;
 }
 
 export interface DeployResult {
+  /** The new version; the serving one when nothing changed. */
   version: number;
-  rolloutWorkflowId: string;
+  /** Absent when nothing changed (no rollout). */
+  rolloutWorkflowId?: string;
+  mode: DeployMode;
+  /** Why this mode, in one line. */
+  reason: string;
+  /** Dotted paths of the fields that changed. */
+  changes: string[];
 }
 
 export type RolloutOutcome = 'succeeded' | 'rolled_back' | 'failed';
@@ -83,6 +95,10 @@ export interface RolloutInput {
   toSpec: ServiceSpec;
   replicas: ReplicaRecord[];
   replicaSeq: number;
+  /** `in_place`: the running replicas are kept (relabelled to toVersion at the end); only their count changes. */
+  mode?: 'rollout' | 'in_place';
+  /** Start in manual mode at this canary percent. */
+  canaryPercent?: number;
 }
 
 export interface RolloutResult {
@@ -95,7 +111,27 @@ export interface RolloutResult {
   endpoint?: string;
 }
 
-export type RolloutPhase = 'rolling_out' | 'paused' | 'rolling_back' | 'succeeded' | 'rolled_back' | 'failed';
+export type RolloutPhase = 'rolling_out' | 'paused' | 'manual' | 'rolling_back' | 'succeeded' | 'rolled_back' | 'failed';
+
+/** Every control message, as the `control` update and the signals of the same names take them. */
+export type ControlAction = 'pause' | 'resume' | 'advance' | 'setCanaryPercent' | 'promote' | 'rollback';
+export const CONTROL_ACTIONS: readonly ControlAction[] = ['pause', 'resume', 'advance', 'setCanaryPercent', 'promote', 'rollback'];
+
+export interface ControlRequest {
+  action: ControlAction;
+  /** setCanaryPercent: 0–100. */
+  percent?: number;
+  /** rollback: recorded in the history. */
+  reason?: string;
+}
+
+export interface AnalysisStatus {
+  passed: number;
+  failed: number;
+  inconclusive: number;
+  failureLimit: number;
+  last?: { verdict: 'pass' | 'fail' | 'inconclusive'; reasons: string[]; at: number };
+}
 
 export interface RolloutStatus {
   workflowId: string;
@@ -108,9 +144,23 @@ export interface RolloutStatus {
   note: string;
   replicas: ReplicaRecord[];
   traffic: Record<string, number>;
-  /** Epoch ms at which the rollout rolls back by itself (moves while paused). */
-  deadline: number;
+  /** Epoch ms at which the rollout rolls back by itself (moves while paused); null in manual mode. */
+  deadline: number | null;
   endpoint?: string;
+  /** How the rollout moves: `replicas` (rolling, blue-green: traffic follows READY replicas), `steps` (canary steps), `manual` (held at a percent the user set), `in_place`. */
+  mode: 'replicas' | 'steps' | 'manual' | 'in_place';
+  /** The canary's (new version's) share of traffic now, 0–100. */
+  canaryPercent: number;
+  /** The canary percent being moved to or held (steps and manual modes). */
+  targetPercent?: number;
+  /** Canary steps and where the rollout is in them (index into `steps`). */
+  steps?: CanaryStep[];
+  stepIndex?: number;
+  /** Epoch ms at which a timed pause step ends (moves while paused). */
+  stepPauseUntil?: number;
+  analysis?: AnalysisStatus;
+  /** Control messages refused or ignored recently (bad payload, not applicable now), newest last. */
+  refused: string[];
 }
 
 export interface RollbackInput {

@@ -4,9 +4,11 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { createActivities } from '../../src/activities';
+import type { StatsSnapshot } from '../../src/plan/analysis';
 import type {
   DrainReplicaInput,
   LaunchReplicaInput,
+  ReadTrafficStatsInput,
   SetTrafficInput,
   TerminateReplicaInput,
   WaitReplicaReadyInput,
@@ -33,6 +35,13 @@ export interface FakeWorld {
   /** Replica ids currently "running". */
   running: Set<string>;
   readiness: Map<number, Readiness>;
+  /**
+   * What readTrafficStats answers per service: a snapshot (every read), or a script of
+   * snapshots, one per read, the last one repeating. No entry: {} (no traffic yet).
+   */
+  stats: Map<string, StatsSnapshot | StatsSnapshot[]>;
+  /** Every readTrafficStats call's service, in order. */
+  statsReads: string[];
 }
 
 function sleepUnlessCancelled(ms: number): Promise<void> {
@@ -62,6 +71,8 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}): FakeWorld 
     drained: [],
     running: new Set(),
     readiness: new Map(Object.entries(readiness).map(([v, r]) => [Number(v), r])),
+    stats: new Map(),
+    statsReads: [],
     activities: {} as Activities,
   };
   const versionOf = (replicaId: string): number => Number(/-v(\d+)-r\d+$/.exec(replicaId)?.[1]);
@@ -100,6 +111,13 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}): FakeWorld 
     },
     async terminateReplica(input: TerminateReplicaInput) {
       if (world.running.delete(input.replicaId)) world.terminated.push(input.replicaId);
+    },
+    async readTrafficStats(input: ReadTrafficStatsInput) {
+      const scripted = world.stats.get(input.service) ?? {};
+      const read = world.statsReads.filter((s) => s === input.service).length;
+      world.statsReads.push(input.service);
+      if (!Array.isArray(scripted)) return scripted;
+      return scripted[Math.min(read, scripted.length - 1)] ?? {};
     },
     async gpuCapacity() {
       return { totalGpus: null };

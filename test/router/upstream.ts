@@ -3,6 +3,7 @@
  * `/slow` holds the answer 400 ms; `/sse` streams 5 events 100 ms apart; `/first-chunk` answers
  * with the first request chunk; `/headers` answers the request headers; `/endless` streams an event every 50 ms until the client leaves.
  * With `resetEverything`, it destroys every connection without answering (a replica that dies).
+ * With `errorEvery: n`, every n-th request is answered 500 (a canary that fails some requests).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,7 +19,7 @@ export interface Upstream {
 
 const started: http.Server[] = [];
 
-export async function startUpstream(name: string, opts: { resetEverything?: boolean } = {}): Promise<Upstream> {
+export async function startUpstream(name: string, opts: { resetEverything?: boolean; errorEvery?: number } = {}): Promise<Upstream> {
   const seen: string[] = [];
   let markEndlessClosed!: () => void;
   const endlessClosed = new Promise<void>((r) => (markEndlessClosed = r));
@@ -26,6 +27,10 @@ export async function startUpstream(name: string, opts: { resetEverything?: bool
     seen.push(req.url ?? '');
     if (opts.resetEverything) {
       req.socket.destroy();
+      return;
+    }
+    if (opts.errorEvery && seen.length % opts.errorEvery === 0) {
+      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ name, error: 'scripted failure' }));
       return;
     }
     if (req.url === '/sse' || req.url === '/endless') {

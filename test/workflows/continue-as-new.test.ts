@@ -48,8 +48,9 @@ test('after many deploys the service workflow has continued as new, with its ver
         }),
       });
       expect(d.version).toBe(v);
-      await env.client.workflow.getHandle(d.rolloutWorkflowId).result();
-      await serviceSettled(env.client.workflow.getHandle(serviceWorkflowId('can')), d.rolloutWorkflowId);
+      const rolloutId = d.rolloutWorkflowId ?? fail(`v${v} started no rollout: ${d.reason}`);
+      await env.client.workflow.getHandle(rolloutId).result();
+      await serviceSettled(env.client.workflow.getHandle(serviceWorkflowId('can')), rolloutId);
     }
     const latest = env.client.workflow.getHandle(serviceWorkflowId('can'));
     const description = await latest.describe();
@@ -61,3 +62,7 @@ test('after many deploys the service workflow has continued as new, with its ver
     expect(world.running.size).toBe(1);
   });
 }, 120_000);
+
+function fail(message: string): never {
+  throw new Error(message);
+}

@@ -7,7 +7,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { ServiceSpec } from '../../src/spec/types';
 import { deployUpdate, pauseSignal, resumeSignal, rollbackSignal, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
-import type { RolloutResult } from '../../src/workflows/types';
+import type { DeployInput, RolloutResult } from '../../src/workflows/types';
 import { serviceWorkflowId } from '../../src/workflows/types';
 import { serviceSettled } from '../../src/cli/commands/deploy';
 import { fakeWorld, type FakeWorld, type Readiness } from '../helpers/fake-activities';
@@ -51,9 +51,16 @@ async function withWorker<T>(readiness: Record<number, Readiness>, fn: (world: F
   return worker.runUntil(fn(world, taskQueue));
 }
 
-async function deploy(taskQueue: string, s: ServiceSpec) {
+/** Deploys a spec that starts a rollout (its workflow id is then always there). */
+async function deploy(taskQueue: string, s: ServiceSpec, options: Omit<DeployInput, 'spec'> = {}) {
+  const result = await deployOrNot(taskQueue, s, options);
+  if (!result.rolloutWorkflowId) throw new Error(`no rollout started: ${result.reason}`);
+  return { ...result, rolloutWorkflowId: result.rolloutWorkflowId };
+}
+
+async function deployOrNot(taskQueue: string, s: ServiceSpec, options: Omit<DeployInput, 'spec'> = {}) {
   return env.client.workflow.executeUpdateWithStart(deployUpdate, {
-    args: [{ spec: s }],
+    args: [{ spec: s, ...options }],
     startWorkflowOperation: new WithStartWorkflowOperation('serviceWorkflow', {
       workflowId: serviceWorkflowId(s.name),
       taskQueue,
@@ -83,7 +90,7 @@ describe('service workflow', () => {
     await withWorker({}, async (world, tq) => {
       const s = spec({ name: 'first' });
       const d = await deploy(tq, s);
-      expect(d).toEqual({ version: 1, rolloutWorkflowId: 'rollout-first-v1' });
+      expect(d).toMatchObject({ version: 1, rolloutWorkflowId: 'rollout-first-v1', mode: 'rollout', reason: 'first deploy' });
       const result = await rolloutResult(d.rolloutWorkflowId);
       expect(result.outcome).toBe('succeeded');
       const status = await env.client.workflow.getHandle(serviceWorkflowId('first')).query(serviceStatusQuery);

@@ -15,6 +15,10 @@ import { describeProgress } from '../progress';
 
 export interface DeployOptions {
   wait?: boolean;
+  /** Roll out new replicas even when the change could be applied in place. */
+  force?: boolean;
+  /** Start in manual mode holding the canary at this percent (string from the command line). */
+  canaryPercent?: string;
   output?: 'text' | 'json';
   /** Poll period for progress while waiting. */
   pollMs?: number;
@@ -27,6 +31,7 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
   }
   const spec = loaded.spec;
   const json = opts.output === 'json';
+  const canaryPercent = opts.canaryPercent === undefined ? undefined : parsePercent(opts.canaryPercent);
   const target = temporalTarget();
   const { client, close } = await connectClient(target);
   try {
@@ -39,7 +44,7 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
     );
     try {
       result = await client.workflow.executeUpdateWithStart(deployUpdate, {
-        args: [{ spec }],
+        args: [{ spec, force: opts.force, canaryPercent }],
         startWorkflowOperation: new WithStartWorkflowOperation<typeof serviceWorkflow>('serviceWorkflow', {
           workflowId,
           taskQueue: TASK_QUEUE,
@@ -57,9 +62,19 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
     } finally {
       clearTimeout(noWorkerHint);
     }
+    if (!result.rolloutWorkflowId) {
+      // Nothing changed: no new version, nothing touched.
+      if (json) process.stdout.write(JSON.stringify({ service: spec.name, ...result }, null, 2) + '\n');
+      else process.stderr.write(`${spec.name} unchanged at v${result.version}: ${result.reason}\n`);
+      return ExitCode.ok;
+    }
     const link = workflowUiLink(target, result.rolloutWorkflowId);
     if (!json) {
-      process.stderr.write(`deploying ${spec.name} v${result.version}: workflow ${result.rolloutWorkflowId}\n  history: ${link}\n`);
+      const how = result.mode === 'in_place' ? 'in place' : 'rollout';
+      process.stderr.write(`deploying ${spec.name} v${result.version} (${how}: ${result.reason}): workflow ${result.rolloutWorkflowId}\n  history: ${link}\n`);
+      if (canaryPercent !== undefined) {
+        process.stderr.write(`  manual mode: the canary holds at ${canaryPercent}% (no timeout rollback) until \`rollout resume|advance|promote|rollback ${spec.name}\`\n`);
+      }
     }
     if (!opts.wait) {
       if (json) process.stdout.write(JSON.stringify({ service: spec.name, ...result, ui: link }, null, 2) + '\n');
@@ -83,6 +98,15 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
   } finally {
     await close();
   }
+}
+
+/** `--canary-percent 30`: a number from 0 to 100, else invalid input (exit 2, nothing started). */
+function parsePercent(text: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 100) {
+    throw new CliError(`--canary-percent: expected a percent from 0 to 100, got ${JSON.stringify(text)}`, ExitCode.invalidInput);
+  }
+  return n;
 }
 
 /** Prints a progress line whenever the rollout's state changes (stderr, so stdout stays parseable). */

@@ -1,0 +1,282 @@
+/**
+ * The rollout's control state: phase, pause, manual hold, canary step, timeout clock — and
+ * which control message makes sense in which state. Workflow code (deterministic; the clock
+ * is passed in), but no Temporal calls, so it reads as a state machine.
+ *
+ *   phase         pause   resume  advance  setCanaryPercent  promote  rollback
+ *   rolling_out   ✔       ✘       ✔ steps  ✔                 ✔        ✔
+ *   paused        ✘       ✔       ✔ steps  ✔                 ✔        ✔
+ *   manual hold   ✘       ✔       ✔        ✔                 ✔        ✔
+ *   rolling_back  ✘       ✘       ✘        ✘                 ✘        ✘
+ *   finished      ✘       ✘       ✘        ✘                 ✘        ✘
+ * In-place updates take pause and resume only; replica-led rollouts (rolling, blue-green)
+ * have no steps to advance, and blue-green never splits traffic (no setCanaryPercent).
+ */
+import { describeStep } from '../plan/steps';
+import { parseDurationMs } from '../spec/duration';
+import type { CanaryStep, RolloutStrategy } from '../spec/types';
+import type { ControlAction, ControlRequest } from './types';
+
+export type ControlPhase = 'rolling_out' | 'rolling_back' | 'succeeded' | 'rolled_back' | 'failed';
+
+export interface ControlOptions {
+  steps: CanaryStep[];
+  strategy: RolloutStrategy;
+  /** Traffic-led from the start (canary strategy, constrained surge, or a manual percent). */
+  trafficLed: boolean;
+  inPlace: boolean;
+  /** False for a first deploy: there is no version to split traffic with. */
+  hasPrimary: boolean;
+  timeoutMs: number;
+  now: number;
+  manualPercent?: number;
+}
+
+const REFUSED_KEPT = 10;
+
+export class RolloutControl {
+  phase: ControlPhase = 'rolling_out';
+  reason?: string;
+  paused = false;
+  manual = false;
+  manualPercent = 0;
+  trafficLed: boolean;
+  stepIndex = 0;
+  /** Epoch ms at which the current timed pause step ends. */
+  stepPauseUntil?: number;
+  /** Refused or ignored messages, newest last. */
+  readonly refused: string[] = [];
+  readonly steps: CanaryStep[];
+  private deadline: number;
+  /** When the timeout clock stopped (paused or manual), if it did. */
+  private clockStoppedAt?: number;
+  private changed = false;
+
+  constructor(private readonly opts: ControlOptions) {
+    this.steps = opts.steps;
+    this.trafficLed = opts.trafficLed;
+    this.deadline = opts.now + opts.timeoutMs;
+    if (opts.manualPercent !== undefined) this.enterManual(opts.manualPercent, opts.now);
+    this.enterStep(0, opts.now);
+  }
+
+  // ── reading ─────────────────────────────────────────────────────────────────
+
+  /** The canary percent to move to or hold. */
+  targetWeight(): number {
+    if (this.manual) return this.manualPercent;
+    for (let i = Math.min(this.stepIndex, this.steps.length - 1); i >= 0; i--) {
+      const step = this.steps[i];
+      if ('weight' in step) return step.weight;
+    }
+    return 0;
+  }
+
+  currentStep(): CanaryStep | undefined {
+    return this.steps[this.stepIndex];
+  }
+
+  /** The rollback deadline; null while the user holds the rollout in manual mode. */
+  deadlineAt(now: number): number | null {
+    if (this.manual) return null;
+    return this.clockStoppedAt === undefined ? this.deadline : this.deadline + (now - this.clockStoppedAt);
+  }
+
+  /** The timed pause step's end, moved by a pause in progress. */
+  pauseStepEndsAt(now: number): number | undefined {
+    if (this.stepPauseUntil === undefined) return undefined;
+    return this.clockStoppedAt === undefined ? this.stepPauseUntil : this.stepPauseUntil + (now - this.clockStoppedAt);
+  }
+
+  timedOut(now: number): boolean {
+    const d = this.deadlineAt(now);
+    return this.clockStoppedAt === undefined && d !== null && now >= d;
+  }
+
+  /** Planning stops while paused: traffic and replicas hold where they are. */
+  holdsTraffic(): boolean {
+    return this.paused;
+  }
+
+  finished(): boolean {
+    return this.phase === 'succeeded' || this.phase === 'rolled_back' || this.phase === 'failed';
+  }
+
+  takeChanged(): boolean {
+    const c = this.changed;
+    this.changed = false;
+    return c;
+  }
+
+  hasChanged(): boolean {
+    return this.changed;
+  }
+
+  // ── control messages ────────────────────────────────────────────────────────
+
+  /** Why `req` cannot be carried out now, or undefined when it can. */
+  validate(req: ControlRequest): string | undefined {
+    const action: unknown = req?.action;
+    if (typeof action !== 'string' || !['pause', 'resume', 'advance', 'setCanaryPercent', 'promote', 'rollback'].includes(action)) {
+      return `unknown action ${JSON.stringify(action)}: expected pause, resume, advance, setCanaryPercent, promote or rollback`;
+    }
+    const a = action as ControlAction;
+    if (this.finished()) return `the rollout has finished (${this.phase.replace('_', ' ')}); nothing to ${a}`;
+    if (this.phase === 'rolling_back') return `the rollout is rolling back (${this.reason ?? 'rollback'}); it can only finish rolling back, not ${a}`;
+    if (this.opts.inPlace && a !== 'pause' && a !== 'resume') {
+      return `an in-place update restarts nothing and has no canary: ${a} does not apply (deploy the previous spec to undo it)`;
+    }
+    switch (a) {
+      case 'pause':
+        if (this.paused) return 'already paused';
+        if (this.manual) return `manual mode already holds the canary at ${this.manualPercent}%; use resume, advance or promote to go on`;
+        return undefined;
+      case 'resume':
+        return this.paused || this.manual ? undefined : 'not paused and not in manual mode: nothing to resume';
+      case 'advance':
+        if (!this.trafficLed) return `a ${this.opts.strategy} rollout has no steps: it moves on by itself (setCanaryPercent takes manual control)`;
+        if (!this.manual && this.stepIndex >= this.steps.length - 1) return `already at the last step (${describeStep(this.steps[this.steps.length - 1])}); nothing to advance to`;
+        return undefined;
+      case 'setCanaryPercent': {
+        const p = req.percent;
+        if (typeof p !== 'number' || !Number.isFinite(p) || p < 0 || p > 100) return `setCanaryPercent needs a percent from 0 to 100, got ${JSON.stringify(p ?? null)}`;
+        if (this.opts.strategy === 'blue_green') return 'a blue_green rollout never splits traffic: setCanaryPercent does not apply';
+        if (!this.opts.hasPrimary) return 'a first deploy has no serving version to split traffic with';
+        return undefined;
+      }
+      case 'promote':
+        return undefined;
+      case 'rollback':
+        return undefined;
+    }
+  }
+
+  /** Carries out a request `validate` accepted. */
+  apply(req: ControlRequest, now: number): void {
+    this.changed = true;
+    switch (req.action) {
+      case 'pause':
+        this.paused = true;
+        this.stopClock(now);
+        return;
+      case 'resume':
+        if (this.manual) this.leaveManual(now, 'resume');
+        this.paused = false;
+        this.restartClock(now);
+        return;
+      case 'advance':
+        if (this.manual) this.leaveManual(now, 'advance');
+        else this.enterStep(this.stepIndex + 1, now);
+        this.paused = false;
+        this.restartClock(now);
+        return;
+      case 'setCanaryPercent':
+        this.trafficLed = true;
+        this.paused = false;
+        this.enterManual(req.percent as number, now);
+        return;
+      case 'promote':
+        this.manual = false;
+        this.paused = false;
+        this.trafficLed = this.trafficLed || this.opts.hasPrimary;
+        this.enterStep(this.steps.length - 1, now);
+        this.restartClock(now);
+        return;
+      case 'rollback':
+        this.rollBack(req.reason ? `manual rollback: ${req.reason}` : 'manual rollback', now);
+        return;
+    }
+  }
+
+  /** Records a message that was refused before it could be validated (a bad signal payload). */
+  refuse(action: string, why: string): void {
+    this.refused.push(`${action}: ${why}`);
+    if (this.refused.length > REFUSED_KEPT) this.refused.shift();
+    this.changed = true;
+  }
+
+  /** A signal: carried out when valid, otherwise recorded and ignored (never a workflow failure). */
+  signal(req: ControlRequest, now: number): string | undefined {
+    const refusal = this.validate(req);
+    if (refusal) {
+      this.refuse(String(req?.action ?? '?'), refusal);
+      return refusal;
+    }
+    this.apply(req, now);
+    return undefined;
+  }
+
+  // ── what the workflow reports ───────────────────────────────────────────────
+
+  rollBack(why: string, now: number): void {
+    if (this.phase !== 'rolling_out') return;
+    this.phase = 'rolling_back';
+    this.reason = why;
+    this.paused = false;
+    this.manual = false;
+    this.clockStoppedAt = undefined;
+    this.stepPauseUntil = undefined;
+    this.deadline = now + this.opts.timeoutMs; // the rollback gets a full timeout of its own
+    this.changed = true;
+  }
+
+  finish(phase: 'succeeded' | 'rolled_back' | 'failed', reason?: string): void {
+    this.phase = phase;
+    if (reason !== undefined) this.reason = reason;
+    this.changed = true;
+  }
+
+  /**
+   * After planning: moves past a weight step once reached (and, with analysis, judged
+   * healthy), and past a timed pause once it ended. Returns true when the step changed.
+   */
+  progress(reachedWeight: boolean, analysisAllows: boolean, now: number): boolean {
+    if (this.phase !== 'rolling_out' || this.paused || this.manual || !this.trafficLed) return false;
+    const step = this.currentStep();
+    if (!step || this.stepIndex >= this.steps.length - 1) return false;
+    if ('weight' in step) {
+      if (!reachedWeight || !analysisAllows) return false;
+    } else {
+      const ends = this.pauseStepEndsAt(now);
+      if (ends === undefined || now < ends || !analysisAllows) return false;
+    }
+    this.enterStep(this.stepIndex + 1, now);
+    return true;
+  }
+
+  // ── internals ───────────────────────────────────────────────────────────────
+
+  private enterStep(index: number, now: number): void {
+    this.stepIndex = Math.max(0, Math.min(index, this.steps.length - 1));
+    const step = this.steps[this.stepIndex];
+    this.stepPauseUntil = step && 'pause' in step && step.pause.duration ? now + parseDurationMs(step.pause.duration) : undefined;
+    this.changed = true;
+  }
+
+  private enterManual(percent: number, now: number): void {
+    this.manual = true;
+    this.manualPercent = percent;
+    this.stopClock(now);
+  }
+
+  /** Back to the steps, at the first weight step at (resume) or above (advance) the held percent. */
+  private leaveManual(now: number, how: 'resume' | 'advance'): void {
+    const held = this.manualPercent;
+    this.manual = false;
+    const next = this.steps.findIndex((s) => 'weight' in s && (how === 'resume' ? s.weight >= held : s.weight > held));
+    this.enterStep(next === -1 ? this.steps.length - 1 : next, now);
+  }
+
+  private stopClock(now: number): void {
+    if (this.clockStoppedAt === undefined) this.clockStoppedAt = now;
+  }
+
+  /** The timeout (and a timed pause step) do not count time spent paused or held in manual mode. */
+  private restartClock(now: number): void {
+    if (this.paused || this.manual || this.clockStoppedAt === undefined) return;
+    const stopped = now - this.clockStoppedAt;
+    this.deadline += stopped;
+    if (this.stepPauseUntil !== undefined) this.stepPauseUntil += stopped;
+    this.clockStoppedAt = undefined;
+  }
+}
