@@ -2,6 +2,7 @@
  * Wires the providers, the router client and the activities into a Temporal worker.
  * `rollout worker` runs it from the environment; `rollout dev` runs it as a child process.
  */
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import path from 'node:path';
 import { createActivities } from './activities';
@@ -48,8 +49,9 @@ export function createProviders(config: Pick<WorkerConfig, 'stateDir' | 'gpus'>)
 /** Path of the workflow bundle's entry, from src/ (tests) or dist/ (the CLI). */
 export const workflowsPath = require.resolve('./workflows');
 
-export async function createWorker(config: WorkerConfig, connection: NativeConnection): Promise<Worker> {
+export async function createWorker(config: WorkerConfig, connection: NativeConnection, temporalClient?: Client): Promise<Worker> {
   const activities = createActivities({
+    temporalClient,
     providers: createProviders(config),
     router: new RouterAdminClient(config.routerAdminUrl, config.routerToken),
     routerPublicUrl: config.routerPublicUrl,
@@ -68,12 +70,15 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
   // Replicas inherit the worker's environment: keep the router's admin token out of it.
   delete process.env.ROUTER_TOKEN;
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
+  // A client of its own, for the activity that forwards the service workflow's control update.
+  const clientConnection = await Connection.connect({ address: config.temporalAddress });
   try {
-    const worker = await createWorker(config, connection);
+    const worker = await createWorker(config, connection, new Client({ connection: clientConnection, namespace: config.namespace }));
     const run = worker.run();
     process.stdout.write(`worker ready: task queue ${config.taskQueue} on ${config.temporalAddress}\n`);
     await run;
   } finally {
+    await clientConnection.close();
     await connection.close();
   }
 }

@@ -4,6 +4,8 @@
  * and the worker wire them differently. Every activity is idempotent.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import { createControlForwarding } from './control-forwarding';
 import { keepHeartbeating } from './heartbeat';
 import { parseAccelerators } from '../spec/accelerators';
 import type { Provider } from '../providers/types';
@@ -28,6 +30,8 @@ import { FailureTypes } from './types';
 import { watchUntilUnhealthy } from './watch';
 
 export interface ActivityDeps {
+  /** Forwards the service workflow's `control` update to its rollout; absent: that update is refused. */
+  temporalClient?: Client;
   providers: Record<string, Provider>;
   router: RouterAdminClient;
   /** The router's traffic URL as clients reach it, e.g. http://127.0.0.1:8080. */
@@ -48,6 +52,8 @@ export function createActivities(deps: ActivityDeps) {
   };
 
   return {
+    ...createControlForwarding(deps.temporalClient),
+
     async launchReplica(input: LaunchReplicaInput): Promise<LaunchReplicaResult> {
       const { spec } = input;
       const accel = parseAccelerators(spec.resources.accelerators);

@@ -7,8 +7,9 @@ import { Command, Option } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../temporal/project-root';
-import { controlCommand, type ControlAction } from './commands/control';
+import { controlCommand, type ControlOptions } from './commands/control';
 import { deployCommand } from './commands/deploy';
+import { planCommand } from './commands/plan';
 import { devCommand } from './commands/dev';
 import { statusCommand } from './commands/status';
 import { validateCommand } from './commands/validate';
@@ -63,8 +64,10 @@ export function buildProgram(): Command {
     .description('roll out a spec: a new version of the service (starts the service if new)')
     .argument('<spec>', 'service spec (YAML)')
     .option('--wait', 'follow the rollout; exit 0 when the new version serves all traffic, 1 when it rolled back or failed')
+    .option('--force', 'roll out new replicas even when the change could be applied in place (or nothing changed)')
+    .option('--canary-percent <percent>', 'start in manual mode: hold the canary at this percent (0–100) until resume, advance, promote or rollback')
     .addOption(outputOption())
-    .action(action((spec: string, opts: { wait?: boolean; output: 'text' | 'json' }) => deployCommand(spec, opts)));
+    .action(action((spec: string, opts: { wait?: boolean; force?: boolean; canaryPercent?: string; output: 'text' | 'json' }) => deployCommand(spec, opts)));
 
   program
     .command('status')
@@ -74,14 +77,24 @@ export function buildProgram(): Command {
     .action(action((service: string, opts: { output: 'text' | 'json' }) => statusCommand(service, opts)));
 
   for (const [name, description] of [
-    ['pause', 'hold the active rollout where it is (traffic stays put; its timeout stops counting)'],
-    ['resume', 'continue a paused rollout'],
+    ['pause', 'hold the active rollout where it is (traffic stays put; its timeout and timed pauses stop counting)'],
+    ['resume', 'continue a paused rollout, or leave manual mode and continue its steps'],
+    ['advance', 'go to the next canary step now (ends a pause; leaves manual mode)'],
+    ['promote', 'go to 100% now: skip the remaining steps and pauses'],
     ['rollback', 'send all traffic back to the serving version and remove the new replicas'],
   ] as const) {
-    const cmd = program.command(name).description(description).argument('<service>', 'service name');
+    const cmd = program.command(name).description(description).argument('<service>', 'service name').addOption(outputOption());
     if (name === 'rollback') cmd.option('--reason <text>', 'recorded in the rollout history');
-    cmd.action(action((service: string, opts: { reason?: string }) => controlCommand(name as ControlAction, service, opts)));
+    cmd.action(action((service: string, opts: ControlOptions) => controlCommand(name, service, opts)));
   }
+
+  program
+    .command('set-canary')
+    .description('manual mode: move the canary\'s traffic to <percent> (0–100) and hold there; the timeout no longer rolls back')
+    .argument('<service>', 'service name')
+    .argument('<percent>', 'the canary\'s share of traffic, 0–100')
+    .addOption(outputOption())
+    .action(action((service: string, percent: string, opts: ControlOptions) => controlCommand('setCanaryPercent', service, { ...opts, percent })));
 
   program
     .command('validate')
@@ -89,6 +102,14 @@ export function buildProgram(): Command {
     .argument('<spec>', 'service spec (YAML)')
     .addOption(outputOption())
     .action(action((spec: string, opts: { output: 'text' | 'json' }) => validateCommand(spec, opts)));
+
+  program
+    .command('plan')
+    .description('show the stages a deploy of a spec would go through (replicas and traffic per version); starts and changes nothing')
+    .argument('<spec>', 'service spec (YAML)')
+    .option('--force', 'plan as if every replica were replaced, even when nothing or only scaling changed')
+    .addOption(outputOption())
+    .action(action((spec: string, opts: { force?: boolean; output: 'text' | 'json' }) => planCommand(spec, opts)));
 
   program
     .command('worker')

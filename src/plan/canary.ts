@@ -6,8 +6,11 @@
  * no longer carries traffic, repeat.
  *
  * Capacity is counted in percent of each version's steady state (one canary replica of 4 is
- * 25%). Invariants, after every step:
- *  - total capacity (live and shutting-down replicas of both versions) ≤ 100% + surgePercent;
+ * 25%). The surge room is surgePercent, but at least one replica of each version less
+ * 100%/lcm(Nc, Np): that is one replica when Nc = Np, and what a change of the replica count
+ * needs to move at all (Np 3 → Nc 4 at weight 30 needs 2 canaries (50%) beside 3 primaries
+ * (100%), 150%; with 25% it would wait forever). Invariants, after every step:
+ *  - total capacity (live and shutting-down replicas of both versions) ≤ 100% + that room;
  *  - each version's traffic ≤ its READY capacity (while the two together have ≥ 100%);
  *  - until 100%, at least one replica of each version (canary replicas round up);
  *  - rolling back, the primary is brought back up *before* traffic moves onto it.
@@ -49,6 +52,8 @@ const notReadyFirst = (a: ObservedReplica, b: ObservedReplica): number =>
 /** Replicas needed to carry `percent` of traffic when `n` make 100%. */
 const replicasFor = (percent: number, n: number): number => Math.max(0, Math.ceil((percent * n) / 100 - EPSILON));
 const clamp = (x: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, x));
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+const lcm = (a: number, b: number): number => (a / gcd(a, b)) * b;
 
 export function planCanaryStep(input: CanaryPlanInput): CanaryPlanStep {
   const { canary, primary, rollingBack } = input;
@@ -57,6 +62,7 @@ export function planCanaryStep(input: CanaryPlanInput): CanaryPlanStep {
   const np = primary.replicas;
   const unitC = 100 / nc;
   const unitP = 100 / np;
+  const surge = Math.max(input.surgePercent, unitC + unitP - 100 / lcm(nc, np));
 
   const observed = [...input.observed].sort(byId);
   const failed = observed.filter((r) => r.status === 'FAILED');
@@ -87,7 +93,7 @@ export function planCanaryStep(input: CanaryPlanInput): CanaryPlanStep {
 
   // 5. Launches within the surge room (what leaves in this step frees room only once gone).
   const occupied = [...live, ...shuttingDown].reduce((sum, r) => sum + (r.version === canary.version ? unitC : unitP), 0);
-  let room = 100 + input.surgePercent - occupied;
+  let room = 100 + surge - occupied;
   let gpuFree = input.gpu ? input.gpu.free : Infinity;
   const fit = (missing: number, unit: number, gpusEach: number): number => {
     const byRoom = Math.floor((room + EPSILON) / unit);

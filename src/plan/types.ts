@@ -76,7 +76,7 @@ export interface CanaryPlanInput {
   weight: number;
   /** Rolling back: the canary goes to 0 replicas once the primary carries all traffic. */
   rollingBack: boolean;
-  /** Total capacity may reach 100 + surgePercent percent (of the steady state). */
+  /** Total capacity may reach 100 + surgePercent percent (of the steady state); more only when Nc ≠ Np needs it (see canary.ts). */
   surgePercent: number;
   observed: ObservedReplica[];
   /** GPU budget, as in PlanInput; absent: GPUs do not limit launches. */

@@ -5,18 +5,22 @@
  * are forwarded to the active rollout. Continues as new when Temporal suggests it.
  */
 import {
+  ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
   log,
+  proxyActivities,
   setHandler,
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { createActivities } from '../activities';
 import { decideDeploy, type DeployMode } from '../spec/diff';
 import {
   advanceSignal,
+  controlUpdate,
   deployUpdate,
   pauseSignal,
   promoteSignal,
@@ -31,6 +35,18 @@ import type { DeployInput, RolloutSummary, ServiceState, ServiceWorkflowInput } 
 import { rolloutWorkflowId } from './types';
 
 const HISTORY_KEPT = 20;
+
+const { controlRollout } = proxyActivities<ReturnType<typeof createActivities>>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['ControlRefused', 'ProviderNotConfigured'] },
+});
+
+/** The innermost message of a failure chain (ActivityFailure → ApplicationFailure). */
+function rootMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
 
 export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void> {
   const state: ServiceState = input.state ?? {
@@ -90,6 +106,23 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
   setHandler(promoteSignal, () => forward('promote', (id) => handle(id).signal(promoteSignal)));
   setHandler(setCanaryPercentSignal, (arg) => forward('setCanaryPercent', (id) => handle(id).signal(setCanaryPercentSignal, arg)));
   setHandler(rollbackSignal, (arg) => forward('rollback', (id) => handle(id).signal(rollbackSignal, arg)));
+  setHandler(
+    controlUpdate,
+    async (req) => {
+      const workflowId = state.activeRollout?.workflowId ?? '';
+      try {
+        return await controlRollout.executeWithOptions({ summary: `${req.action} → ${workflowId}` }, [{ workflowId, request: req }]);
+      } catch (err) {
+        // The rollout's own refusal, as the caller would have got it from the rollout itself.
+        throw ApplicationFailure.create({ type: 'ControlRefused', message: rootMessage(err), nonRetryable: true });
+      }
+    },
+    {
+      validator: (req) => {
+        if (!state.activeRollout) throw new Error(`${state.name} has no rollout in progress (serving v${state.version}); nothing to ${String(req?.action)}`);
+      },
+    },
+  );
   setHandler(serviceStatusQuery, () => serviceStatusOf(state));
 
   for (;;) {

@@ -3,7 +3,9 @@
  * readiness is scripted per version. The Temporal server and client stay real.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
 import type { createActivities } from '../../src/activities';
+import { createControlForwarding } from '../../src/activities/control-forwarding';
 import type { StatsSnapshot } from '../../src/plan/analysis';
 import type {
   DrainReplicaInput,
@@ -34,6 +36,8 @@ export interface FakeWorld {
   drained: string[];
   /** Replica ids currently "running". */
   running: Set<string>;
+  /** The most replicas running at once, per service (capacity bounds). */
+  peakRunning: Map<string, number>;
   readiness: Map<number, Readiness>;
   /**
    * What readTrafficStats answers per service: a snapshot (every read), or a script of
@@ -63,13 +67,15 @@ function stillLoading(): never {
   throw ApplicationFailure.create({ type: 'StillLoading', message: 'still loading', nextRetryDelay: '10 minutes' });
 }
 
-export function fakeWorld(readiness: Record<number, Readiness> = {}): FakeWorld {
+/** `client`: the real Temporal client the service workflow's control update is forwarded with. */
+export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Client): FakeWorld {
   const world: FakeWorld = {
     trafficCalls: [],
     launched: [],
     terminated: [],
     drained: [],
     running: new Set(),
+    peakRunning: new Map(),
     readiness: new Map(Object.entries(readiness).map(([v, r]) => [Number(v), r])),
     stats: new Map(),
     statsReads: [],
@@ -77,9 +83,12 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}): FakeWorld 
   };
   const versionOf = (replicaId: string): number => Number(/-v(\d+)-r\d+$/.exec(replicaId)?.[1]);
   world.activities = {
+    ...createControlForwarding(client),
     async launchReplica(input: LaunchReplicaInput) {
       if (!world.running.has(input.replicaId)) world.launched.push(input.replicaId);
       world.running.add(input.replicaId);
+      const ofService = [...world.running].filter((id) => id.startsWith(`${input.service}-v`)).length;
+      world.peakRunning.set(input.service, Math.max(world.peakRunning.get(input.service) ?? 0, ofService));
       return { replicaId: input.replicaId, endpoint: `http://fake/${input.replicaId}`, gpuIds: [] };
     },
     async waitReplicaReady(input: WaitReplicaReadyInput) {

@@ -2,19 +2,16 @@
  * Orchestration tests of the service and rollout workflows on the real time-skipping test
  * server; activities are in-memory fakes (test/helpers/fake-activities.ts).
  */
-import { WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
-import type { ServiceSpec } from '../../src/spec/types';
-import { deployUpdate, pauseSignal, resumeSignal, rollbackSignal, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
-import type { DeployInput, RolloutResult } from '../../src/workflows/types';
+import { pauseSignal, resumeSignal, rollbackSignal, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
 import { serviceWorkflowId } from '../../src/workflows/types';
-import { serviceSettled } from '../../src/cli/commands/deploy';
-import { fakeWorld, type FakeWorld, type Readiness } from '../helpers/fake-activities';
-import { createTimeSkippingEnv, workflowBundle } from '../helpers/temporal-env';
+import { createTimeSkippingEnv } from '../helpers/temporal-env';
+import { backendsByVersion, serviceSpec, waitFor, workflowHarness } from '../helpers/workflow-harness';
 
 let env: TestWorkflowEnvironment;
-let taskQueueSeq = 0;
+const { withWorker, deploy, rolloutResult } = workflowHarness(() => env);
+const spec = serviceSpec;
 
 beforeAll(async () => {
   env = await createTimeSkippingEnv();
@@ -23,67 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await env?.teardown();
 });
-
-function spec(overrides: Partial<ServiceSpec> & { version?: string } = {}): ServiceSpec {
-  const { version = 'v1', ...rest } = overrides;
-  return {
-    name: 'llm',
-    replicas: 2,
-    run: 'serve',
-    env: { MODEL_VERSION: version },
-    resources: { provider: 'local' },
-    readiness_probe: { path: '/health', initial_delay_seconds: 1200, period_seconds: 5, timeout_seconds: 5, failure_threshold: 3 },
-    rollout: { strategy: 'rolling', max_surge: 1, max_unavailable: 0, timeout: '120m' },
-    ...rest,
-  };
-}
-
-/** Runs `fn` with a worker over fake activities on a fresh task queue, service name unique per test. */
-async function withWorker<T>(readiness: Record<number, Readiness>, fn: (world: FakeWorld, taskQueue: string) => Promise<T>): Promise<T> {
-  const world = fakeWorld(readiness);
-  const taskQueue = `test-${++taskQueueSeq}`;
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowBundle: await workflowBundle(),
-    activities: world.activities,
-  });
-  return worker.runUntil(fn(world, taskQueue));
-}
-
-/** Deploys a spec that starts a rollout (its workflow id is then always there). */
-async function deploy(taskQueue: string, s: ServiceSpec, options: Omit<DeployInput, 'spec'> = {}) {
-  const result = await deployOrNot(taskQueue, s, options);
-  if (!result.rolloutWorkflowId) throw new Error(`no rollout started: ${result.reason}`);
-  return { ...result, rolloutWorkflowId: result.rolloutWorkflowId };
-}
-
-async function deployOrNot(taskQueue: string, s: ServiceSpec, options: Omit<DeployInput, 'spec'> = {}) {
-  return env.client.workflow.executeUpdateWithStart(deployUpdate, {
-    args: [{ spec: s, ...options }],
-    startWorkflowOperation: new WithStartWorkflowOperation('serviceWorkflow', {
-      workflowId: serviceWorkflowId(s.name),
-      taskQueue,
-      args: [{ name: s.name }],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-    }),
-  });
-}
-
-/** The rollout's result, once the service workflow has recorded it too. */
-async function rolloutResult(id: string): Promise<RolloutResult> {
-  const result = (await env.client.workflow.getHandle(id).result()) as RolloutResult;
-  const service = id.replace(/^rollout-(.*)-v\d+$/, 'service-$1');
-  await serviceSettled(env.client.workflow.getHandle(service), id);
-  return result;
-}
-
-/** Versions that receive traffic in one setTraffic call, with the number of backends each. */
-function backendsByVersion(call: { version: number; weight: number }[]): Record<number, number> {
-  const out: Record<number, number> = {};
-  for (const b of call) if (b.weight > 0) out[b.version] = (out[b.version] ?? 0) + 1;
-  return out;
-}
 
 describe('service workflow', () => {
   test('first deploy brings up v1 with 2 READY replicas and a traffic split', async () => {
@@ -238,11 +174,3 @@ describe('signals through the service workflow', () => {
     });
   });
 });
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

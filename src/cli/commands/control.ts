@@ -1,27 +1,63 @@
 /**
- * `rollout pause|resume|rollback <service>`: signals the service workflow, which forwards
- * the signal to its active rollout.
+ * `rollout pause|resume|advance|promote|rollback <service>` and `rollout set-canary <service> <percent>`:
+ * the `control` update on the service's active rollout. The rollout validates it first, so a
+ * request that makes no sense now (150%, advance while rolling back) is refused with its
+ * reason, exit 2, and changes nothing; an accepted one answers with the rollout's new state.
  */
-import { pauseSignal, resumeSignal, rollbackSignal } from '../../workflows/messages';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { controlUpdate } from '../../workflows/messages';
+import type { ControlAction, ControlRequest, RolloutStatus } from '../../workflows/types';
 import { connectClient } from '../connection';
 import { CliError, ExitCode } from '../errors';
+import { describeProgress } from '../progress';
 import { serviceStatus } from '../service-handle';
 
-export type ControlAction = 'pause' | 'resume' | 'rollback';
+export type { ControlAction };
 
-export async function controlCommand(action: ControlAction, service: string, opts: { reason?: string }): Promise<number> {
+export interface ControlOptions {
+  reason?: string;
+  percent?: string;
+  output?: 'text' | 'json';
+}
+
+export async function controlCommand(action: ControlAction, service: string, opts: ControlOptions): Promise<number> {
+  const request: ControlRequest = { action };
+  if (action === 'rollback' && opts.reason) request.reason = opts.reason;
+  if (action === 'setCanaryPercent') request.percent = parsePercent(opts.percent ?? '');
   const { client, close } = await connectClient();
   try {
-    const { handle, status } = await serviceStatus(client, service);
+    const { status } = await serviceStatus(client, service);
     if (!status.activeRollout) {
       throw new CliError(`${service} has no rollout in progress (serving v${status.version}); nothing to ${action}`, ExitCode.failed);
     }
-    if (action === 'pause') await handle.signal(pauseSignal);
-    else if (action === 'resume') await handle.signal(resumeSignal);
-    else await handle.signal(rollbackSignal, { reason: opts.reason });
-    process.stderr.write(`${action} sent to ${status.activeRollout.workflowId} (v${status.activeRollout.version})\n`);
+    let after: RolloutStatus;
+    try {
+      after = await client.workflow.getHandle(status.activeRollout.workflowId).executeUpdate(controlUpdate, { args: [request] });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) {
+        const why = err.cause instanceof Error ? err.cause.message : err.message;
+        throw new CliError(`${action} refused by ${status.activeRollout.workflowId}: ${why}`, ExitCode.invalidInput);
+      }
+      throw err;
+    }
+    if (opts.output === 'json') process.stdout.write(JSON.stringify(after, null, 2) + '\n');
+    else process.stderr.write(`${describeAction(request)} → ${after.workflowId}\n  ${describeProgress(after)}\n`);
     return ExitCode.ok;
   } finally {
     await close();
   }
+}
+
+function describeAction(req: ControlRequest): string {
+  if (req.action === 'setCanaryPercent') return `canary held at ${req.percent}% (manual mode: no timeout rollback until resume, advance or promote)`;
+  return `${req.action} accepted`;
+}
+
+/** A percent from 0 to 100; anything else is invalid input (exit 2) before anything is sent. */
+export function parsePercent(text: string): number {
+  const n = Number(String(text).replace(/%$/, ''));
+  if (String(text).trim() === '' || !Number.isFinite(n) || n < 0 || n > 100) {
+    throw new CliError(`expected a percent from 0 to 100, got ${JSON.stringify(text)}`, ExitCode.invalidInput);
+  }
+  return n;
 }

@@ -12,6 +12,15 @@ import { serviceWorkflowId, TASK_QUEUE } from '../../workflows/types';
 import { connectClient, temporalTarget, workflowUiLink } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { describeProgress } from '../progress';
+import { parsePercent } from './control';
+
+function percentOption(flag: string, text: string): number {
+  try {
+    return parsePercent(text);
+  } catch (err) {
+    throw new CliError(`${flag}: ${(err as Error).message}`, ExitCode.invalidInput);
+  }
+}
 
 export interface DeployOptions {
   wait?: boolean;
@@ -31,7 +40,7 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
   }
   const spec = loaded.spec;
   const json = opts.output === 'json';
-  const canaryPercent = opts.canaryPercent === undefined ? undefined : parsePercent(opts.canaryPercent);
+  const canaryPercent = opts.canaryPercent === undefined ? undefined : percentOption('--canary-percent', opts.canaryPercent);
   const target = temporalTarget();
   const { client, close } = await connectClient(target);
   try {
@@ -98,15 +107,6 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
   } finally {
     await close();
   }
-}
-
-/** `--canary-percent 30`: a number from 0 to 100, else invalid input (exit 2, nothing started). */
-function parsePercent(text: string): number {
-  const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 100) {
-    throw new CliError(`--canary-percent: expected a percent from 0 to 100, got ${JSON.stringify(text)}`, ExitCode.invalidInput);
-  }
-  return n;
 }
 
 /** Prints a progress line whenever the rollout's state changes (stderr, so stdout stays parseable). */

@@ -6,6 +6,7 @@ import { rolloutStatusQuery } from '../../workflows/messages';
 import type { ReplicaRecord, RolloutStatus, ServiceStatus } from '../../workflows/types';
 import { connectClient, temporalTarget, workflowUiLink } from '../connection';
 import { ExitCode } from '../errors';
+import { describeCanary } from '../progress';
 import { serviceStatus } from '../service-handle';
 
 export interface StatusView {
@@ -57,6 +58,13 @@ export function renderStatus(view: StatusView, rolloutLink?: string): string {
   lines.push(`traffic   ${traffic.join(', ') || 'none'}`);
   if (view.rollout) {
     lines.push(`rollout   v${view.rollout.fromVersion} → v${view.rollout.toVersion}: ${view.rollout.phase} · ${view.rollout.note}`);
+    const canary = describeCanary(view.rollout);
+    if (canary) lines.push(`canary    ${canary}`);
+    if (view.rollout.analysis?.last) {
+      const a = view.rollout.analysis;
+      lines.push(`analysis  ${a.passed} passed, ${a.failed} failed (rollback above ${a.failureLimit}); last ${a.last?.verdict}: ${a.last?.reasons.join('; ')}`);
+    }
+    if (view.rollout.refused.length) lines.push(`refused   ${view.rollout.refused[view.rollout.refused.length - 1]}`);
     if (view.rollout.reason) lines.push(`reason    ${view.rollout.reason}`);
     if (rolloutLink) lines.push(`history   ${rolloutLink}`);
   } else if (view.lastRollout) {

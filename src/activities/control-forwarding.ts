@@ -1,0 +1,36 @@
+/**
+ * The service workflow's `control` update forwards to its active rollout through this
+ * activity: a workflow cannot call another workflow's update itself, an activity with a
+ * Temporal client can. A refusal by the rollout's validator comes back as a non-retryable
+ * `ControlRefused` failure carrying the rollout's own message.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { type Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { controlUpdate } from '../workflows/messages';
+import type { ControlRequest, RolloutStatus } from '../workflows/types';
+
+export interface ControlRolloutInput {
+  workflowId: string;
+  request: ControlRequest;
+}
+
+export const CONTROL_REFUSED = 'ControlRefused';
+
+export function createControlForwarding(client: Client | undefined) {
+  return {
+    async controlRollout(input: ControlRolloutInput): Promise<RolloutStatus> {
+      if (!client) {
+        throw ApplicationFailure.create({ type: 'ProviderNotConfigured', message: 'this worker has no Temporal client to forward control updates with', nonRetryable: true });
+      }
+      try {
+        return await client.workflow.getHandle(input.workflowId).executeUpdate(controlUpdate, { args: [input.request] });
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError) {
+          const message = err.cause instanceof Error ? err.cause.message : err.message;
+          throw ApplicationFailure.create({ type: CONTROL_REFUSED, message, nonRetryable: true });
+        }
+        throw err;
+      }
+    },
+  };
+}
