@@ -24,7 +24,7 @@ describe('parseSpec', () => {
 
   test('the example specs are valid', async () => {
     const { loadSpecFile } = await import('../../src/spec/load');
-    for (const file of ['examples/llm-service.yaml', 'examples/llm-service-v2.yaml']) {
+    for (const file of ['examples/llm-service.yaml', 'examples/llm-service-v2.yaml', 'examples/llm-service-canary.yaml']) {
       const r = await loadSpecFile(file);
       expect(r.ok).toBe(true);
     }
@@ -60,6 +60,20 @@ describe('parseSpec', () => {
     ['name: a\nrun: x\nrollout: {max_surge: 0, max_unavailable: 0}\n', 'rollout', /cannot|never make progress/],
     ['name: a\nrun: x\nrollout: {max_surge: 0, max_unavailable: "10%"}\n', 'rollout', /resolve to 0 for 1 replica/],
     ['name: a\nrun: x\nenv: {A: [1]}\n', 'env.A', /string, number or boolean/],
+    ['name: a\nrun: x\nrollout: {strategy: canary, steps: [{weight: 150}]}\n', 'rollout.steps.0.weight', /whole percent from 1 to 100, got 150/],
+    ['name: a\nrun: x\nrollout: {strategy: canary, steps: [{weight: 10}, {pause: soon}]}\n', 'rollout.steps.1.pause.duration', /duration like/],
+    ['name: a\nrun: x\nrollout: {strategy: canary, steps: [{wait: 1}]}\n', 'rollout.steps.0', /a step \{weight: 1–100\} or \{pause: "10m"\} or \{pause: \{\}\}, got \{"wait":1\}/],
+    ['name: a\nrun: x\nrollout: {strategy: canary, steps: []}\n', 'rollout.steps', /at least one step/],
+    ['name: a\nrun: x\nrollout: {steps: [{weight: 10}]}\n', 'rollout.steps', /steps need strategy: canary \(strategy is rolling\)/],
+    ['name: a\nrun: x\nreplicas: 4\nrollout: {strategy: canary, max_surge_percent: 20}\n', 'rollout.max_surge_percent', /20% of 4 replica\(s\) is less than one replica: expected at least 25/],
+    ['name: a\nrun: x\nreplicas: 4\nrollout: {strategy: canary, max_surge_percent: 101}\n', 'rollout.max_surge_percent', /whole percent from 1 to 100/],
+    ['name: a\nrun: x\nreplicas: 4\nrollout: {strategy: blue_green, max_surge_percent: 50}\n', 'rollout.max_surge_percent', /rolling or canary/],
+    ['name: a\nrun: x\nrollout: {strategy: canary, max_surge: 0, max_unavailable: 1}\n', 'rollout.max_surge', /canary .* max_surge ≥ 1/],
+    ['name: a\nrun: x\nrollout: {strategy: canary, analysis: {interval: 30s}}\n', 'rollout.analysis', /at least one threshold/],
+    ['name: a\nrun: x\nrollout: {strategy: canary, analysis: {max_error_rate: 5}}\n', 'rollout.analysis.max_error_rate', /fraction from 0 to 1, like 0.05, got 5/],
+    ['name: a\nrun: x\nrollout: {strategy: canary, analysis: {max_p99_latency_ms: 0}}\n', 'rollout.analysis.max_p99_latency_ms', /milliseconds > 0/],
+    ['name: a\nrun: x\nrollout: {strategy: canary, analysis: {max_error_rate: 0.1, failure_limt: 1}}\n', 'rollout.analysis.failure_limt', /unknown field/],
+    ['name: a\nrun: x\nrollout: {strategy: blue_green, analysis: {max_error_rate: 0.1}}\n', 'rollout.analysis', /never splits traffic/],
     ['- just\n- a list\n', '(root)', /mapping of fields/],
     ['name: [unclosed\n', '(yaml)', /./],
   ])('%j → %s', (yaml, path, message) => {
@@ -69,6 +83,15 @@ describe('parseSpec', () => {
     const issue = r.issues.find((i) => i.path === path);
     expect(issue).toBeDefined();
     expect(issue?.message).toMatch(message);
+  });
+
+  test('canary steps: `{pause: 10m}` and `{pause: {}}` normalise; analysis gets its defaults', () => {
+    const r = parseSpec(`${minimal}replicas: 4\nrollout:\n  strategy: canary\n  max_surge_percent: 50\n  steps: [{weight: 10}, {pause: 10m}, {weight: 50}, {pause: {}}, {pause: {duration: 1h}}]\n  analysis: {max_error_rate: 0.05}\n`);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.spec.rollout.steps).toEqual([{ weight: 10 }, { pause: { duration: '10m' } }, { weight: 50 }, { pause: {} }, { pause: { duration: '1h' } }]);
+    expect(r.spec.rollout.max_surge_percent).toBe(50);
+    expect(r.spec.rollout.analysis).toEqual({ interval: '1m', max_error_rate: 0.05, min_requests: 20, failure_limit: 0 });
   });
 
   test('every bad field is reported at once, one line each', () => {
