@@ -2,7 +2,8 @@
 /**
  * `npm start`: the embedded demo. Brings up `rollout dev`, deploys the example service at
  * version 1 (2 replicas), sends a request through the router, rolls it to version 2 with live
- * progress, shows the status, and leaves the stack running (Ctrl-C stops it and its replicas).
+ * progress, previews and runs a canary of version 3 (50% with analysis, held until promoted),
+ * shows the status, and leaves the stack running (Ctrl-C stops it and its replicas).
  * Extra arguments go to `rollout dev` (e.g. `npm start -- --router-port 9080`).
  * `--exit` stops the stack after the demo instead of leaving it running.
  */
@@ -33,6 +34,39 @@ async function completion(url) {
   });
   const body = await res.json();
   return `HTTP ${res.status} from ${res.headers.get('x-rollout-replica')} (model ${body.model_version}): ${JSON.stringify(body.choices?.[0]?.text)}`;
+}
+
+/** Polls `rollout status llm -o json` until `done(status)`; prints what it waits for. */
+async function waitForStatus(env, done, what) {
+  process.stdout.write(`waiting for ${what}…\n`);
+  for (let i = 0; i < 600; i++) {
+    const r = spawnSync(process.execPath, [cli, 'status', 'llm', '-o', 'json'], { cwd: root, env, encoding: 'utf8' });
+    if (r.status === 0) {
+      const status = JSON.parse(r.stdout);
+      if (done(status)) return status;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+/** Runs `fn` while ~10 requests/s go through the router, so the canary's analysis has traffic to judge. */
+async function withTraffic(url, fn) {
+  let running = true;
+  const load = (async () => {
+    while (running) {
+      await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt":"load"}' })
+        .then((res) => res.arrayBuffer())
+        .catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  try {
+    return await fn();
+  } finally {
+    running = false;
+    await load;
+  }
 }
 
 async function main() {
@@ -67,10 +101,30 @@ async function main() {
   rollout(['status', 'llm'], env);
   process.stdout.write(`${await completion(`${routerUrl}/llm`)}\n`);
 
+  banner('previewing a canary of v3: rollout plan examples/llm-service-canary.yaml');
+  rollout(['plan', 'examples/llm-service-canary.yaml'], env);
+  banner('canary v3 (50%, analysis every 5 s, then hold): rollout deploy examples/llm-service-canary.yaml');
+  if (rollout(['deploy', 'examples/llm-service-canary.yaml'], env) !== 0) throw new Error('v3 deploy failed');
+  const held = await withTraffic(`${routerUrl}/llm`, () => waitForStatus(env, (s) => s.rollout?.stepIndex === 2, 'the canary to hold at its pause'));
+  process.stdout.write(`v3 holds at ${held.rollout.canaryPercent}% · analysis ${held.rollout.analysis?.passed ?? 0} passed, ${held.rollout.analysis?.failed ?? 0} failed\n`);
+  const split = {};
+  for (let i = 0; i < 20; i++) {
+    const res = await fetch(`${routerUrl}/llm/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt":"split"}' });
+    await res.arrayBuffer();
+    const v = `v${res.headers.get('x-rollout-version')}`;
+    split[v] = (split[v] ?? 0) + 1;
+  }
+  process.stdout.write(`20 requests through the router: ${Object.entries(split).map(([v, n]) => `${v} ${n}`).join(', ')}\n`);
+  banner('rollout promote llm');
+  if (rollout(['promote', 'llm'], env) !== 0) throw new Error('promote failed');
+  await waitForStatus(env, (s) => s.version === 3 && !s.rollout, 'v3 to serve all traffic');
+  banner('rollout status llm');
+  rollout(['status', 'llm'], env);
+
   banner('demo complete');
   process.stdout.write(
     [
-      ui ? `Temporal UI:   ${ui[1]}  (workflows service-llm, rollout-llm-v1, rollout-llm-v2)` : '',
+      ui ? `Temporal UI:   ${ui[1]}  (workflows service-llm, rollout-llm-v1, -v2, -v3)` : '',
       `service:       ${routerUrl}/llm/v1/completions`,
       `try:           TEMPORAL_ADDRESS=${temporal} npx rollout status llm`,
       exitAfter ? 'stopping (--exit)' : 'the stack keeps running; Ctrl-C stops it and its replicas',

@@ -51,7 +51,10 @@ export function simulateRollout(input: SimulationInput): PlanStage[] {
       last.note = note;
       return;
     }
-    stages.push({ canaryReplicas, canaryPercent: round(canaryPercent), primaryReplicas: observed.length - canaryReplicas, primaryPercent: round(100 - canaryPercent), note });
+    const primaryReplicas = observed.length - canaryReplicas;
+    // Before a first deploy's replicas are ready nothing serves: 0% on both sides.
+    const primaryPercent = primaryReplicas === 0 && canaryPercent === 0 ? 0 : round(100 - canaryPercent);
+    stages.push({ canaryReplicas, canaryPercent: round(canaryPercent), primaryReplicas, primaryPercent, note });
   };
   /** Removed replicas are gone and launched ones READY by the next step. */
   const apply = (step: PlanStep, launches: { version: number; count: number }[]): void => {
