@@ -11,6 +11,7 @@ import { serviceWorkflowId } from '../../src/workflows/types';
 import { serviceSettled } from '../../src/cli/commands/deploy';
 import { fakeWorld } from '../helpers/fake-activities';
 import { createLocalEnv, workflowBundle } from '../helpers/temporal-env';
+import { serviceSpec } from '../helpers/workflow-harness';
 
 let env: TestWorkflowEnvironment;
 
@@ -22,15 +23,7 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-const spec = (version: string): ServiceSpec => ({
-  name: 'can',
-  replicas: 1,
-  run: 'serve',
-  env: { MODEL_VERSION: version },
-  resources: { provider: 'local' },
-  readiness_probe: { path: '/health', initial_delay_seconds: 60, period_seconds: 1, timeout_seconds: 1, failure_threshold: 3 },
-  rollout: { strategy: 'rolling', max_surge: 1, max_unavailable: 0, timeout: '10m' },
-});
+const spec = (version: string): ServiceSpec => serviceSpec({ name: 'can', replicas: 1, version });
 
 test('after many deploys the service workflow has continued as new, with its version, replicas and history', async () => {
   const world = fakeWorld();
