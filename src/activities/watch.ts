@@ -36,11 +36,16 @@ export async function watchUntilUnhealthy(
     }
     onFailures(failures);
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, periodMs);
-      signal.addEventListener('abort', () => {
+      const onAbort = (): void => {
         clearTimeout(timer);
         resolve();
-      }, { once: true });
+      };
+      // One listener per period, removed when the period ends (otherwise they pile up on the signal).
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, periodMs);
+      signal.addEventListener('abort', onAbort, { once: true });
     });
   }
   // Cancelled: the rollout is done with this replica.

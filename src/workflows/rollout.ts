@@ -155,7 +155,10 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
       if (inPlace) canaryPercent = 0;
       await fleet.remove(step.remove);
       if (step.done) {
-        if (inPlace && control.phase === 'rolling_out') await fleet.relabel(input.fromVersion, input.toVersion);
+        if (inPlace && control.phase === 'rolling_out') {
+          await fleet.relabel(input.fromVersion, input.toVersion);
+          note = `done: ${toSpec.replicas} v${input.toVersion} replica(s) ready, none restarted`;
+        }
         control.finish(control.phase === 'rolling_out' ? 'succeeded' : 'rolled_back');
         break;
       }

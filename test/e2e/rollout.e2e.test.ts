@@ -158,7 +158,7 @@ test('pause and rollback from the CLI, resume from `temporal workflow signal` on
 
   const paused = await rolloutCli(stack, ['pause', 'ctl']);
   expect(paused.code).toBe(0);
-  expect(paused.stderr).toMatch(/pause sent to rollout-ctl-v2/);
+  expect(paused.stderr).toMatch(/pause accepted → rollout-ctl-v2/);
   await waitForStatus('ctl', (s) => s.rollout?.phase === 'paused');
 
   const temporal = resolveBinary(TEMPORAL_CLI, { install: false });

@@ -124,6 +124,8 @@ export function modelServerSpec(opts: {
   strategy?: string;
   accelerators?: string;
   maxUnavailable?: number;
+  /** Extra lines of the `rollout:` section (steps, analysis…), written as given, indented under it. */
+  rolloutYaml?: string[];
 }): string {
   const env = { MODEL_VERSION: opts.version, LOAD_DELAY_SECONDS: '1', ...opts.extraEnv };
   return [
@@ -142,6 +144,7 @@ export function modelServerSpec(opts: {
     '  max_surge: 1',
     `  max_unavailable: ${opts.maxUnavailable ?? 0}`,
     `  timeout: ${opts.timeout ?? '5m'}`,
+    ...(opts.rolloutYaml ?? []).map((line) => `  ${line}`),
     '',
   ].join('\n');
 }
