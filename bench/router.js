@@ -2,17 +2,23 @@
 /**
  * `npm run bench:router`: the router against the same replica reached directly and through
  * nginx (Debian's package, configured the same way: one worker process, keep-alive upstream,
- * no buffering), side by side in one run. Load from autocannon in this process; the replica,
- * the router and nginx each run as their own process.
+ * no buffering), side by side in one run. The replica, the router, nginx and the fixed-rate
+ * load generator each run as their own process.
  *
  * Scenarios: latency at a fixed 1,000 requests/s and of streaming (SSE) requests at a fixed
- * rate (bench/fixed-rate.js, sub-millisecond); maximum throughput of plain requests (autocannon). Results: bench/results/router-<time>.json and .md,
- * and the README's table between the bench:router markers.
+ * rate (bench/fixed-rate.js, sub-millisecond, in a child process of its own, warmed up first);
+ * maximum throughput of plain requests (autocannon, in this process, which does nothing else
+ * meanwhile). Fixed-rate runs are interleaved: BENCH_ROUNDS rounds (default 8), each giving
+ * every target a slice of the run in a rotating order, percentiles over the pooled slices; so
+ * a burst of load from elsewhere on a shared machine falls on all targets alike instead of on
+ * whichever ran at that moment. The proxies' CPU time per request is read from /proc.
+ * Results: bench/results/router-<time>.json and .md, and the README's table between the
+ * bench:router markers.
  */
 'use strict';
 const autocannon = require('autocannon');
-const { fixedRate } = require('./fixed-rate');
-const { spawn, spawnSync, execFileSync } = require('node:child_process');
+const { summarize } = require('./fixed-rate');
+const { fork, spawn, spawnSync, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
@@ -20,7 +26,66 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 8);
 const children = [];
+
+/** The fixed-rate load generator, a child process of its own (bench/fixed-rate.js over IPC). */
+function loadGenerator() {
+  const child = fork(path.join(__dirname, 'fixed-rate.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.push(child);
+  const waiting = new Map();
+  let next = 0;
+  child.on('message', (m) => {
+    const w = waiting.get(m.id);
+    waiting.delete(m.id);
+    if (m.error) w.reject(new Error(m.error));
+    else w.resolve(m.result);
+  });
+  child.on('exit', (code) => {
+    for (const w of waiting.values()) w.reject(new Error(`load generator exited (${code})`));
+  });
+  return (opts) =>
+    new Promise((resolve, reject) => {
+      const id = ++next;
+      waiting.set(id, { resolve, reject });
+      child.send({ id, ...opts });
+    });
+}
+
+/** CPU time (ms, user + system) of a process and its children (nginx's worker), from /proc. */
+function cpuMs(pid) {
+  if (!pid || process.platform !== 'linux') return undefined;
+  const pids = [pid];
+  try {
+    for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+      const kids = fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+      if (kids) pids.push(...kids.split(/\s+/).map(Number));
+    }
+  } catch {
+    // no children list: the process alone
+  }
+  let ticks = 0;
+  for (const p of pids) {
+    try {
+      const fields = fs.readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      return undefined;
+    }
+  }
+  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+/** How busy the machine is besides this bench: load average and CPU pressure (Linux PSI). */
+function machineLoad() {
+  let pressure = null;
+  try {
+    pressure = Number(/some avg10=[\d.]+ avg60=([\d.]+)/.exec(fs.readFileSync('/proc/pressure/cpu', 'utf8'))?.[1]);
+  } catch {
+    // no PSI
+  }
+  return { loadAverage1m: Math.round(os.loadavg()[0] * 100) / 100, cpuPressureSomeAvg60: pressure };
+}
 
 function freePort() {
   return new Promise((resolve) => {
@@ -49,6 +114,7 @@ async function waitHttp(url, timeoutMs = 15_000) {
 
 function start(command, args, env = {}) {
   const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  child.on('error', (err) => process.stderr.write(`[bench] ${command}: ${err.message}\n`));
   children.push(child);
   return child;
 }
@@ -99,24 +165,67 @@ function run(opts) {
 const plainBody = JSON.stringify({ prompt: 'benchmark', max_tokens: 8 });
 const streamBody = JSON.stringify({ messages: [{ role: 'user', content: 'benchmark' }], stream: true, max_tokens: 8 });
 
-async function scenario(name, base, opts) {
-  let row;
-  if (opts.rate) {
-    // Fixed rate: our open-loop client, with sub-millisecond latencies.
-    row = { scenario: name, target: opts.target, ...(await fixedRate({ url: `${base}${opts.path}`, body: opts.body, rate: opts.rate, seconds, connections: opts.connections })) };
-  } else {
-    const result = await run({ url: `${base}${opts.path}`, method: 'POST', headers: { 'content-type': 'application/json' }, body: opts.body, connections: opts.connections });
-    row = {
-      scenario: name,
-      target: opts.target,
-      requestsPerSecond: Math.round(result.requests.average),
-      p50ms: result.latency.p50,
-      p99ms: result.latency.p99,
-      errors: result.errors + result.non2xx + result.timeouts,
-    };
-  }
-  process.stderr.write(`[bench] ${name.padEnd(22)} ${opts.target.padEnd(7)} ${String(row.requestsPerSecond).padStart(6)} req/s  p50 ${row.p50ms} ms  p99 ${row.p99ms} ms  errors ${row.errors}\n`);
+function report(row) {
+  const cpu = row.cpuUsPerRequest === undefined ? '' : `  cpu ${row.cpuUsPerRequest} µs/req`;
+  process.stderr.write(`[bench] ${row.scenario.padEnd(22)} ${row.target.padEnd(7)} ${String(row.requestsPerSecond).padStart(6)} req/s  p50 ${row.p50ms} ms  p99 ${row.p99ms} ms  errors ${row.errors}${cpu}\n`);
   return row;
+}
+
+async function throughput(name, target, base, opts) {
+  const result = await run({ url: `${base}${opts.path}`, method: 'POST', headers: { 'content-type': 'application/json' }, body: opts.body, connections: opts.connections, ...(opts.duration ? { duration: opts.duration } : {}) });
+  return report({ scenario: name, target, requestsPerSecond: Math.round(result.requests.average), p50ms: result.latency.p50, p99ms: result.latency.p99, errors: result.errors + result.non2xx + result.timeouts });
+}
+
+/**
+ * Maximum throughput on every target, interleaved like the fixed-rate runs (half as many rounds,
+ * each at least 1 s): requests/s over all rounds; p50/p99 the median of the rounds' figures.
+ */
+async function throughputScenario(name, targets, opts) {
+  const names = Object.keys(targets);
+  const n = Math.max(1, Math.min(Math.floor(rounds / 2), Math.floor(seconds)));
+  const results = Object.fromEntries(names.map((t) => [t, []]));
+  for (let r = 0; r < n; r++) {
+    for (const t of names.map((_, i) => names[(i + r) % names.length])) {
+      const result = await run({ url: `${targets[t]}${opts.path}`, method: 'POST', headers: { 'content-type': 'application/json' }, body: opts.body, connections: opts.connections, duration: seconds / n });
+      results[t].push(result);
+    }
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return names.map((t) =>
+    report({
+      scenario: name,
+      target: t,
+      requestsPerSecond: Math.round(results[t].reduce((a, x) => a + x.requests.total, 0) / seconds),
+      p50ms: median(results[t].map((x) => x.latency.p50)),
+      p99ms: median(results[t].map((x) => x.latency.p99)),
+      errors: results[t].reduce((a, x) => a + x.errors + x.non2xx + x.timeouts, 0),
+    }),
+  );
+}
+
+/**
+ * A fixed-rate scenario on every target, interleaved: `rounds` rounds, each giving every
+ * target `seconds / rounds` in a rotating order; percentiles over each target's pooled slices.
+ */
+async function fixedRateScenario(name, targets, pids, fire, opts) {
+  const names = Object.keys(targets);
+  const slices = Object.fromEntries(names.map((t) => [t, []]));
+  const cpu = Object.fromEntries(names.map((t) => [t, 0]));
+  for (let r = 0; r < rounds; r++) {
+    const order = names.map((_, i) => names[(i + r) % names.length]);
+    for (const t of order) {
+      const before = cpuMs(pids[t]);
+      slices[t].push(await fire({ url: `${targets[t]}${opts.path}`, body: opts.body, rate: opts.rate, seconds: seconds / rounds, connections: opts.connections }));
+      const after = cpuMs(pids[t]);
+      cpu[t] = before === undefined || after === undefined || cpu[t] === undefined ? undefined : cpu[t] + (after - before);
+    }
+  }
+  return names.map((t) => {
+    const row = { scenario: name, target: t, ...summarize(slices[t]) };
+    const answered = slices[t].reduce((a, s) => a + s.latencies.length, 0);
+    if (pids[t] && cpu[t] !== undefined && answered) row.cpuUsPerRequest = Math.round((cpu[t] * 1000) / answered);
+    return report(row);
+  });
 }
 
 function describeMachine() {
@@ -133,13 +242,14 @@ async function main() {
   if (!fs.existsSync(routerMain)) execFileSync(process.execPath, [path.join(root, 'scripts', 'setup.js')], { stdio: 'inherit' });
 
   const replicaPort = await freePort();
+  const pids = {};
   start(process.execPath, [path.join(root, 'examples', 'model-server', 'server.js')], { PORT: String(replicaPort), TOKEN_DELAY_MS: '0', MODEL_VERSION: 'bench' });
   const direct = `http://127.0.0.1:${replicaPort}`;
   await waitHttp(`${direct}/health`);
 
   const [trafficPort, adminPort] = [await freePort(), await freePort()];
   const token = 'bench-token';
-  start(process.execPath, [...(process.env.ROUTER_NODE_FLAGS ?? '').split(' ').filter(Boolean), path.join(root, 'bin', 'rollout.js'), 'router'], { ROUTER_TRAFFIC_PORT: String(trafficPort), ROUTER_ADMIN_PORT: String(adminPort), ROUTER_TOKEN: token });
+  pids.router = start(process.execPath, [...(process.env.ROUTER_NODE_FLAGS ?? '').split(' ').filter(Boolean), path.join(root, 'bin', 'rollout.js'), 'router'], { ROUTER_TRAFFIC_PORT: String(trafficPort), ROUTER_ADMIN_PORT: String(adminPort), ROUTER_TOKEN: token }).pid;
   await waitHttp(`http://127.0.0.1:${adminPort}/healthz`);
   const put = await fetch(`http://127.0.0.1:${adminPort}/v1/services/llm/backends`, {
     method: 'PUT',
@@ -155,19 +265,26 @@ async function main() {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-nginx-'));
     const nginxPort = await freePort();
     fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir, nginxPort, replicaPort));
-    start(nginxBin, ['-c', path.join(dir, 'nginx.conf'), '-p', dir]);
+    pids.nginx = start(nginxBin, ['-c', path.join(dir, 'nginx.conf'), '-p', dir]).pid;
     targets.nginx = `http://127.0.0.1:${nginxPort}/llm`;
     await waitHttp(`${targets.nginx}/health`);
   } else process.stderr.write('[bench] nginx unavailable: its column is left out\n');
 
-  // Warm up every path (JIT, keep-alive pools).
-  for (const [target, base] of Object.entries(targets)) await scenario('warm-up', base, { target, path: '/v1/completions', body: plainBody, connections: 8 });
+  // Warm up every path (JIT, keep-alive pools) and the load generator itself.
+  const fire = loadGenerator();
+  const loadBefore = machineLoad();
+  for (const [target, base] of Object.entries(targets)) {
+    await throughput('warm-up', target, base, { path: '/v1/completions', body: plainBody, connections: 8, duration: Math.min(seconds, 3) });
+    await fire({ url: `${base}/v1/completions`, body: plainBody, rate: 1000, seconds: 2, connections: 16 });
+    await fire({ url: `${base}/v1/chat/completions`, body: streamBody, rate: 300, seconds: 1, connections: 16 });
+  }
 
   // Fixed-rate latency runs first, so no target carries heap growth from a saturated run.
   const rows = [];
-  for (const [target, base] of Object.entries(targets)) rows.push(await scenario('plain at 1000 req/s', base, { target, path: '/v1/completions', body: plainBody, connections: 16, rate: 1000 }));
-  for (const [target, base] of Object.entries(targets)) rows.push(await scenario('stream at 300 req/s', base, { target, path: '/v1/chat/completions', body: streamBody, connections: 16, rate: 300 }));
-  for (const [target, base] of Object.entries(targets)) rows.push(await scenario('plain max throughput', base, { target, path: '/v1/completions', body: plainBody, connections: 32 }));
+  rows.push(...(await fixedRateScenario('plain at 1000 req/s', targets, pids, fire, { path: '/v1/completions', body: plainBody, connections: 16, rate: 1000 })));
+  rows.push(...(await fixedRateScenario('stream at 300 req/s', targets, pids, fire, { path: '/v1/chat/completions', body: streamBody, connections: 16, rate: 300 })));
+  rows.push(...(await throughputScenario('plain max throughput', targets, { path: '/v1/completions', body: plainBody, connections: 32 })));
+  const loadAfter = machineLoad();
 
   const get = (scenarioName, target) => rows.find((r) => r.scenario === scenarioName && r.target === target);
   const summary = [];
@@ -186,6 +303,8 @@ async function main() {
       nginxAddedP99ms: n ? Math.round((n.p99ms - d.p99ms) * 100) / 100 : null,
       routerThroughputVsDirect: ratio(r.requestsPerSecond, d.requestsPerSecond),
       routerThroughputVsNginx: n ? ratio(r.requestsPerSecond, n.requestsPerSecond) : null,
+      routerCpuUsPerRequest: r.cpuUsPerRequest ?? null,
+      nginxCpuUsPerRequest: n?.cpuUsPerRequest ?? null,
     });
   }
 
@@ -193,19 +312,19 @@ async function main() {
   const outDir = path.join(root, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   const machine = describeMachine();
-  const record = { date: new Date().toISOString(), machine, secondsPerRun: seconds, loadGenerator: 'bench/fixed-rate.js (fixed rate) and autocannon (max throughput), in the bench process', rows, summary };
+  const record = { date: new Date().toISOString(), machine, secondsPerRun: seconds, rounds, machineLoad: { before: loadBefore, after: loadAfter }, loadGenerator: 'bench/fixed-rate.js in a child process of its own (fixed rate, interleaved rounds); autocannon in the bench process (max throughput)', rows, summary };
   fs.writeFileSync(path.join(outDir, `router-${stamp}.json`), JSON.stringify(record, null, 2) + '\n');
 
   const table = [
-    `Machine: ${machine}; ${seconds} s per run; load generated in the bench process; one replica (examples/model-server); nginx ${nginxBin ? 'nginx-light, 1 worker, keep-alive upstream, no buffering' : 'not available'}.`,
+    `Machine: ${machine}; load average ${loadBefore.loadAverage1m} → ${loadAfter.loadAverage1m}${loadAfter.cpuPressureSomeAvg60 === null ? '' : `, CPU pressure (PSI some, 60 s) ${loadBefore.cpuPressureSomeAvg60}% → ${loadAfter.cpuPressureSomeAvg60}%`}; ${seconds} s per target and scenario; one replica (examples/model-server); nginx ${nginxBin ? 'nginx-light, 1 worker, keep-alive upstream, no buffering' : 'not available'}.`,
     '',
-    '| scenario | req/s direct | req/s router | req/s nginx | router/direct | router/nginx | added p50 router | added p99 router | added p50 nginx | added p99 nginx | errors (d/r/n) |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | req/s direct | req/s router | req/s nginx | router/direct | router/nginx | added p50 router | added p99 router | added p50 nginx | added p99 nginx | CPU µs/req router/nginx | errors (d/r/n) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...summary.map((s) =>
-      `| ${s.scenario} | ${s.direct.requestsPerSecond} | ${s.router.requestsPerSecond} | ${s.nginx?.requestsPerSecond ?? '-'} | ${s.routerThroughputVsDirect} | ${s.routerThroughputVsNginx ?? '-'} | ${s.routerAddedP50ms} ms | ${s.routerAddedP99ms} ms | ${s.nginxAddedP50ms ?? '-'} ms | ${s.nginxAddedP99ms ?? '-'} ms | ${s.direct.errors}/${s.router.errors}/${s.nginx?.errors ?? '-'} |`,
+      `| ${s.scenario} | ${s.direct.requestsPerSecond} | ${s.router.requestsPerSecond} | ${s.nginx?.requestsPerSecond ?? '-'} | ${s.routerThroughputVsDirect} | ${s.routerThroughputVsNginx ?? '-'} | ${s.routerAddedP50ms} ms | ${s.routerAddedP99ms} ms | ${s.nginxAddedP50ms ?? '-'} ms | ${s.nginxAddedP99ms ?? '-'} ms | ${s.routerCpuUsPerRequest ?? '-'}/${s.nginxCpuUsPerRequest ?? '-'} | ${s.direct.errors}/${s.router.errors}/${s.nginx?.errors ?? '-'} |`,
     ),
     '',
-    'Fixed-rate rows: an open-loop client timing each request from when it was due (0.01 ms resolution). Max-throughput row: autocannon, 32 connections (1 ms resolution). "added" = through the proxy minus direct.',
+    `Fixed-rate rows: an open-loop client in a process of its own, timing each request from when it was due (0.01 ms resolution); ${rounds} interleaved rounds per scenario, percentiles over the pooled rounds. Max-throughput row: autocannon, 32 connections, interleaved rounds too (req/s over all rounds, p50/p99 the median round's; 1 ms resolution). "added" = through the proxy minus direct. CPU µs/req: the proxy process's user + system time per request in the fixed-rate run (nginx: master and worker).`,
   ].join('\n');
   fs.writeFileSync(path.join(outDir, `router-${stamp}.md`), table + '\n');
   const readme = path.join(root, 'README.md');

@@ -41,7 +41,4 @@ export async function connectClient(target: TemporalTarget = temporalTarget()): 
 }
 
 /** True for errors that mean the server went away mid-command. */
-export function isUnreachable(err: unknown): boolean {
-  const text = err instanceof Error ? `${err.name} ${err.message}` : String(err);
-  return /ServiceError|UNAVAILABLE|ECONNREFUSED|14 UNAVAILABLE|DEADLINE_EXCEEDED/.test(text);
-}
+export { isUnreachable } from './unreachable';

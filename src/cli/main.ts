@@ -7,14 +7,19 @@ import { Command, Option } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../temporal/project-root';
-import { controlCommand, type ControlOptions } from './commands/control';
-import { deployCommand } from './commands/deploy';
-import { planCommand } from './commands/plan';
-import { devCommand } from './commands/dev';
-import { statusCommand } from './commands/status';
-import { validateCommand } from './commands/validate';
+import type { ControlAction } from '../workflows/types';
+import type { ControlOptions } from './commands/control';
 import { CliError, ExitCode } from './errors';
-import { isUnreachable } from './connection';
+import { isUnreachable } from './unreachable';
+
+// Commands are loaded when run, so `rollout router` and `rollout worker` do not carry the
+// modules of the others (the Temporal client's protobufs weigh ~20 MB of heap in the router).
+const devCommand = async (...a: Parameters<typeof import('./commands/dev').devCommand>) => (await import('./commands/dev')).devCommand(...a);
+const deployCommand = async (...a: Parameters<typeof import('./commands/deploy').deployCommand>) => (await import('./commands/deploy')).deployCommand(...a);
+const planCommand = async (...a: Parameters<typeof import('./commands/plan').planCommand>) => (await import('./commands/plan')).planCommand(...a);
+const statusCommand = async (...a: Parameters<typeof import('./commands/status').statusCommand>) => (await import('./commands/status')).statusCommand(...a);
+const validateCommand = async (...a: Parameters<typeof import('./commands/validate').validateCommand>) => (await import('./commands/validate')).validateCommand(...a);
+const controlCommand = async (action: ControlAction, service: string, opts: ControlOptions) => (await import('./commands/control')).controlCommand(action, service, opts);
 
 const outputOption = () => new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
 

@@ -8,7 +8,7 @@
  */
 import type http from 'node:http';
 import type pino from 'pino';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { Ejections } from './ejection';
 import { PIN_HEADER, resolvePin } from './pinning';
 import { readBodyUpTo } from './read-body';
@@ -81,9 +81,12 @@ export class Proxy {
         return sendJson(res, 400, { error: (err as Error).message });
       }
     } else body = req;
-    const abort = new AbortController();
+    // The client going away aborts the upstream request (and frees the replica's in-flight slot).
+    const exchange: Exchange = { req, res, body, headers: forwardHeaders(req, !Buffer.isBuffer(body)), clientGone: false };
     res.on('close', () => {
-      if (!res.writableFinished) abort.abort();
+      if (res.writableFinished) return;
+      exchange.clientGone = true;
+      exchange.abort?.(new Error('the client went away'));
     });
 
     const picker = this.routes.picker(service, pin.version);
@@ -91,97 +94,134 @@ export class Proxy {
     // Ejected replicas are skipped, unless nothing else is left to try.
     const ejected = this.ejections.ejected();
     for (;;) {
-      const backend = picker.pick(new Set([...tried, ...ejected])) ?? picker.pick(tried);
+      const backend = (ejected.size ? picker.pick(new Set([...tried, ...ejected])) : undefined) ?? picker.pick(tried);
       if (!backend) {
         return tried.size === 0
           ? sendJson(res, 503, { error: `no ready replicas for service ${service}` })
           : sendJson(res, 502, { error: `no replica of ${service} accepted the connection (tried ${tried.size})` });
       }
       tried.add(backend.replicaId);
-      const outcome = await this.forward(service, backend, req, res, rest + query, body, abort.signal);
+      const outcome = await this.forward(service, backend, rest + query, exchange);
       if (outcome !== 'retry') return;
       if (!Buffer.isBuffer(body)) return sendJson(res, 502, { error: `replica ${backend.replicaId} refused the connection` });
     }
   }
 
-  private async forward(
-    service: string,
-    backend: Backend,
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    path: string,
-    body: Buffer | http.IncomingMessage,
-    signal: AbortSignal,
-  ): Promise<'done' | 'retry'> {
+  /**
+   * One attempt on one backend, through undici's dispatch() with a handler: the response is
+   * written into `res` chunk by chunk with backpressure (no promise, stream or AbortSignal per
+   * request in between). Resolves 'retry' if the replica failed before answering.
+   */
+  private forward(service: string, backend: Backend, path: string, exchange: Exchange): Promise<'done' | 'retry'> {
+    const { req, res, body } = exchange;
     const target = this.targetOf(backend.url);
     this.stats.started(service, backend.version, backend.replicaId);
     const startedAt = performance.now();
     let ttfbMs = 0;
     let status: number | 'connect-error' = 502;
-    try {
-      // undici's stream(): the response body is written straight into `res` (no Readable in between).
-      await this.pool(target.origin).stream(
-        {
-          path: target.basePath + path,
-          method: (req.method ?? 'GET') as 'GET',
-          headers: forwardHeaders(req, !Buffer.isBuffer(body)),
-          body: Buffer.isBuffer(body) ? (body.length > 0 ? body : undefined) : body,
-          signal,
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (outcome: 'done' | 'retry') => {
+        if (settled) return;
+        settled = true;
+        exchange.abort = undefined;
+        const timing = status === 'connect-error' ? undefined : { ttfbMs, durationMs: performance.now() - startedAt };
+        this.stats.finished(service, backend.version, backend.replicaId, status, timing);
+        resolve(outcome);
+      };
+      const failed = (err: Error): void => {
+        const code = (err as NodeJS.ErrnoException).code ?? (err as { cause?: NodeJS.ErrnoException }).cause?.code;
+        if (!res.headersSent && code && (NOT_SENT.has(code) || RESET_BEFORE_RESPONSE.has(code)) && !exchange.clientGone) {
+          status = 'connect-error';
+          this.ejections.connectFailed(backend.replicaId);
+          this.logger?.warn({ service, replica: backend.replicaId, code }, 'replica failed before answering; trying another');
+          return settle('retry');
+        }
+        if (!exchange.clientGone) this.logger?.warn({ service, replica: backend.replicaId, code, err: err.message, responseStarted: res.headersSent }, 'upstream request failed');
+        if (!res.headersSent) sendJson(res, 502, { error: `replica ${backend.replicaId} failed: ${code ?? err.message}` });
+        else res.destroy(); // a response had started: cut it rather than pretend it completed
+        settle('done');
+      };
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart: (controller) => {
+          if (exchange.clientGone) controller.abort(new Error('the client went away'));
+          else exchange.abort = (reason) => controller.abort(reason);
         },
-        ({ statusCode, headers: upstreamHeaders }) => {
+        onResponseStart: (controller, statusCode, headers) => {
+          if (statusCode < 200) return; // informational (1xx): the final answer follows
           status = statusCode;
           ttfbMs = performance.now() - startedAt;
           this.ejections.answered(backend.replicaId);
-          const headers: Record<string, string | string[]> = {};
-          for (const k in upstreamHeaders) {
-            const v = upstreamHeaders[k];
-            if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
-          }
-          headers['x-rollout-replica'] = backend.replicaId;
-          headers['x-rollout-version'] = String(backend.version);
-          // A proxy in front of this one (nginx) must not buffer token streams either.
-          if (String(headers['content-type']).startsWith('text/event-stream')) headers['x-accel-buffering'] = 'no';
-          res.writeHead(statusCode, headers);
+          res.writeHead(statusCode, responseHeaders(headers, backend));
           // Streams (SSE, chunked) get their headers at once; sized bodies go out with them.
           if (headers['content-length'] === undefined) res.flushHeaders();
-          return res;
         },
-      );
-      return 'done';
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? ((err as { cause?: NodeJS.ErrnoException }).cause?.code);
-      if (!res.headersSent && code && (NOT_SENT.has(code) || RESET_BEFORE_RESPONSE.has(code)) && !signal.aborted) {
-        status = 'connect-error';
-        this.ejections.connectFailed(backend.replicaId);
-        this.logger?.warn({ service, replica: backend.replicaId, code }, 'replica failed before answering; trying another');
-        return 'retry';
+        onResponseData: (controller, chunk) => {
+          if (res.write(chunk)) return;
+          controller.pause();
+          res.once('drain', () => controller.resume());
+        },
+        onResponseEnd: () => {
+          res.end();
+          settle('done');
+        },
+        onResponseError: (controller, err) => failed(err),
+      };
+      try {
+        this.pool(target.origin).dispatch(
+          {
+            path: target.basePath + path,
+            method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+            headers: exchange.headers,
+            body: Buffer.isBuffer(body) ? (body.length > 0 ? body : undefined) : body,
+          },
+          handler,
+        );
+      } catch (err) {
+        failed(err as Error);
       }
-      if (!signal.aborted) this.logger?.warn({ service, replica: backend.replicaId, code, err: (err as Error).message, responseStarted: res.headersSent }, 'upstream request failed');
-      if (!res.headersSent) sendJson(res, 502, { error: `replica ${backend.replicaId} failed: ${code ?? (err as Error).message}` });
-      else res.destroy(); // a response had started: cut it rather than pretend it completed
-      return 'done';
-    } finally {
-      const timing = status === 'connect-error' ? undefined : { ttfbMs, durationMs: performance.now() - startedAt };
-      this.stats.finished(service, backend.version, backend.replicaId, status, timing);
-    }
+    });
   }
 }
 
-/**
- * Headers for the replica: hop-by-hop ones dropped (also those the client named in `Connection`);
- * content-length kept only for a streamed body (undici sets it for a buffered one).
- */
-function forwardHeaders(req: http.IncomingMessage, streamedBody: boolean): Record<string, string | string[]> {
-  const headers: Record<string, string | string[]> = {};
-  const connection = req.headers.connection;
-  const named = connection && connection !== 'keep-alive' && connection !== 'close' ? new Set(connection.toLowerCase().split(',').map((t) => t.trim())) : undefined;
-  for (const [k, v] of Object.entries(req.headers)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || named?.has(k) || (k === 'content-length' && !streamedBody)) continue;
-    headers[k] = v;
-  }
+/** One client request on its way through: what every attempt on a backend shares. */
+interface Exchange {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  body: Buffer | http.IncomingMessage;
+  /** The request headers for the replica, as a flat [name, value, …] list. */
+  headers: string[];
+  clientGone: boolean;
+  /** Aborts the attempt in progress, if any. */
+  abort?: (reason: Error) => void;
+}
+
+/** The replica's headers minus hop-by-hop ones, plus which replica and version answered. */
+function responseHeaders(headers: Record<string, string | string[] | undefined>, backend: Backend): Record<string, string | string[] | undefined> {
+  for (const k in headers) if (HOP_BY_HOP.has(k)) delete headers[k];
+  headers['x-rollout-replica'] = backend.replicaId;
+  headers['x-rollout-version'] = String(backend.version);
+  // A proxy in front of this one (nginx) must not buffer token streams either.
+  if (String(headers['content-type']).startsWith('text/event-stream')) headers['x-accel-buffering'] = 'no';
   return headers;
 }
 
+/**
+ * Headers for the replica, from the raw list: hop-by-hop ones dropped (also those the client
+ * named in `Connection`); content-length kept only for a streamed body (undici sets it for a buffered one).
+ */
+function forwardHeaders(req: http.IncomingMessage, streamedBody: boolean): string[] {
+  const connection = req.headers.connection;
+  const named = connection && connection !== 'keep-alive' && connection !== 'close' ? new Set(connection.toLowerCase().split(',').map((t) => t.trim())) : undefined;
+  const raw = req.rawHeaders;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i].toLowerCase();
+    if (HOP_BY_HOP.has(k) || named?.has(k) || (k === 'content-length' && !streamedBody)) continue;
+    out.push(k, raw[i + 1]);
+  }
+  return out;
+}
 
 /** A percent-encoded path segment (`my%20svc`), as the admin client encodes service names. */
 export function decodeSegment(segment: string): string {
