@@ -275,7 +275,8 @@ async function main() {
   const loadBefore = machineLoad();
   for (const [target, base] of Object.entries(targets)) {
     await throughput('warm-up', target, base, { path: '/v1/completions', body: plainBody, connections: 8, duration: Math.min(seconds, 3) });
-    await fire({ url: `${base}/v1/completions`, body: plainBody, rate: 1000, seconds: 2, connections: 16 });
+    // Long enough at the measured rate for V8 to settle (JIT tiers, young-generation size), as a router in service has.
+    await fire({ url: `${base}/v1/completions`, body: plainBody, rate: 1000, seconds: 10, connections: 16 });
     await fire({ url: `${base}/v1/chat/completions`, body: streamBody, rate: 300, seconds: 1, connections: 16 });
   }
 
