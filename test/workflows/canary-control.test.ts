@@ -282,6 +282,23 @@ describe('every control message in every phase', () => {
     });
   });
 
+  test('set-canary takes a rolling rollout into manual mode; promote finishes it', async () => {
+    // v2 loads for 1.5 s (real time), so the update arrives while the rolling rollout has only launched.
+    await withWorker({ 2: { kind: 'ready', afterMs: 1500 } }, async (world, tq) => {
+      const v1 = serviceSpec({ name: 'roll2manual', replicas: 4 });
+      await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+      const d2 = await deploy(tq, v2(v1));
+      const answer = await control(d2.rolloutWorkflowId, { action: 'setCanaryPercent', percent: 25 });
+      expect(answer).toMatchObject({ phase: 'manual', mode: 'manual', targetPercent: 25 });
+      await waitFor(async () => (await statusOf(d2.rolloutWorkflowId)).canaryPercent === 25);
+      const held = await statusOf(d2.rolloutWorkflowId);
+      expect(held.replicas.filter((r) => r.version === 2 && r.status === 'READY')).toHaveLength(1);
+      expect(percentByVersion(world.trafficCalls[world.trafficCalls.length - 1])).toEqual({ 1: 75, 2: 25 });
+      await control(d2.rolloutWorkflowId, { action: 'promote' });
+      expect((await rolloutResult(d2.rolloutWorkflowId)).outcome).toBe('succeeded');
+    });
+  });
+
   test('a replica-led (rolling) rollout has no steps to advance; blue-green takes no percent', async () => {
     await withWorker({ 2: { kind: 'never' } }, async (_world, tq) => {
       const rolling = serviceSpec({ name: 'plain' });
