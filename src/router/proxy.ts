@@ -10,7 +10,9 @@ import type http from 'node:http';
 import type pino from 'pino';
 import { Pool, type Dispatcher } from 'undici';
 import { Ejections } from './ejection';
-import { PIN_HEADER, resolvePin } from './pinning';
+import { PIN_HEADER, resolvePin, type Pin } from './pinning';
+
+const UNPINNED: Pin = { ok: true };
 import { readBodyUpTo } from './read-body';
 import type { RouteStore } from './route-store';
 import type { RouterStats } from './stats';
@@ -67,7 +69,9 @@ export class Proxy {
     const [, rawService, rest = '/', query = ''] = match;
     const service = decodeSegment(rawService);
     if (!this.routes.has(service)) return sendJson(res, 404, { error: `unknown service "${service}"` });
-    const pin = resolvePin(req.headers[PIN_HEADER], this.routes.servingVersions(service), service);
+    // The serving versions are only worked out for a request that pins one.
+    const pinHeader = req.headers[PIN_HEADER];
+    const pin = pinHeader === undefined ? UNPINNED : resolvePin(pinHeader, this.routes.servingVersions(service), service);
     if (!pin.ok) return sendJson(res, 404, { error: pin.error });
 
     // Small bodies (model requests) are read first, so a refused connection can be retried on
