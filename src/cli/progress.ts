@@ -20,6 +20,7 @@ export function describeProgress(status: RolloutStatus): string {
 export function describeCanary(status: RolloutStatus): string | undefined {
   if (status.mode === 'manual') return `canary held at ${status.targetPercent ?? 0}% (manual: no timeout rollback)`;
   if (status.mode !== 'steps' || !status.steps || status.stepIndex === undefined) return undefined;
+  if (status.phase !== 'rolling_out' && status.phase !== 'paused') return undefined; // rolling back: the steps no longer apply
   const step = status.steps[status.stepIndex];
   return `step ${status.stepIndex + 1}/${status.steps.length} ${step ? describeStep(step) : ''}`.trimEnd();
 }

@@ -43,3 +43,32 @@ export function decideDeploy(serving: ServiceSpec | undefined, next: ServiceSpec
   if (restart.length > 0) return { mode: 'rollout', changes, reason: `${restart.join(', ')} changed: new replicas needed` };
   return { mode: 'in_place', changes, reason: `only ${changes.join(', ')} changed: applied in place, nothing restarted` };
 }
+
+/** A replica as the service records it, for `decideServiceDeploy`. */
+export interface RecordedReplica {
+  id: string;
+  version: number;
+  status: string;
+}
+
+/**
+ * `decideDeploy` for a running service: a failed rollout can leave replicas of another version
+ * or not READY (a rollback that did not complete), and then only a rollout that replaces every
+ * replica makes the service whole again, whatever the spec diff says.
+ *
+ *   serving v3, replicas [v3 READY, v4 READY], same spec → rollout "the last rollout left …"
+ */
+export function decideServiceDeploy(
+  serving: { spec?: ServiceSpec; version: number; replicas: RecordedReplica[] },
+  next: ServiceSpec,
+  force = false,
+): DeployDecision {
+  const decision = decideDeploy(serving.spec, next, force);
+  const stray = serving.replicas.filter((r) => r.version !== serving.version || r.status !== 'READY');
+  if (decision.mode === 'rollout' || stray.length === 0) return decision;
+  return {
+    mode: 'rollout',
+    changes: decision.changes,
+    reason: `the last rollout left ${stray.map((r) => `${r.id} (v${r.version} ${r.status})`).join(', ')}: every replica is replaced`,
+  };
+}

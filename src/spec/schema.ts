@@ -112,7 +112,7 @@ export const serviceSpecSchema = z
     if (r.analysis && r.strategy === 'blue_green') {
       ctx.addIssue({ code: 'custom', path: ['rollout', 'analysis'], message: 'analysis needs a canary or rolling strategy (blue_green never splits traffic)' });
     }
-    if (r.max_surge_percent !== undefined) {
+    if (r.max_surge_percent !== undefined && Number.isInteger(r.max_surge_percent) && r.max_surge_percent >= 1 && r.max_surge_percent <= 100) {
       if (r.strategy === 'blue_green') {
         ctx.addIssue({ code: 'custom', path: ['rollout', 'max_surge_percent'], message: 'max_surge_percent works with strategy rolling or canary (blue_green launches the whole new fleet at once)' });
       } else if (Math.floor((spec.replicas * r.max_surge_percent) / 100) < 1) {

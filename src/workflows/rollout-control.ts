@@ -28,11 +28,26 @@ export interface ControlOptions {
   /** False for a first deploy: there is no version to split traffic with. */
   hasPrimary: boolean;
   timeoutMs: number;
+  /**
+   * At least this long for a rollback: bringing the old version back means loading it, which may
+   * take up to its readiness grace period (`initial_delay_seconds`), however short `timeout` is.
+   */
+  rollbackMinMs: number;
   now: number;
   manualPercent?: number;
 }
 
 const REFUSED_KEPT = 10;
+
+/** Actions as people type them (`rollout set-canary`), for messages. */
+const SPOKEN: Record<ControlAction, string> = {
+  pause: 'pause',
+  resume: 'resume',
+  advance: 'advance',
+  setCanaryPercent: 'set-canary',
+  promote: 'promote',
+  rollback: 'roll back',
+};
 
 export class RolloutControl {
   phase: ControlPhase = 'rolling_out';
@@ -121,10 +136,11 @@ export class RolloutControl {
       return `unknown action ${JSON.stringify(action)}: expected pause, resume, advance, setCanaryPercent, promote or rollback`;
     }
     const a = action as ControlAction;
-    if (this.finished()) return `the rollout has finished (${this.phase.replace('_', ' ')}); nothing to ${a}`;
-    if (this.phase === 'rolling_back') return `the rollout is rolling back (${this.reason ?? 'rollback'}); it can only finish rolling back, not ${a}`;
+    const spoken = SPOKEN[a];
+    if (this.finished()) return `the rollout has finished (${this.phase.replace('_', ' ')}); nothing to ${spoken}`;
+    if (this.phase === 'rolling_back') return `the rollout is rolling back (${this.reason ?? 'rollback'}); it can only finish rolling back, not ${spoken}`;
     if (this.opts.inPlace && a !== 'pause' && a !== 'resume') {
-      return `an in-place update restarts nothing and has no canary: ${a} does not apply (deploy the previous spec to undo it)`;
+      return `an in-place update restarts nothing and has no canary: ${spoken} does not apply (deploy the previous spec to undo it)`;
     }
     switch (a) {
       case 'pause':
@@ -132,14 +148,18 @@ export class RolloutControl {
         if (this.manual) return `manual mode already holds the canary at ${this.manualPercent}%; use resume, advance or promote to go on`;
         return undefined;
       case 'resume':
-        return this.paused || this.manual ? undefined : 'not paused and not in manual mode: nothing to resume';
+        return this.paused || this.manual || this.atIndefinitePause() ? undefined : 'not paused, not held at a pause step and not in manual mode: nothing to resume';
       case 'advance':
-        if (!this.trafficLed) return `a ${this.opts.strategy} rollout has no steps: it moves on by itself (setCanaryPercent takes manual control)`;
+        if (!this.trafficLed) {
+          return this.opts.strategy === 'blue_green'
+            ? 'a blue_green rollout has no steps: it moves on by itself'
+            : `a ${this.opts.strategy} rollout has no steps: it moves on by itself (set-canary takes manual control)`;
+        }
         if (!this.manual && this.stepIndex >= this.steps.length - 1) return `already at the last step (${describeStep(this.steps[this.steps.length - 1])}); nothing to advance to`;
         return undefined;
       case 'setCanaryPercent': {
         const p = req.percent;
-        if (typeof p !== 'number' || !Number.isFinite(p) || p < 0 || p > 100) return `setCanaryPercent needs a percent from 0 to 100, got ${JSON.stringify(p ?? null)}`;
+        if (typeof p !== 'number' || !Number.isFinite(p) || p < 0 || p > 100) return `needs a percent from 0 to 100, got ${JSON.stringify(p ?? null)}`;
         if (this.opts.strategy === 'blue_green') return 'a blue_green rollout never splits traffic: setCanaryPercent does not apply';
         if (!this.opts.hasPrimary) return 'a first deploy has no serving version to split traffic with';
         return undefined;
@@ -161,6 +181,7 @@ export class RolloutControl {
         return;
       case 'resume':
         if (this.manual) this.leaveManual(now, 'resume');
+        else if (!this.paused && this.atIndefinitePause()) this.enterStep(this.stepIndex + 1, now);
         this.paused = false;
         this.restartClock(now);
         return;
@@ -216,7 +237,8 @@ export class RolloutControl {
     this.manual = false;
     this.clockStoppedAt = undefined;
     this.stepPauseUntil = undefined;
-    this.deadline = now + this.opts.timeoutMs; // the rollback gets a full timeout of its own
+    // The rollback gets a full timeout of its own, and at least the time the old version may need to load.
+    this.deadline = now + Math.max(this.opts.timeoutMs, this.opts.rollbackMinMs);
     this.changed = true;
   }
 
@@ -246,11 +268,29 @@ export class RolloutControl {
 
   // ── internals ───────────────────────────────────────────────────────────────
 
+  /**
+   * Pause steps do not count against the timeout (as Argo Rollouts): a timed pause moves the
+   * deadline by its duration; an indefinite one stops the clock until someone lets it go on.
+   */
   private enterStep(index: number, now: number): void {
+    const wasIndefinite = this.atIndefinitePause();
     this.stepIndex = Math.max(0, Math.min(index, this.steps.length - 1));
     const step = this.steps[this.stepIndex];
-    this.stepPauseUntil = step && 'pause' in step && step.pause.duration ? now + parseDurationMs(step.pause.duration) : undefined;
+    this.stepPauseUntil = undefined;
+    if (step && 'pause' in step && step.pause.duration) {
+      const ms = parseDurationMs(step.pause.duration);
+      this.stepPauseUntil = now + ms;
+      this.deadline += ms;
+    }
+    if (wasIndefinite && !this.atIndefinitePause()) this.restartClock(now);
+    if (this.atIndefinitePause()) this.stopClock(now);
     this.changed = true;
+  }
+
+  /** Held at a `{pause: {}}` step (traffic-led rollouts only walk steps). */
+  private atIndefinitePause(): boolean {
+    const step = this.steps[this.stepIndex];
+    return this.trafficLed && !this.manual && step !== undefined && 'pause' in step && !step.pause.duration;
   }
 
   private enterManual(percent: number, now: number): void {
@@ -271,9 +311,9 @@ export class RolloutControl {
     if (this.clockStoppedAt === undefined) this.clockStoppedAt = now;
   }
 
-  /** The timeout (and a timed pause step) do not count time spent paused or held in manual mode. */
+  /** The timeout (and a timed pause step) do not count time spent paused, held in manual mode or at an indefinite pause. */
   private restartClock(now: number): void {
-    if (this.paused || this.manual || this.clockStoppedAt === undefined) return;
+    if (this.paused || this.manual || this.atIndefinitePause() || this.clockStoppedAt === undefined) return;
     const stopped = now - this.clockStoppedAt;
     this.deadline += stopped;
     if (this.stepPauseUntil !== undefined) this.stepPauseUntil += stopped;

@@ -44,6 +44,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     inPlace,
     hasPrimary: hasPrimary && !inPlace,
     timeoutMs: parseDurationMs(toSpec.rollout.timeout),
+    rollbackMinMs: ((fromSpec ?? toSpec).readiness_probe.initial_delay_seconds + 60) * 1000,
     now: Date.now(),
     manualPercent: inPlace ? undefined : input.canaryPercent,
   });
@@ -125,7 +126,11 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     if (control.timedOut(now)) {
       if (control.phase === 'rolling_out') rollBack(`timed out after ${toSpec.rollout.timeout}`);
       else {
-        control.finish('failed', `${control.reason ?? 'rollback'}; the rollback did not complete within ${toSpec.rollout.timeout}`);
+        control.finish('failed', `${control.reason ?? 'rollback'}; the rollback did not complete in time`);
+        // What is still loading serves nothing: remove it rather than leave it behind. Traffic
+        // stays on the READY replicas; the service's next deploy replaces every replica.
+        note = 'removing the replicas that are not ready';
+        await fleet.remove(fleet.records().filter((r) => r.status !== 'READY').map((r) => r.id));
         break;
       }
     }

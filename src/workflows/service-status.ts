@@ -9,6 +9,7 @@ export function serviceStatusOf(state: ServiceState): ServiceStatus {
   return {
     name: state.name,
     version: state.version,
+    nextVersion: state.nextVersion,
     spec: state.spec,
     endpoint: state.endpoint,
     replicas: state.replicas,

@@ -17,7 +17,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { decideDeploy, type DeployMode } from '../spec/diff';
+import { decideServiceDeploy, type DeployMode } from '../spec/diff';
 import {
   advanceSignal,
   controlUpdate,
@@ -59,10 +59,15 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
   };
   let pending: { deploy: DeployInput; version: number; mode: Exclude<DeployMode, 'unchanged'> } | undefined;
 
+  // Roll out, apply in place or nothing; a service a failed rollout left mixed is always rolled out.
+  function deployDecision(deploy: DeployInput) {
+    return decideServiceDeploy(state, deploy.spec, deploy.force);
+  }
+
   setHandler(
     deployUpdate,
     async (deploy) => {
-      const decision = decideDeploy(state.spec, deploy.spec, deploy.force);
+      const decision = deployDecision(deploy);
       if (decision.mode === 'unchanged') return { version: state.version, ...decision };
       const version = state.nextVersion++;
       pending = { deploy, version, mode: decision.mode };
@@ -87,7 +92,7 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
           if (typeof p !== 'number' || !Number.isFinite(p) || p < 0 || p > 100) throw new Error(`canary percent must be from 0 to 100, got ${JSON.stringify(p)}`);
           if (!state.spec || state.version === 0) throw new Error('a first deploy has no serving version to split traffic with: deploy without --canary-percent');
           if (deploy.spec.rollout.strategy === 'blue_green') throw new Error('a blue_green rollout never splits traffic: --canary-percent does not apply');
-          const decision = decideDeploy(state.spec, deploy.spec, deploy.force);
+          const decision = deployDecision(deploy);
           if (decision.mode !== 'rollout') throw new Error(`nothing to canary: ${decision.reason} (add --force to roll out new replicas)`);
         }
       },

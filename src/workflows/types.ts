@@ -78,6 +78,8 @@ export interface ServiceWorkflowInput {
 export interface ServiceStatus {
   name: string;
   version: number;
+  /** The version the next deploy gets (versions are never reused). */
+  nextVersion: number;
   spec?: ServiceSpec;
   endpoint?: string;
   replicas: ReplicaRecord[];

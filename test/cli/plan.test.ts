@@ -84,6 +84,7 @@ describe('planView (from a running service)', () => {
   const status = (over: Partial<ServiceStatus> = {}): ServiceStatus => ({
     name: 'llm',
     version: 3,
+    nextVersion: 4,
     spec: serving,
     replicas: replicas(['r1', 3, 'READY'], ['r2', 3, 'READY']),
     traffic: { '3': 100 },
@@ -119,7 +120,7 @@ describe('planView (from a running service)', () => {
   });
 
   test('a service that never served: a first deploy', () => {
-    const view = planView(serving, status({ version: 0, spec: undefined, replicas: [], traffic: {} }), false);
+    const view = planView(serving, status({ version: 0, nextVersion: 1, spec: undefined, replicas: [], traffic: {} }), false);
     expect(view).toMatchObject({ mode: 'rollout', reason: 'first deploy', fromVersion: 0, toVersion: 1 });
     expect(view.stages.map((s) => [s.canaryReplicas, s.primaryReplicas])).toEqual([
       [2, 0],

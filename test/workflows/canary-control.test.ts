@@ -81,6 +81,22 @@ describe('canary steps', () => {
     });
   });
 
+  test('pause steps do not count against the timeout: a 20-minute pause and an hour at {pause: {}} under a 10-minute timeout', async () => {
+    await withWorker({}, async (_world, tq) => {
+      const v1 = canary('patient', 2, { timeout: '10m', steps: [{ weight: 50 }, { pause: { duration: '20m' } }, { pause: {} }] });
+      await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+      const d2 = await deploy(tq, v2(v1));
+      await waitFor(async () => (await statusOf(d2.rolloutWorkflowId)).stepIndex === 1);
+      await env.sleep('25 minutes');
+      await waitFor(async () => (await statusOf(d2.rolloutWorkflowId)).stepIndex === 2);
+      await env.sleep('1 hour');
+      expect(await statusOf(d2.rolloutWorkflowId)).toMatchObject({ phase: 'rolling_out', stepIndex: 2, canaryPercent: 50 });
+      // resume at an indefinite pause step goes on (as advance does)
+      await control(d2.rolloutWorkflowId, { action: 'resume' });
+      expect((await rolloutResult(d2.rolloutWorkflowId)).outcome).toBe('succeeded');
+    });
+  });
+
   test('max_surge_percent 20 of 10 replicas: capacity moves 2 replicas at a time and never exceeds 12', async () => {
     await withWorker({}, async (world, tq) => {
       const v1 = canary('tight', 10, { max_surge_percent: 20 });
@@ -177,7 +193,7 @@ describe('every control message in every phase', () => {
   /** What each message does in each phase: the phase it leads to, or the refusal it gets. */
   const table: [Phase, ControlAction, { phase: string } | { refused: RegExp }][] = [
     ['rolling_out', 'pause', { phase: 'paused' }],
-    ['rolling_out', 'resume', { refused: /not paused and not in manual mode/ }],
+    ['rolling_out', 'resume', { phase: 'succeeded' }], // held at {pause: {}}: resume goes on
     ['rolling_out', 'advance', { phase: 'succeeded' }],
     ['rolling_out', 'setCanaryPercent', { phase: 'manual' }],
     ['rolling_out', 'promote', { phase: 'succeeded' }],

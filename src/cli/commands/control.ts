@@ -14,6 +14,16 @@ import { serviceStatus } from '../service-handle';
 
 export type { ControlAction };
 
+/** Actions as the commands are spelled. */
+const SPOKEN: Record<ControlAction, string> = {
+  pause: 'pause',
+  resume: 'resume',
+  advance: 'advance',
+  setCanaryPercent: 'set-canary',
+  promote: 'promote',
+  rollback: 'roll back',
+};
+
 export interface ControlOptions {
   reason?: string;
   percent?: string;
@@ -28,7 +38,8 @@ export async function controlCommand(action: ControlAction, service: string, opt
   try {
     const { status } = await serviceStatus(client, service);
     if (!status.activeRollout) {
-      throw new CliError(`${service} has no rollout in progress (serving v${status.version}); nothing to ${action}`, ExitCode.failed);
+      // A request that makes no sense now (the rollout finished, or none was started): refused, exit 2.
+      throw new CliError(`${service} has no rollout in progress (serving v${status.version}); nothing to ${SPOKEN[action]}`, ExitCode.invalidInput);
     }
     let after: RolloutStatus;
     try {
@@ -36,7 +47,7 @@ export async function controlCommand(action: ControlAction, service: string, opt
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) {
         const why = err.cause instanceof Error ? err.cause.message : err.message;
-        throw new CliError(`${action} refused by ${status.activeRollout.workflowId}: ${why}`, ExitCode.invalidInput);
+        throw new CliError(`${SPOKEN[action]} refused by ${status.activeRollout.workflowId}: ${why}`, ExitCode.invalidInput);
       }
       throw err;
     }
@@ -50,7 +61,7 @@ export async function controlCommand(action: ControlAction, service: string, opt
 
 function describeAction(req: ControlRequest): string {
   if (req.action === 'setCanaryPercent') return `canary held at ${req.percent}% (manual mode: no timeout rollback until resume, advance or promote)`;
-  return `${req.action} accepted`;
+  return `${SPOKEN[req.action]} accepted`;
 }
 
 /** A percent from 0 to 100; anything else is invalid input (exit 2) before anything is sent. */

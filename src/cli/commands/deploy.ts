@@ -3,7 +3,7 @@
  * touching anything), starts the service workflow if needed and sends it a `deploy` update,
  * then optionally follows the rollout until it ends (exit 0 succeeded, 1 rolled back/failed).
  */
-import { WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { loadSpecFile, formatIssues } from '../../spec/load';
 import { deployUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../workflows/messages';
 import type { serviceWorkflow } from '../../workflows/service';
@@ -45,6 +45,10 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
   const { client, close } = await connectClient(target);
   try {
     const workflowId = serviceWorkflowId(spec.name);
+    if (canaryPercent !== undefined && !(await serviceRuns(client.workflow.getHandle(workflowId)))) {
+      // Checked here, before anything starts: the update's own refusal would come after the service workflow started.
+      throw new CliError(`deploy of ${spec.name} refused: ${spec.name} is not running yet, so a first deploy has no serving version to split traffic with: deploy without --canary-percent`, ExitCode.invalidInput);
+    }
     let result;
     // The update is answered by a worker: if none polls, say so instead of hanging silently.
     const noWorkerHint = setTimeout(
@@ -97,7 +101,7 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
     // another `deploy` right after this command sees the rollout as finished.
     await serviceSettled(client.workflow.getHandle(workflowId), result.rolloutWorkflowId);
     if (json) {
-      process.stdout.write(JSON.stringify({ service: spec.name, version: result.version, rolloutWorkflowId: result.rolloutWorkflowId, ...final }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ service: spec.name, ...result, ui: link, ...final }, null, 2) + '\n');
     } else if (final.outcome === 'succeeded') {
       process.stderr.write(`✔ ${spec.name} v${result.version} serves all traffic at ${final.endpoint ?? '(no endpoint)'}\n`);
     } else {
@@ -106,6 +110,16 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
     return final.outcome === 'succeeded' ? ExitCode.ok : ExitCode.failed;
   } finally {
     await close();
+  }
+}
+
+/** Whether the service workflow exists and runs. */
+async function serviceRuns(handle: { describe: () => Promise<{ status: { name: string } }> }): Promise<boolean> {
+  try {
+    return (await handle.describe()).status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
   }
 }
 

@@ -65,7 +65,7 @@ export function planView(spec: ServiceSpec, status: ServiceStatus | undefined, f
   const fromSpec = status.version > 0 ? status.spec : undefined;
   const decision = decideDeploy(fromSpec, spec, force);
   // The next version is an estimate: versions are never reused, so after a rollback it is higher.
-  const toVersion = decision.mode === 'unchanged' ? status.version : status.version + 1;
+  const toVersion = decision.mode === 'unchanged' ? status.version : status.nextVersion;
   const base = { service: spec.name, mode: decision.mode, reason: decision.reason, fromVersion: status.version, toVersion };
   if (decision.mode === 'unchanged') return { ...base, stages: [] };
   if (decision.mode === 'in_place') {
