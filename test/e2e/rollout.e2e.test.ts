@@ -176,7 +176,7 @@ test('pause and rollback from the CLI, resume from `temporal workflow signal` on
   expect(versionsOf('ctl', 2)).toEqual([]);
 
   const idle = await rolloutCli(stack, ['pause', 'ctl']);
-  expect(idle.code).toBe(1);
+  expect(idle.code).toBe(2); // refused: nothing to pause (README: exit 2, nothing touched)
   expect(idle.stderr).toMatch(/no rollout in progress/);
 }, 180_000);
 
