@@ -6,7 +6,6 @@
  */
 import {
   ActivityCancellationType,
-  ApplicationFailure,
   CancellationScope,
   isCancellation,
   proxyActivities,
@@ -16,6 +15,7 @@ import { trafficPercentByVersion } from '../plan';
 import type { ObservedReplica, TrafficWeight } from '../plan/types';
 import { parseAccelerators } from '../spec/accelerators';
 import type { ServiceSpec } from '../spec/types';
+import { failureMessage } from './failure-message';
 import type { ReplicaRecord, RolloutInput } from './types';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -216,12 +216,4 @@ export class ReplicaFleet {
     for (const id of live) this.scopes.get(id)?.cancel();
     await Promise.all(live.map((id) => this.lifecycles.get(id)));
   }
-}
-
-function failureMessage(err: unknown): string {
-  let e: unknown = err;
-  // ActivityFailure wraps the ApplicationFailure thrown by the activity.
-  while (e instanceof Error && e.cause) e = e.cause;
-  if (e instanceof ApplicationFailure) return e.message;
-  return e instanceof Error ? e.message : String(e);
 }

@@ -15,7 +15,7 @@
 import { describeStep } from '../plan/steps';
 import { parseDurationMs } from '../spec/duration';
 import type { CanaryStep, RolloutStrategy } from '../spec/types';
-import type { ControlAction, ControlRequest } from './types';
+import { CONTROL_ACTIONS, CONTROL_COMMAND_NAMES, type ControlAction, type ControlRequest } from './types';
 
 export type ControlPhase = 'rolling_out' | 'rolling_back' | 'succeeded' | 'rolled_back' | 'failed';
 
@@ -38,16 +38,6 @@ export interface ControlOptions {
 }
 
 const REFUSED_KEPT = 10;
-
-/** Actions as people type them (`rollout set-canary`), for messages. */
-const SPOKEN: Record<ControlAction, string> = {
-  pause: 'pause',
-  resume: 'resume',
-  advance: 'advance',
-  setCanaryPercent: 'set-canary',
-  promote: 'promote',
-  rollback: 'roll back',
-};
 
 export class RolloutControl {
   phase: ControlPhase = 'rolling_out';
@@ -132,11 +122,11 @@ export class RolloutControl {
   /** Why `req` cannot be carried out now, or undefined when it can. */
   validate(req: ControlRequest): string | undefined {
     const action: unknown = req?.action;
-    if (typeof action !== 'string' || !['pause', 'resume', 'advance', 'setCanaryPercent', 'promote', 'rollback'].includes(action)) {
+    if (typeof action !== 'string' || !(CONTROL_ACTIONS as readonly string[]).includes(action)) {
       return `unknown action ${JSON.stringify(action)}: expected pause, resume, advance, setCanaryPercent, promote or rollback`;
     }
     const a = action as ControlAction;
-    const spoken = SPOKEN[a];
+    const spoken = CONTROL_COMMAND_NAMES[a];
     if (this.finished()) return `the rollout has finished (${this.phase.replace('_', ' ')}); nothing to ${spoken}`;
     if (this.phase === 'rolling_back') return `the rollout is rolling back (${this.reason ?? 'rollback'}); it can only finish rolling back, not ${spoken}`;
     if (this.opts.inPlace && a !== 'pause' && a !== 'resume') {

@@ -29,6 +29,7 @@ import {
   serviceStatusQuery,
   setCanaryPercentSignal,
 } from './messages';
+import { failureMessage } from './failure-message';
 import { rolloutWorkflow } from './rollout';
 import { serviceStatusOf } from './service-status';
 import type { DeployInput, RolloutSummary, ServiceState, ServiceWorkflowInput } from './types';
@@ -41,12 +42,6 @@ const { controlRollout } = proxyActivities<ReturnType<typeof createActivities>>(
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['ControlRefused', 'ProviderNotConfigured'] },
 });
 
-/** The innermost message of a failure chain (ActivityFailure → ApplicationFailure). */
-function rootMessage(err: unknown): string {
-  let e: unknown = err;
-  while (e instanceof Error && e.cause) e = e.cause;
-  return e instanceof Error ? e.message : String(e);
-}
 
 export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void> {
   const state: ServiceState = input.state ?? {
@@ -119,7 +114,7 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
         return await controlRollout.executeWithOptions({ summary: `${req.action} → ${workflowId}` }, [{ workflowId, request: req }]);
       } catch (err) {
         // The rollout's own refusal, as the caller would have got it from the rollout itself.
-        throw ApplicationFailure.create({ type: 'ControlRefused', message: rootMessage(err), nonRetryable: true });
+        throw ApplicationFailure.create({ type: 'ControlRefused', message: failureMessage(err), nonRetryable: true });
       }
     },
     {

@@ -119,6 +119,16 @@ export type RolloutPhase = 'rolling_out' | 'paused' | 'manual' | 'rolling_back' 
 export type ControlAction = 'pause' | 'resume' | 'advance' | 'setCanaryPercent' | 'promote' | 'rollback';
 export const CONTROL_ACTIONS: readonly ControlAction[] = ['pause', 'resume', 'advance', 'setCanaryPercent', 'promote', 'rollback'];
 
+/** Each action as people type it (`rollout set-canary`), for messages. */
+export const CONTROL_COMMAND_NAMES: Record<ControlAction, string> = {
+  pause: 'pause',
+  resume: 'resume',
+  advance: 'advance',
+  setCanaryPercent: 'set-canary',
+  promote: 'promote',
+  rollback: 'roll back',
+};
+
 export interface ControlRequest {
   action: ControlAction;
   /** setCanaryPercent: 0–100. */

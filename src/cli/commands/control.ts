@@ -6,23 +6,13 @@
  */
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { controlUpdate } from '../../workflows/messages';
-import type { ControlAction, ControlRequest, RolloutStatus } from '../../workflows/types';
+import { CONTROL_COMMAND_NAMES, type ControlAction, type ControlRequest, type RolloutStatus } from '../../workflows/types';
 import { connectClient } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { describeProgress } from '../progress';
 import { serviceStatus } from '../service-handle';
 
 export type { ControlAction };
-
-/** Actions as the commands are spelled. */
-const SPOKEN: Record<ControlAction, string> = {
-  pause: 'pause',
-  resume: 'resume',
-  advance: 'advance',
-  setCanaryPercent: 'set-canary',
-  promote: 'promote',
-  rollback: 'roll back',
-};
 
 export interface ControlOptions {
   reason?: string;
@@ -39,7 +29,7 @@ export async function controlCommand(action: ControlAction, service: string, opt
     const { status } = await serviceStatus(client, service);
     if (!status.activeRollout) {
       // A request that makes no sense now (the rollout finished, or none was started): refused, exit 2.
-      throw new CliError(`${service} has no rollout in progress (serving v${status.version}); nothing to ${SPOKEN[action]}`, ExitCode.invalidInput);
+      throw new CliError(`${service} has no rollout in progress (serving v${status.version}); nothing to ${CONTROL_COMMAND_NAMES[action]}`, ExitCode.invalidInput);
     }
     let after: RolloutStatus;
     try {
@@ -47,7 +37,7 @@ export async function controlCommand(action: ControlAction, service: string, opt
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) {
         const why = err.cause instanceof Error ? err.cause.message : err.message;
-        throw new CliError(`${SPOKEN[action]} refused by ${status.activeRollout.workflowId}: ${why}`, ExitCode.invalidInput);
+        throw new CliError(`${CONTROL_COMMAND_NAMES[action]} refused by ${status.activeRollout.workflowId}: ${why}`, ExitCode.invalidInput);
       }
       throw err;
     }
@@ -61,7 +51,7 @@ export async function controlCommand(action: ControlAction, service: string, opt
 
 function describeAction(req: ControlRequest): string {
   if (req.action === 'setCanaryPercent') return `canary held at ${req.percent}% (manual mode: no timeout rollback until resume, advance or promote)`;
-  return `${SPOKEN[req.action]} accepted`;
+  return `${CONTROL_COMMAND_NAMES[req.action]} accepted`;
 }
 
 /** A percent from 0 to 100; anything else is invalid input (exit 2) before anything is sent. */
