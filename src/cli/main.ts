@@ -129,9 +129,15 @@ export function buildProgram(): Command {
     .command('router')
     .description('run the traffic router (configured by environment; see README)')
     .action(action(async () => {
-      const { runRouterFromEnv } = await import('../router/main');
-      await runRouterFromEnv();
-      return 0;
+      const [{ runRouterCommand }, { RouterStartError }, { RouterBinaryMissingError }] = await Promise.all([import('../router/main'), import('../router/server'), import('../router/binary')]);
+      try {
+        return await runRouterCommand();
+      } catch (err) {
+        // A bad setting or state file (exit 2) or a port in use: the router said what is wrong.
+        if (err instanceof RouterStartError) throw new CliError(err.message, err.exitCode === ExitCode.invalidInput ? ExitCode.invalidInput : ExitCode.failed);
+        if (err instanceof RouterBinaryMissingError) throw new CliError(err.message, ExitCode.failed);
+        throw err;
+      }
     }));
 
   return program;

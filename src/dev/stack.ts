@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { LocalProvider } from '../providers/local';
+import { routerBinary } from '../router/binary';
 import { RouterAdminClient } from '../router/client';
 import { resolveBinary, TEMPORAL_CLI } from '../temporal/binaries';
 import { Supervised } from './supervised';
@@ -27,7 +28,7 @@ export interface DevOptions {
   gpus?: number;
   /** No Web UI (CI). */
   headless?: boolean;
-  /** The script that runs this CLI (children are started as `node <cliEntry> worker|router`). */
+  /** The script that runs this CLI (the worker is started as `node <cliEntry> worker`). */
   cliEntry: string;
 }
 
@@ -59,7 +60,9 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
   const token = crypto.randomBytes(24).toString('hex');
   const routerUrl = `http://127.0.0.1:${opts.routerPort}`;
   const routerAdminUrl = `http://127.0.0.1:${opts.routerAdminPort}`;
-  const router = new Supervised('router', process.execPath, [opts.cliEntry, 'router'], {
+  // The router binary itself, not `rollout router` around it: one process less, and the stack's
+  // kill on exit reaches it directly.
+  const router = new Supervised('router', routerBinary(), [], {
     logFile: path.join(logs, 'router.log'),
     restart: true,
     env: {

@@ -1,9 +1,8 @@
 /** The router's admin API, as the activities and the dev stack call it. */
 import { request } from 'undici';
 import type { StatsSnapshot } from '../plan/analysis';
-import type { VersionStats } from './stats';
 import { countersFromMetrics } from './traffic-counters';
-import type { Backend, ServiceRoute } from './types';
+import type { Backend, ServiceRoute, VersionStats } from './types';
 
 /** The router could not be reached: retryable. */
 export class RouterUnavailableError extends Error {

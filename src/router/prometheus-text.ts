@@ -1,6 +1,6 @@
 /**
- * A small, strict reader of the Prometheus text exposition format (version 0.0.4, what
- * prom-client writes): the sample lines of the metrics asked for, with their labels
+ * A small, strict reader of the Prometheus text exposition format (version 0.0.4, what the
+ * router and prom-client write): the sample lines of the metrics asked for, with their labels
  * unescaped. Comments, blank lines and other metrics are skipped; a malformed line of a
  * wanted metric is an error, not a guess.
  *

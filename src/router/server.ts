@@ -1,11 +1,12 @@
-/** The router: the traffic port (weighted proxy) and the admin port (API), two HTTP servers. */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+/**
+ * The router from TypeScript: starts the data plane (native/router, a Rust binary: the traffic
+ * port's weighted proxy and the admin API) as a child process and waits until both ports listen.
+ * Tests, the bench and `rollout router` start it this way; the dev stack runs the binary directly.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import readline from 'node:readline';
 import type pino from 'pino';
-import { adminHandler } from './admin-api';
-import { Proxy, sendJson } from './proxy';
-import { RouteStore } from './route-store';
-import { RouterStats } from './stats';
+import { routerBinary } from './binary';
 
 export interface RouterOptions {
   /** Default 127.0.0.1. */
@@ -18,6 +19,7 @@ export interface RouterOptions {
   token: string;
   /** Where the route table is persisted; absent = memory only. */
   statePath?: string;
+  /** Gets the router's log lines (JSON, pino's shape); absent = they are dropped. */
   logger?: pino.Logger;
   /** How long close() lets requests in flight finish before cutting them (default 10 s). */
   closeGraceMs?: number;
@@ -26,82 +28,110 @@ export interface RouterOptions {
 export interface RunningRouter {
   trafficUrl: string;
   adminUrl: string;
+  pid: number;
+  /** Resolves when the router process has exited, for whatever reason. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Stops accepting, lets requests in flight (streams too) finish within the grace period, then resolves. */
   close(): Promise<void>;
 }
 
 export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   if (!opts.token) throw new Error('the router needs an admin token');
-  const routes = new RouteStore(opts.statePath);
-  const stats = new RouterStats();
-  const proxy = new Proxy(routes, stats, opts.logger);
-  let closing = false;
-  const traffic = http.createServer((req, res) => {
-    // A request arriving on a kept-alive connection while closing is still served, but the
-    // connection is not kept: the client reconnects to whatever replaces this router.
-    if (closing) res.setHeader('connection', 'close');
-    proxy.handle(req, res).catch((err: Error) => {
-      opts.logger?.error({ err, url: req.url }, 'traffic handler failed');
-      if (!res.headersSent) sendJson(res, 500, { error: err.message });
-      else res.destroy();
+  const env: Record<string, string> = {
+    ROUTER_TOKEN: opts.token,
+    ROUTER_HOST: opts.trafficHost ?? '127.0.0.1',
+    ROUTER_TRAFFIC_PORT: String(opts.trafficPort),
+    ROUTER_ADMIN_HOST: opts.adminHost ?? '127.0.0.1',
+    ROUTER_ADMIN_PORT: String(opts.adminPort),
+  };
+  if (opts.statePath) env.ROUTER_STATE_PATH = opts.statePath;
+  if (opts.closeGraceMs !== undefined) env.ROUTER_CLOSE_GRACE_MS = String(opts.closeGraceMs);
+  return launchRouter(env, { logger: opts.logger });
+}
+
+/**
+ * Starts the router binary with the given ROUTER_* environment. Resolves once it logged
+ * "router ready"; rejects with its own message (a bad setting, an unreadable state file, a
+ * port in use) if it exits first. The child stops by itself if this process goes away
+ * (ROUTER_EXIT_WITH_STDIN: its stdin is a pipe from here).
+ */
+export function launchRouter(routerEnv: Record<string, string>, opts: { logger?: pino.Logger; echo?: boolean } = {}): Promise<RunningRouter> {
+  const binary = routerBinary();
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...routerEnv, ROUTER_EXIT_WITH_STDIN: '1' };
+  const child = spawn(binary, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  let ready = false;
+  child.stderr.on('data', (chunk: Buffer) => {
+    if (!ready) stderr += chunk.toString();
+    // Before it is ready, what it says becomes the error below (not said twice).
+    else if (opts.echo) process.stderr.write(chunk);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return new Promise((resolve, reject) => {
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      if (opts.echo) process.stdout.write(`${line}\n`);
+      const entry = parseLogLine(line);
+      if (opts.logger && entry) forward(opts.logger, entry);
+      if (!ready && entry?.msg === 'router ready' && typeof entry.trafficUrl === 'string' && typeof entry.adminUrl === 'string') {
+        ready = true;
+        resolve(running(child, exited, entry.trafficUrl, entry.adminUrl));
+      }
+    });
+    child.once('error', (err) => reject(new Error(`could not start the router (${binary}): ${err.message}`)));
+    child.once('exit', (code, signal) => {
+      if (ready) return;
+      const said = stderr.trim().replace(/^rollout-router: /, '');
+      reject(new RouterStartError(said || `the router exited (${signal ?? code}) before it was ready`, code));
     });
   });
-  traffic.keepAliveTimeout = 65_000;
-  const handleAdmin = adminHandler(opts.token, routes, stats);
-  const admin = http.createServer((req, res) => {
-    handleAdmin(req, res).catch((err: Error) => {
-      opts.logger?.error({ err, url: req.url }, 'admin handler failed');
-      if (!res.headersSent) sendJson(res, 500, { error: err.message });
-      else res.destroy();
-    });
-  });
-  const trafficUrl = await listen(traffic, opts.trafficHost ?? '127.0.0.1', opts.trafficPort);
-  let adminUrl: string;
-  try {
-    adminUrl = await listen(admin, opts.adminHost ?? '127.0.0.1', opts.adminPort);
-  } catch (err) {
-    traffic.close();
-    throw err;
+}
+
+/** The router stopped before it was ready; exit code 2 = a bad setting or state file. */
+export class RouterStartError extends Error {
+  override name = 'RouterStartError';
+  constructor(
+    message: string,
+    readonly exitCode: number | null,
+  ) {
+    super(message);
   }
-  const graceMs = opts.closeGraceMs ?? 10_000;
+}
+
+function running(child: ChildProcess, exited: RunningRouter['exited'], trafficUrl: string, adminUrl: string): RunningRouter {
   let closed: Promise<void> | undefined;
   return {
     trafficUrl,
     adminUrl,
+    pid: child.pid ?? 0,
+    exited,
     close: () => {
-      closing = true;
-      closed ??= Promise.all([drain(admin, graceMs), drain(traffic, graceMs)]).then(() => proxy.close());
+      if (!closed) {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        closed = exited.then(() => undefined);
+      }
       return closed;
     },
   };
 }
 
-/**
- * Stops listening and waits for the open connections to end. server.close() alone would also
- * wait for kept-alive connections that go idle *after* it was called (up to keepAliveTimeout,
- * 65 s), so idle connections are swept until none is left; after the grace period the rest are cut.
- */
-function drain(server: http.Server, graceMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
-    const cut = setTimeout(() => server.closeAllConnections(), graceMs);
-    server.close(() => {
-      clearInterval(sweep);
-      clearTimeout(cut);
-      resolve();
-    });
-    server.closeIdleConnections();
-  });
+interface LogEntry {
+  level?: number;
+  msg?: string;
+  [field: string]: unknown;
 }
 
-function listen(server: http.Server, host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      const address = server.address() as AddressInfo;
-      // An IPv6 literal needs brackets in a URL.
-      resolve(`http://${host.includes(':') ? `[${host}]` : host}:${address.port}`);
-    });
-  });
+function parseLogLine(line: string): LogEntry | undefined {
+  try {
+    const value: unknown = JSON.parse(line);
+    return value && typeof value === 'object' ? (value as LogEntry) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A router log line re-logged at its own level (pino's numbers: 40 warn, 50 error). */
+function forward(logger: pino.Logger, { level = 30, msg = '', time: _time, pid: _pid, name: _name, ...fields }: LogEntry): void {
+  if (level >= 50) logger.error(fields, msg);
+  else if (level >= 40) logger.warn(fields, msg);
+  else logger.info(fields, msg);
 }

@@ -1,6 +1,6 @@
 /**
  * One service's cumulative counters per version, read from the router's `/metrics` text
- * (metric names as src/router/stats.ts registers them): answered requests and 5xx answers
+ * (metric names as native/router/src/stats.rs writes them): answered requests and 5xx answers
  * from `rollout_router_requests_total{service,version,code}`, the time-to-first-byte
  * histogram from `rollout_router_time_to_first_byte_seconds_bucket{service,version,le}`.
  * The `+Inf` bucket keeps its bound as the string `'+Inf'` (JSON has no Infinity).

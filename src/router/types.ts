@@ -26,3 +26,13 @@ export interface ServiceRoute {
 export interface RouteTable {
   services: Record<string, ServiceRoute>;
 }
+
+/** One version's statistics in `GET /v1/services/:service` (quantiles estimated from the histogram buckets). */
+export interface VersionStats {
+  requests: number;
+  errors5xx: number;
+  connectErrors: number;
+  inflight: number;
+  latencyMs: { p50: number | null; p99: number | null };
+  ttfbMs: { p50: number | null; p99: number | null };
+}

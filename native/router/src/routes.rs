@@ -1,0 +1,207 @@
+//! The routing table, persisted atomically (temp file + rename) so a restart resumes the same
+//! split. Backends are replaced per service at once; requests in flight keep the backend they have.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use http::Uri;
+use serde::{Deserialize, Serialize};
+
+use crate::picker::WeightedPicker;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Backend {
+    pub replica_id: Arc<str>,
+    pub version: i64,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// Relative weight; 0 = out of rotation (draining).
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServiceRoute {
+    pub backends: Vec<Arc<Backend>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RouteTable {
+    pub services: BTreeMap<String, ServiceRoute>,
+}
+
+/// Where a backend's requests go: scheme and authority, and the base path its URL carries.
+#[derive(Clone)]
+pub struct Target {
+    pub origin: String,
+    pub base_path: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Option<Target> {
+        let uri: Uri = url.parse().ok()?;
+        let scheme = uri.scheme_str()?;
+        if scheme != "http" && scheme != "https" {
+            return None;
+        }
+        let authority = uri.authority()?;
+        Some(Target { origin: format!("{scheme}://{authority}"), base_path: uri.path().trim_end_matches('/').to_string() })
+    }
+}
+
+pub struct RouteStore {
+    table: RouteTable,
+    state_path: Option<PathBuf>,
+    /// Per service, or per (service, pinned version).
+    pickers: HashMap<String, HashMap<Option<i64>, WeightedPicker>>,
+    targets: HashMap<String, Target>,
+}
+
+impl RouteStore {
+    /// A table we cannot read stops the router: starting empty would send every service 404.
+    pub fn open(state_path: Option<PathBuf>) -> Result<RouteStore, String> {
+        let mut table = RouteTable::default();
+        if let Some(path) = &state_path {
+            if path.exists() {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("router state {} is unreadable ({e}); fix or delete it", path.display()))?;
+                let value: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| format!("router state {} is unreadable ({e}); fix or delete it", path.display()))?;
+                if !value.get("services").is_some_and(|s| s.is_object()) {
+                    return Err(format!("router state {} has no \"services\" object; fix or delete it", path.display()));
+                }
+                table = serde_json::from_value(value).map_err(|e| format!("router state {} is unreadable ({e}); fix or delete it", path.display()))?;
+            }
+        }
+        let mut store = RouteStore { table, state_path, pickers: HashMap::new(), targets: HashMap::new() };
+        let urls: Vec<String> = store.table.services.values().flat_map(|s| s.backends.iter().map(|b| b.url.clone())).collect();
+        for url in urls {
+            store.remember_target(&url);
+        }
+        Ok(store)
+    }
+
+    pub fn has(&self, service: &str) -> bool {
+        self.table.services.contains_key(service)
+    }
+
+    pub fn backends(&self, service: &str) -> &[Arc<Backend>] {
+        self.table.services.get(service).map(|s| s.backends.as_slice()).unwrap_or(&[])
+    }
+
+    pub fn all(&self) -> &RouteTable {
+        &self.table
+    }
+
+    pub fn target(&self, url: &str) -> Option<&Target> {
+        self.targets.get(url)
+    }
+
+    fn remember_target(&mut self, url: &str) {
+        if !self.targets.contains_key(url) {
+            if let Some(t) = Target::parse(url) {
+                self.targets.insert(url.to_string(), t);
+            }
+        }
+    }
+
+    /// The next backend of a service (or of one of its versions), skipping `exclude`.
+    pub fn pick(&mut self, service: &str, version: Option<i64>, exclude: &HashSet<Arc<str>>) -> Option<Arc<Backend>> {
+        let backends = &self.table.services.get(service)?.backends;
+        let by_version = match self.pickers.get_mut(service) {
+            Some(p) => p,
+            None => self.pickers.entry(service.to_string()).or_default(),
+        };
+        by_version
+            .entry(version)
+            .or_insert_with(|| WeightedPicker::new(backends.iter().filter(|b| version.is_none_or(|v| b.version == v)).cloned().collect()))
+            .pick(exclude)
+    }
+
+    /// Versions that receive traffic, oldest first: the first is the primary, the last the canary.
+    pub fn serving_versions(&self, service: &str) -> Vec<i64> {
+        let mut versions: Vec<i64> = self.backends(service).iter().filter(|b| b.weight > 0.0).map(|b| b.version).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        versions
+    }
+
+    pub fn set(&mut self, service: &str, backends: Vec<Arc<Backend>>) -> std::io::Result<()> {
+        for b in &backends {
+            self.remember_target(&b.url);
+        }
+        self.table.services.insert(service.to_string(), ServiceRoute { backends });
+        self.pickers.remove(service);
+        self.persist()
+    }
+
+    pub fn remove(&mut self, service: &str) -> std::io::Result<()> {
+        self.table.services.remove(service);
+        self.pickers.remove(service);
+        self.persist()
+    }
+
+    fn persist(&self) -> std::io::Result<()> {
+        let Some(path) = &self.state_path else { return Ok(()) };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = PathBuf::from(format!("{}.{}.tmp", path.display(), std::process::id()));
+        let text = serde_json::to_string_pretty(&self.table).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(id: &str, version: i64, weight: f64) -> Arc<Backend> {
+        Arc::new(Backend { replica_id: id.into(), version, url: format!("http://127.0.0.1:9/{id}/"), weight })
+    }
+
+    #[test]
+    fn targets_keep_the_base_path() {
+        let t = Target::parse("http://127.0.0.1:8000/base/").unwrap();
+        assert_eq!((t.origin.as_str(), t.base_path.as_str()), ("http://127.0.0.1:8000", "/base"));
+        let t = Target::parse("http://[::1]:8000").unwrap();
+        assert_eq!((t.origin.as_str(), t.base_path.as_str()), ("http://[::1]:8000", ""));
+        assert!(Target::parse("ftp://x").is_none());
+        assert!(Target::parse("not a url").is_none());
+    }
+
+    #[test]
+    fn serving_versions_and_pinned_picks() {
+        let mut store = RouteStore::open(None).unwrap();
+        store.set("svc", vec![backend("a", 2, 1.0), backend("b", 1, 3.0), backend("c", 3, 0.0)]).unwrap();
+        assert_eq!(store.serving_versions("svc"), vec![1, 2]);
+        let none = HashSet::new();
+        for _ in 0..4 {
+            assert_eq!(&*store.pick("svc", Some(2), &none).unwrap().replica_id, "a");
+        }
+        assert!(store.pick("svc", Some(3), &none).is_none(), "weight 0 takes no traffic even when pinned");
+        assert!(store.pick("nope", None, &none).is_none());
+    }
+
+    #[test]
+    fn persisted_atomically_and_reloaded() {
+        let dir = std::env::temp_dir().join(format!("rollout-router-test-{}", std::process::id()));
+        let path = dir.join("state").join("routes.json");
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = RouteStore::open(Some(path.clone())).unwrap();
+        store.set("a", vec![backend("a1", 1, 1.0)]).unwrap();
+        store.set("b", vec![backend("b1", 4, 2.0)]).unwrap();
+        store.remove("a").unwrap();
+        let files: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(files, vec![std::ffi::OsString::from("routes.json")]);
+        let again = RouteStore::open(Some(path.clone())).unwrap();
+        assert_eq!(again.backends("b"), &[backend("b1", 4, 2.0)]);
+        assert!(!again.has("a"));
+        std::fs::write(&path, "{\"services\": {").unwrap();
+        assert!(RouteStore::open(Some(path.clone())).err().unwrap().contains("routes.json is unreadable"));
+        std::fs::write(&path, "[]").unwrap();
+        assert!(RouteStore::open(Some(path)).err().unwrap().contains("has no \"services\" object"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

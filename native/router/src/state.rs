@@ -1,0 +1,72 @@
+//! What the traffic and admin handlers share: the route table, statistics, ejections, the
+//! upstream connection pools and the admin token's digest.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use sha2::{Digest, Sha256};
+
+use crate::ejection::Ejections;
+use crate::routes::RouteStore;
+use crate::stats::RouterStats;
+
+/// A request body on its way to a replica: read into memory (small, retryable) or streamed.
+pub type UpstreamBody = Either<Full<Bytes>, Incoming>;
+
+/// Upstream connections idle longer than this are closed by us first: Node's HTTP server (the
+/// usual replica) closes idle kept-alive connections after 5 s, and a request sent on a
+/// connection the replica is closing at that moment would fail.
+const POOL_IDLE: Duration = Duration::from_millis(4_000);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(2_000);
+
+pub struct Shared {
+    pub routes: Mutex<RouteStore>,
+    pub stats: Mutex<RouterStats>,
+    pub ejections: Mutex<Ejections>,
+    pub client: Client<HttpConnector, UpstreamBody>,
+    token_digest: [u8; 32],
+}
+
+impl Shared {
+    pub fn new(routes: RouteStore, token: &str) -> Arc<Shared> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_max_idle_per_host(256)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Arc::new(Shared {
+            routes: Mutex::new(routes),
+            stats: Mutex::new(RouterStats::default()),
+            ejections: Mutex::new(Ejections::default()),
+            client,
+            token_digest: Sha256::digest(token.as_bytes()).into(),
+        })
+    }
+
+    /// Compared as SHA-256 digests in constant time: neither the token's length nor a common
+    /// prefix shows in the timing.
+    pub fn token_matches(&self, given: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        constant_time_eq::constant_time_eq_32(&digest, &self.token_digest)
+    }
+
+    pub fn routes(&self) -> MutexGuard<'_, RouteStore> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn stats(&self) -> MutexGuard<'_, RouterStats> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn ejections(&self) -> MutexGuard<'_, Ejections> {
+        self.ejections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
