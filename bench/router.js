@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * `npm run bench:router`: the router against the same replica reached directly and through
- * nginx (Debian's package, configured the same way: one worker process, keep-alive upstream,
+ * `npm run bench:router`: the router (its binary, native/router) against the same replica
+ * reached directly and through nginx (Debian's package, configured the same way: one worker process, keep-alive upstream,
  * no buffering), side by side in one run. The replica, the router, nginx and the fixed-rate
  * load generator each run as their own process.
  *
@@ -238,8 +238,9 @@ function ratio(a, b) {
 }
 
 async function main() {
-  const routerMain = path.join(root, 'dist', 'router', 'main.js');
-  if (!fs.existsSync(routerMain)) execFileSync(process.execPath, [path.join(root, 'scripts', 'setup.js')], { stdio: 'inherit' });
+  // The router as it runs in service: its binary (native/router), built by setup if missing.
+  const routerBinary = process.env.ROLLOUT_ROUTER_BIN || path.join(root, 'native', 'router', 'target', 'release', 'rollout-router');
+  if (!fs.existsSync(routerBinary)) execFileSync(process.execPath, [path.join(root, 'scripts', 'setup.js')], { stdio: 'inherit' });
 
   const replicaPort = await freePort();
   const pids = {};
@@ -249,7 +250,7 @@ async function main() {
 
   const [trafficPort, adminPort] = [await freePort(), await freePort()];
   const token = 'bench-token';
-  pids.router = start(process.execPath, [...(process.env.ROUTER_NODE_FLAGS ?? '').split(' ').filter(Boolean), path.join(root, 'bin', 'rollout.js'), 'router'], { ROUTER_TRAFFIC_PORT: String(trafficPort), ROUTER_ADMIN_PORT: String(adminPort), ROUTER_TOKEN: token }).pid;
+  pids.router = start(routerBinary, [], { ROUTER_TRAFFIC_PORT: String(trafficPort), ROUTER_ADMIN_PORT: String(adminPort), ROUTER_TOKEN: token }).pid;
   await waitHttp(`http://127.0.0.1:${adminPort}/healthz`);
   const put = await fetch(`http://127.0.0.1:${adminPort}/v1/services/llm/backends`, {
     method: 'PUT',
@@ -317,7 +318,7 @@ async function main() {
   fs.writeFileSync(path.join(outDir, `router-${stamp}.json`), JSON.stringify(record, null, 2) + '\n');
 
   const table = [
-    `Machine: ${machine}; load average ${loadBefore.loadAverage1m} → ${loadAfter.loadAverage1m}${loadAfter.cpuPressureSomeAvg60 === null ? '' : `, CPU pressure (PSI some, 60 s) ${loadBefore.cpuPressureSomeAvg60}% → ${loadAfter.cpuPressureSomeAvg60}%`}; ${seconds} s per target and scenario; one replica (examples/model-server); nginx ${nginxBin ? 'nginx-light, 1 worker, keep-alive upstream, no buffering' : 'not available'}.`,
+    `Machine: ${machine}; load average ${loadBefore.loadAverage1m} → ${loadAfter.loadAverage1m}${loadAfter.cpuPressureSomeAvg60 === null ? '' : `, CPU pressure (PSI some, 60 s) ${loadBefore.cpuPressureSomeAvg60}% → ${loadAfter.cpuPressureSomeAvg60}%`}; ${seconds} s per target and scenario; one replica (examples/model-server); router: native/router (Rust, hyper, one thread); nginx ${nginxBin ? 'nginx-light, 1 worker, keep-alive upstream, no buffering' : 'not available'}.`,
     '',
     '| scenario | req/s direct | req/s router | req/s nginx | router/direct | router/nginx | added p50 router | added p99 router | added p50 nginx | added p99 nginx | CPU µs/req router/nginx | errors (d/r/n) |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
