@@ -74,6 +74,25 @@ test('a client that disconnects mid-stream aborts the upstream request and frees
   expect(await admin.waitForDrain('svc', 'a', 2000, 20)).toEqual({ drained: true, inflight: 0 });
 });
 
+test('a client that leaves before any answer aborts the upstream request and frees its in-flight slot', async () => {
+  const up = await startUpstream('a');
+  await admin.setBackends('svc', [{ replicaId: 'a', version: 1, url: up.url, weight: 1 }]);
+  const { hostname, port } = new URL(router.trafficUrl);
+  const req = http.get({ hostname, port, path: '/svc/hang' });
+  req.on('error', () => undefined);
+  const deadline = Date.now() + 2000;
+  while ((await admin.inflight('svc', 'a')) !== 1) {
+    if (Date.now() > deadline) throw new Error('the request never reached the replica');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  req.destroy(); // the caller gave up while the model was still thinking
+  const closed = await Promise.race([up.endlessClosed.then(() => true), new Promise((r) => setTimeout(() => r(false), 2000))]);
+  expect(closed).toBe(true);
+  expect(await admin.waitForDrain('svc', 'a', 2000, 20)).toEqual({ drained: true, inflight: 0 });
+  // Not an answer: neither a request nor a 5xx in the statistics.
+  expect((await admin.getService('svc'))?.stats['1']).toMatchObject({ requests: 0, errors5xx: 0, connectErrors: 0, inflight: 0 });
+});
+
 test('a replica that breaks the connection before answering: the request (body included) is retried on another', async () => {
   const flaky = await startUpstream('flaky', { resetEverything: true });
   const live = await startUpstream('live');

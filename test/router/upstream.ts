@@ -1,7 +1,8 @@
 /**
  * Tiny upstream servers for the router tests. Each answers `{name, url, body}` as JSON, except:
  * `/slow` holds the answer 400 ms; `/sse` streams 5 events 100 ms apart; `/first-chunk` answers
- * with the first request chunk; `/headers` answers the request headers; `/endless` streams an event every 50 ms until the client leaves.
+ * with the first request chunk; `/headers` answers the request headers; `/endless` streams an event every 50 ms until the client leaves;
+ * `/hang` never answers.
  * With `resetEverything`, it destroys every connection without answering (a replica that dies).
  * With `errorEvery: n`, every n-th request is answered 500 (a canary that fails some requests).
  */
@@ -13,7 +14,7 @@ export interface Upstream {
   server: http.Server;
   /** Requests seen, by path. */
   seen: string[];
-  /** Resolves when an `/endless` response was closed by the router (the client went away). */
+  /** Resolves when an `/endless` or `/hang` response was closed by the router (the client went away). */
   endlessClosed: Promise<void>;
 }
 
@@ -48,6 +49,10 @@ export async function startUpstream(name: string, opts: { resetEverything?: bool
         clearInterval(timer);
         if (endless) markEndlessClosed();
       });
+      return;
+    }
+    if (req.url === '/hang') {
+      res.on('close', () => markEndlessClosed());
       return;
     }
     if (req.url === '/headers') {

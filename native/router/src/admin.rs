@@ -164,7 +164,7 @@ fn validate_backends(value: &Value) -> Result<Vec<Arc<Backend>>, String> {
         let Some(weight) = weight else { return Err(format!("backends[{i}].weight: expected a number ≥ 0")) };
         let url = b.get("url").and_then(|v| v.as_str()).filter(|u| Target::parse(u).is_some());
         let Some(url) = url else {
-            return Err(format!("backends[{i}].url: expected an http(s) URL, got {}", b.get("url").unwrap_or(&Value::Null)));
+            return Err(format!("backends[{i}].url: expected an http:// URL (replicas are reached over plain HTTP), got {}", b.get("url").unwrap_or(&Value::Null)));
         };
         out.push(Arc::new(Backend { replica_id: Arc::from(replica_id), version, url: url.to_string(), weight }));
     }
@@ -202,8 +202,12 @@ mod tests {
             (json!({ "backends": [{ "replicaId": "a", "version": 1.5, "url": "http://x", "weight": 1 }] }), "backends[0].version: expected an integer"),
             (json!({ "backends": [{ "replicaId": "a", "version": "1", "url": "http://x", "weight": 1 }] }), "backends[0].version: expected an integer"),
             (json!({ "backends": [{ "replicaId": "a", "version": 1, "url": "http://x", "weight": -1 }] }), "backends[0].weight: expected a number ≥ 0"),
-            (json!({ "backends": [{ "replicaId": "a", "version": 1, "url": "ftp://x", "weight": 1 }] }), "backends[0].url: expected an http(s) URL, got \"ftp://x\""),
-            (json!({ "backends": [{ "replicaId": "a", "version": 1, "weight": 1 }] }), "backends[0].url: expected an http(s) URL, got null"),
+            (json!({ "backends": [{ "replicaId": "a", "version": 1, "url": "ftp://x", "weight": 1 }] }), "backends[0].url: expected an http:// URL (replicas are reached over plain HTTP), got \"ftp://x\""),
+            (
+                json!({ "backends": [{ "replicaId": "a", "version": 1, "url": "https://x", "weight": 1 }] }),
+                "backends[0].url: expected an http:// URL (replicas are reached over plain HTTP), got \"https://x\"",
+            ),
+            (json!({ "backends": [{ "replicaId": "a", "version": 1, "weight": 1 }] }), "backends[0].url: expected an http:// URL (replicas are reached over plain HTTP), got null"),
         ];
         for (value, want) in table {
             assert_eq!(validate_backends(&value).err().as_deref(), Some(want), "{value}");

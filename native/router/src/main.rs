@@ -29,13 +29,15 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::state::Shared;
+
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(65);
 
 struct Config {
     token: String,
@@ -159,7 +161,12 @@ where
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(handler));
+        // A client must send a request's headers within this time (slow-loris); like Node's
+        // keepAliveTimeout, which the router used to have, it is well above any client pool's idle time.
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service_fn(handler));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = connection.await;

@@ -41,8 +41,9 @@ pub struct Target {
 impl Target {
     pub fn parse(url: &str) -> Option<Target> {
         let uri: Uri = url.parse().ok()?;
+        // Plain HTTP only: the connector speaks no TLS, and replicas sit on a private network.
         let scheme = uri.scheme_str()?;
-        if scheme != "http" && scheme != "https" {
+        if scheme != "http" {
             return None;
         }
         let authority = uri.authority()?;
@@ -168,6 +169,7 @@ mod tests {
         let t = Target::parse("http://[::1]:8000").unwrap();
         assert_eq!((t.origin.as_str(), t.base_path.as_str()), ("http://[::1]:8000", ""));
         assert!(Target::parse("ftp://x").is_none());
+        assert!(Target::parse("https://x").is_none());
         assert!(Target::parse("not a url").is_none());
     }
 
