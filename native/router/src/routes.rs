@@ -18,7 +18,18 @@ pub struct Backend {
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
     /// Relative weight; 0 = out of rotation (draining).
+    #[serde(serialize_with = "whole_numbers_plain")]
     pub weight: f64,
+}
+
+/// `1`, not `1.0`, for the whole weights everyone uses (in routes.json and the admin API), as
+/// the TypeScript side writes them.
+fn whole_numbers_plain<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    if value.fract() == 0.0 && value.abs() < 9.0e15 {
+        serializer.serialize_i64(*value as i64)
+    } else {
+        serializer.serialize_f64(*value)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -171,6 +182,12 @@ mod tests {
         assert!(Target::parse("ftp://x").is_none());
         assert!(Target::parse("https://x").is_none());
         assert!(Target::parse("not a url").is_none());
+    }
+
+    #[test]
+    fn whole_weights_are_written_without_a_fraction() {
+        let text = serde_json::to_string(&[backend("a", 1, 3.0), backend("b", 1, 0.5)]).unwrap();
+        assert!(text.contains("\"weight\":3}") && text.contains("\"weight\":0.5}"), "{text}");
     }
 
     #[test]
