@@ -238,9 +238,17 @@ function ratio(a, b) {
 }
 
 async function main() {
-  // The router as it runs in service: its binary (native/router), built by setup if missing.
-  const routerBinary = process.env.ROLLOUT_ROUTER_BIN || path.join(root, 'native', 'router', 'target', 'release', 'rollout-router');
-  if (!fs.existsSync(routerBinary)) execFileSync(process.execPath, [path.join(root, 'scripts', 'setup.js')], { stdio: 'inherit' });
+  // The router as it runs in service: its binary (native/router, found as src/router/binary.ts
+  // finds it), built by setup if missing.
+  const findRouter = () => {
+    try {
+      return require(path.join(root, 'dist', 'router', 'binary.js')).routerBinary();
+    } catch {
+      return undefined;
+    }
+  };
+  if (!findRouter()) execFileSync(process.execPath, [path.join(root, 'scripts', 'setup.js')], { stdio: 'inherit' });
+  const routerBinary = require(path.join(root, 'dist', 'router', 'binary.js')).routerBinary();
 
   const replicaPort = await freePort();
   const pids = {};

@@ -10,11 +10,10 @@
  */
 import { launchRouter, type RunningRouter } from './server';
 
-const PASSED_ON = ['ROUTER_TOKEN', 'ROUTER_TRAFFIC_PORT', 'ROUTER_ADMIN_PORT', 'ROUTER_HOST', 'ROUTER_ADMIN_HOST', 'ROUTER_STATE_PATH', 'ROUTER_CLOSE_GRACE_MS'];
-
 export async function runRouterFromEnv(env: NodeJS.ProcessEnv = process.env, opts: { echo?: boolean } = {}): Promise<RunningRouter> {
+  // The router reads its own settings: every ROUTER_* variable is passed on, nothing else.
   const routerEnv: Record<string, string> = {};
-  for (const name of PASSED_ON) if (env[name] !== undefined) routerEnv[name] = env[name];
+  for (const [name, value] of Object.entries(env)) if (name.startsWith('ROUTER_') && value !== undefined) routerEnv[name] = value;
   return launchRouter(routerEnv, { echo: opts.echo });
 }
 

@@ -36,7 +36,6 @@ export interface RunningRouter {
 }
 
 export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
-  if (!opts.token) throw new Error('the router needs an admin token');
   const env: Record<string, string> = {
     ROUTER_TOKEN: opts.token,
     ROUTER_HOST: opts.trafficHost ?? '127.0.0.1',

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use crate::log;
 use crate::proxy::{decode_segment, json_response};
-use crate::routes::{Backend, Target};
+use crate::routes::Backend;
 use crate::state::Shared;
 
 /// A route table of a few hundred replicas is a few tens of KiB; anything far larger is a mistake.
@@ -162,11 +162,11 @@ fn validate_backends(value: &Value) -> Result<Vec<Arc<Backend>>, String> {
         let Some(version) = version else { return Err(format!("backends[{i}].version: expected an integer")) };
         let weight = b.get("weight").and_then(|v| v.as_f64()).filter(|w| *w >= 0.0);
         let Some(weight) = weight else { return Err(format!("backends[{i}].weight: expected a number ≥ 0")) };
-        let url = b.get("url").and_then(|v| v.as_str()).filter(|u| Target::parse(u).is_some());
-        let Some(url) = url else {
+        let backend = b.get("url").and_then(|v| v.as_str()).and_then(|url| Backend::new(Arc::from(replica_id), version, url.to_string(), weight));
+        let Some(backend) = backend else {
             return Err(format!("backends[{i}].url: expected an http:// URL (replicas are reached over plain HTTP), got {}", b.get("url").unwrap_or(&Value::Null)));
         };
-        out.push(Arc::new(Backend { replica_id: Arc::from(replica_id), version, url: url.to_string(), weight }));
+        out.push(Arc::new(backend));
     }
     Ok(out)
 }

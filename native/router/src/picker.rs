@@ -44,7 +44,7 @@ mod tests {
     use super::*;
 
     fn backend(id: &str, weight: f64) -> Arc<Backend> {
-        Arc::new(Backend { replica_id: id.into(), version: 1, url: format!("http://127.0.0.1:1/{id}"), weight })
+        Arc::new(Backend::new(id.into(), 1, format!("http://127.0.0.1:1/{id}"), weight).unwrap())
     }
 
     fn sequence(picker: &mut WeightedPicker, n: usize, exclude: &HashSet<Arc<str>>) -> String {

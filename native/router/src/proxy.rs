@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::log;
 use crate::pinning::{resolve_pin, PIN_HEADER};
-use crate::routes::{Backend, Target};
+use crate::routes::Backend;
 use crate::state::Shared;
 use crate::stats::Outcome;
 
@@ -49,7 +49,7 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ClientBo
     let Some((raw_service, path)) = split_service(parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")) else {
         return json_error(StatusCode::NOT_FOUND, "no service in path: use /<service>/…");
     };
-    let service = decode_segment(raw_service);
+    let service: Arc<str> = decode_segment(raw_service).into();
 
     // The serving versions are only worked out for a request that pins one.
     let pin = {
@@ -82,7 +82,7 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ClientBo
 
     let mut tried: HashSet<Arc<str>> = HashSet::new();
     loop {
-        let Some((backend, target)) = pick(&shared, &service, pin, &tried) else {
+        let Some(backend) = pick(&shared, &service, pin, &tried) else {
             return if tried.is_empty() {
                 json_error(StatusCode::SERVICE_UNAVAILABLE, &format!("no ready replicas for service {service}"))
             } else {
@@ -100,12 +100,12 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ClientBo
         let mut upstream = Request::new(upstream_body);
         *upstream.method_mut() = parts.method.clone();
         *upstream.headers_mut() = headers.clone();
-        match format!("{}{}{}", target.origin, target.base_path, path).parse() {
+        match format!("{}{}{}", backend.target.origin, backend.target.base_path, path).parse() {
             Ok(uri) => *upstream.uri_mut() = uri,
             Err(_) => return json_error(StatusCode::BAD_REQUEST, "the request path is not a valid URI path"),
         }
 
-        let attempt = Attempt::start(shared.clone(), &service, backend.clone());
+        let attempt = Attempt::start(shared.clone(), service.clone(), backend.clone());
         match shared.client.request(upstream).await {
             Ok(response) => {
                 shared.ejections().answered(&backend.replica_id);
@@ -128,8 +128,8 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ClientBo
     }
 }
 
-/// The next backend and where it lives; ejected replicas are skipped unless nothing else is left.
-fn pick(shared: &Shared, service: &str, pin: Option<i64>, tried: &HashSet<Arc<str>>) -> Option<(Arc<Backend>, Target)> {
+/// The next backend; ejected replicas are skipped unless nothing else is left.
+fn pick(shared: &Shared, service: &str, pin: Option<i64>, tried: &HashSet<Arc<str>>) -> Option<Arc<Backend>> {
     let ejected = shared.ejections().ejected(Instant::now());
     let mut routes = shared.routes();
     let mut backend = None;
@@ -138,9 +138,7 @@ fn pick(shared: &Shared, service: &str, pin: Option<i64>, tried: &HashSet<Arc<st
         exclude.extend(tried.iter().cloned());
         backend = routes.pick(service, pin, &exclude);
     }
-    let backend = backend.or_else(|| routes.pick(service, pin, tried))?;
-    let target = routes.target(&backend.url)?.clone();
-    Some((backend, target))
+    backend.or_else(|| routes.pick(service, pin, tried))
 }
 
 /// `/<service>/<rest>?<query>` → (service segment, `/<rest>?<query>`).
@@ -267,9 +265,9 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    fn start(shared: Arc<Shared>, service: &str, backend: Arc<Backend>) -> Attempt {
-        shared.stats().started(service, backend.version, &backend.replica_id);
-        Attempt { shared, service: Arc::from(service), backend, started: Instant::now(), answer: None, recorded: false }
+    fn start(shared: Arc<Shared>, service: Arc<str>, backend: Arc<Backend>) -> Attempt {
+        shared.stats().started(&service, backend.version, &backend.replica_id);
+        Attempt { shared, service, backend, started: Instant::now(), answer: None, recorded: false }
     }
 
     fn answered(&mut self, status: u16) {

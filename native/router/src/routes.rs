@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::picker::WeightedPicker;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", try_from = "BackendRecord")]
 pub struct Backend {
     pub replica_id: Arc<str>,
     pub version: i64,
@@ -20,6 +20,35 @@ pub struct Backend {
     /// Relative weight; 0 = out of rotation (draining).
     #[serde(serialize_with = "whole_numbers_plain")]
     pub weight: f64,
+    /// `url` parsed once, when the backend is accepted (not on every request).
+    #[serde(skip_serializing)]
+    pub target: Target,
+}
+
+impl Backend {
+    /// None when `url` is not a plain `http://` URL.
+    pub fn new(replica_id: Arc<str>, version: i64, url: String, weight: f64) -> Option<Backend> {
+        let target = Target::parse(&url)?;
+        Some(Backend { replica_id, version, url, weight, target })
+    }
+}
+
+/// A backend as routes.json holds it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BackendRecord {
+    replica_id: Arc<str>,
+    version: i64,
+    url: String,
+    weight: f64,
+}
+
+impl TryFrom<BackendRecord> for Backend {
+    type Error = String;
+    fn try_from(r: BackendRecord) -> Result<Backend, String> {
+        let url = r.url.clone();
+        Backend::new(r.replica_id, r.version, r.url, r.weight).ok_or_else(|| format!("url: expected an http:// URL, got {url:?}"))
+    }
 }
 
 /// `1`, not `1.0`, for the whole weights everyone uses (in routes.json and the admin API), as
@@ -43,7 +72,7 @@ pub struct RouteTable {
 }
 
 /// Where a backend's requests go: scheme and authority, and the base path its URL carries.
-#[derive(Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub origin: String,
     pub base_path: String,
@@ -67,7 +96,6 @@ pub struct RouteStore {
     state_path: Option<PathBuf>,
     /// Per service, or per (service, pinned version).
     pickers: HashMap<String, HashMap<Option<i64>, WeightedPicker>>,
-    targets: HashMap<String, Target>,
 }
 
 impl RouteStore {
@@ -85,12 +113,7 @@ impl RouteStore {
                 table = serde_json::from_value(value).map_err(|e| format!("router state {} is unreadable ({e}); fix or delete it", path.display()))?;
             }
         }
-        let mut store = RouteStore { table, state_path, pickers: HashMap::new(), targets: HashMap::new() };
-        let urls: Vec<String> = store.table.services.values().flat_map(|s| s.backends.iter().map(|b| b.url.clone())).collect();
-        for url in urls {
-            store.remember_target(&url);
-        }
-        Ok(store)
+        Ok(RouteStore { table, state_path, pickers: HashMap::new() })
     }
 
     pub fn has(&self, service: &str) -> bool {
@@ -103,18 +126,6 @@ impl RouteStore {
 
     pub fn all(&self) -> &RouteTable {
         &self.table
-    }
-
-    pub fn target(&self, url: &str) -> Option<&Target> {
-        self.targets.get(url)
-    }
-
-    fn remember_target(&mut self, url: &str) {
-        if !self.targets.contains_key(url) {
-            if let Some(t) = Target::parse(url) {
-                self.targets.insert(url.to_string(), t);
-            }
-        }
     }
 
     /// The next backend of a service (or of one of its versions), skipping `exclude`.
@@ -139,9 +150,6 @@ impl RouteStore {
     }
 
     pub fn set(&mut self, service: &str, backends: Vec<Arc<Backend>>) -> std::io::Result<()> {
-        for b in &backends {
-            self.remember_target(&b.url);
-        }
         self.table.services.insert(service.to_string(), ServiceRoute { backends });
         self.pickers.remove(service);
         self.persist()
@@ -170,7 +178,7 @@ mod tests {
     use super::*;
 
     fn backend(id: &str, version: i64, weight: f64) -> Arc<Backend> {
-        Arc::new(Backend { replica_id: id.into(), version, url: format!("http://127.0.0.1:9/{id}/"), weight })
+        Arc::new(Backend::new(id.into(), version, format!("http://127.0.0.1:9/{id}/"), weight).unwrap())
     }
 
     #[test]
@@ -219,6 +227,8 @@ mod tests {
         assert!(!again.has("a"));
         std::fs::write(&path, "{\"services\": {").unwrap();
         assert!(RouteStore::open(Some(path.clone())).err().unwrap().contains("routes.json is unreadable"));
+        std::fs::write(&path, r#"{"services": {"s": {"backends": [{"replicaId": "a", "version": 1, "url": "https://x", "weight": 1}]}}}"#).unwrap();
+        assert!(RouteStore::open(Some(path.clone())).err().unwrap().contains("url: expected an http:// URL"));
         std::fs::write(&path, "[]").unwrap();
         assert!(RouteStore::open(Some(path)).err().unwrap().contains("has no \"services\" object"));
         let _ = std::fs::remove_dir_all(&dir);

@@ -130,7 +130,7 @@ impl RouterStats {
                     e.errors_5xx += 1;
                 }
                 let class = usize::from(status / 100).min(5);
-                if e.by_code[class] == 0 && !e.codes_seen.contains(&class) {
+                if e.by_code[class] == 0 {
                     e.codes_seen.push(class);
                 }
                 e.by_code[class] += 1;
