@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * Idempotent set-up for a fresh clone, run before `npm start` and `npm test`:
- *   1. npm dependencies (npm ci when package-lock.json changed since the last install),
+ *   1. npm dependencies: `npm ci` when package.json or the lock changed since the last install
+ *      (`npm install` only when package.json's dependencies are not those of the lock),
  *   2. the TypeScript build (dist/, incremental),
  *   3. the router's data plane (native/router, Rust: cargo build --release; cargo itself skips
  *      it when nothing changed),
@@ -39,16 +40,30 @@ function stamped(stampFile, key, step) {
   return true;
 }
 
+/** package.json's dependency lists are those the lock was made from (what `npm ci` insists on). */
+function lockInSync(lockFile) {
+  if (!fs.existsSync(lockFile)) return false;
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+  const locked = JSON.parse(fs.readFileSync(lockFile, 'utf8')).packages?.[''] ?? {};
+  const same = (a = {}, b = {}) => JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
+  return ['dependencies', 'devDependencies', 'optionalDependencies'].every((field) => same(pkg[field], locked[field]));
+}
+
 function npmDependencies() {
   const lock = path.join(root, 'package-lock.json');
   const keyNow = () => hashOf(path.join(root, 'package.json')) + (fs.existsSync(lock) ? hashOf(lock) : '');
   const stamp = path.join(root, 'node_modules', '.gpu-rollout-setup');
   if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === keyNow()) return log('npm dependencies up to date');
-  log('installing npm dependencies…');
-  // `npm install` rather than `npm ci`: this npm leaves other platforms' optional packages
-  // out of the lock file, which `npm ci` then rejects. The lock still pins every version.
-  run('npm', ['install', '--no-audit', '--no-fund']);
-  fs.writeFileSync(stamp, keyNow()); // after the install, which may have touched the lock
+  if (lockInSync(lock)) {
+    // The reproducible install: exactly the lock's versions, and the lock is never rewritten.
+    log('installing npm dependencies (npm ci)…');
+    run('npm', ['ci', '--no-audit', '--no-fund']);
+  } else {
+    // Only after a change to package.json's dependencies: npm install updates the lock, to commit.
+    log('package.json lists dependencies the lock file does not: npm install (commit the updated package-lock.json)…');
+    run('npm', ['install', '--no-audit', '--no-fund']);
+  }
+  fs.writeFileSync(stamp, keyNow());
 }
 
 function build() {

@@ -28,7 +28,7 @@ afterAll(async () => {
   await stack?.stop();
 }, 60_000);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms)); // between status polls only
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CLI's JSON, read field by field
 async function statusJson(service: string): Promise<any> {
@@ -109,8 +109,10 @@ async function measureSplit(service: string, load: RunningLoad, n = 100): Promis
 function expectSplitNear(split: Split, percent: number): void {
   // The window: exact up to edge effects (≤ 5 requests in flight) over hundreds of requests.
   expect(Math.abs(split.windowV2 - percent)).toBeLessThanOrEqual(8);
-  // The batch alone: a sample of the interleaved sequence, so a wider margin.
-  expect(Math.abs(split.batchV2 - percent)).toBeLessThanOrEqual(20);
+  // The batch alone is a sample of the interleaved sequence, whose phase against the load's
+  // requests depends on timing: only that it saw both versions is certain.
+  expect(split.batch.v1).toBeGreaterThan(0);
+  expect(split.batch.v2).toBeGreaterThan(0);
 }
 
 test('a canary whose requests fail is rolled back by analysis; clients only ever see the canary\'s own errors', async () => {
@@ -136,12 +138,14 @@ test('a canary whose requests fail is rolled back by analysis; clients only ever
   expect((await rolloutCli(stack, ['deploy', writeSpec(specDir, `${name}-v1.yaml`, canary('v1')), '--wait'])).code).toBe(0);
 
   const load = startLoad(`${stack.routerUrl}/${name}`, { record5xxByVersion: true });
-  await sleep(500);
+  await load.until((l) => l.requests >= 20, '20 requests through the router');
   // Every second request to v2 is answered 500 by the model server itself.
   const started = Date.now();
   const r = await rolloutCli(stack, ['deploy', writeSpec(specDir, `${name}-v2.yaml`, canary('v2', { FAIL_RATE: '0.5' })), '--wait']);
   const rolledBackAt = Date.now();
-  await sleep(1500); // load after the rollback: v1 only, no error
+  // Load after the rollback: v1 only, no error.
+  const afterRollback = load.snapshot().requests;
+  await load.until((l) => l.requests >= afterRollback + 30, '30 requests after the rollback');
   const report = await load.stop();
   console.log(
     `[canary analysis] ${report.requests} requests (${report.streams} streams), versions ${JSON.stringify(report.versions)}, ` +
@@ -175,7 +179,7 @@ test('manual canary percent: deploy --canary-percent, set-canary from the CLI, s
   const spec = (version: string) => modelServerSpec({ name, version, replicas: 4 });
   expect((await rolloutCli(stack, ['deploy', writeSpec(specDir, `${name}-v1.yaml`, spec('v1')), '--wait'])).code).toBe(0);
   const load = startLoad(`${stack.routerUrl}/${name}`);
-  await sleep(500);
+  await load.until((l) => l.requests >= 20, '20 requests through the router');
   const splits: Record<string, Split> = {};
 
   // Deploy v2 holding the canary at 25%.
@@ -229,7 +233,6 @@ test('manual canary percent: deploy --canary-percent, set-canary from the CLI, s
   expect(replicaSummary(done)).toEqual(['2:READY', '2:READY', '2:READY', '2:READY']);
   const final = await measureSplit(name, load, 20);
   expect(final.batch).toEqual({ v2: 20 });
-  await sleep(500);
   const report = await load.stop();
   expect(processesOf(name, 1)).toEqual([]);
   expect(replicaIdsOf(processesOf(name, 2))).toEqual(done.replicas.map((x: { id: string }) => x.id).sort());
@@ -251,12 +254,13 @@ test('a change of the replica count alone is applied in place: no replica restar
   expect(replicaIdsOf(before)).toHaveLength(2);
 
   const load = startLoad(`${stack.routerUrl}/${name}`);
-  await sleep(500);
+  await load.until((l) => l.requests >= 20, '20 requests through the router');
   const three = writeSpec(specDir, `${name}-3.yaml`, spec(3));
   const started = Date.now();
   const r = await rolloutCli(stack, ['deploy', three, '--wait']);
   const deployed = Date.now();
-  await sleep(500);
+  const afterDeploy = load.snapshot().requests;
+  await load.until((l) => l.requests >= afterDeploy + 20, '20 requests after the deploy');
   const report = await load.stop();
   console.log(`[in place] load ${report.requests} requests (${report.streams} streams), deploy took ${Math.round((deployed - started) / 1000)} s\n${r.stderr}`);
   expect(r.code).toBe(0);

@@ -40,7 +40,7 @@ async function statusJson(service: string) {
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CLI's JSON, read field by field
-async function waitForStatus(service: string, ok: (status: any) => boolean, timeoutMs = 60_000) {
+async function waitForStatus(service: string, ok: (status: any) => boolean, timeoutMs = 120_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const status = await statusJson(service);
@@ -110,8 +110,12 @@ test('the worker is killed mid-rollout and restarted: the rollout finishes with 
   expect((await rolloutCli(stack, ['deploy', v1, '--wait'])).code).toBe(0);
   const v2 = writeSpec(specDir, 'crash-v2.yaml', modelServerSpec({ name: 'crash', version: 'v2', extraEnv: { LOAD_DELAY_SECONDS: '4' } }));
   expect((await rolloutCli(stack, ['deploy', v2])).code).toBe(0);
-  // Kill the worker while the first v2 replica is loading.
-  for (let i = 0; i < 100 && versionsOf('crash', 2).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  // Kill the worker while the first v2 replica is loading (4 s: its process is there first).
+  const launchedBy = Date.now() + 60_000;
+  while (versionsOf('crash', 2).length === 0) {
+    if (Date.now() > launchedBy) throw new Error('no v2 replica process within 60 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const pid = stack.workerPid();
   killProcess(pid, 'SIGKILL');
   // The dev supervisor restarts the worker; Temporal retries the interrupted activities.
@@ -153,7 +157,9 @@ test('GPU-limited rollout: surge waits for GPUs, max_unavailable frees them, eac
 
 test('pause and rollback from the CLI, resume from `temporal workflow signal` on the service workflow', async () => {
   expect((await rolloutCli(stack, ['deploy', writeSpec(specDir, 'ctl-v1.yaml', modelServerSpec({ name: 'ctl', version: 'v1' })), '--wait'])).code).toBe(0);
-  const slow = modelServerSpec({ name: 'ctl', version: 'v2', extraEnv: { LOAD_DELAY_SECONDS: '3' } });
+  // v2 loads for far longer than this test takes, so the rollout is still running at each step
+  // however slow the machine is; the rollback removes the loading replica.
+  const slow = modelServerSpec({ name: 'ctl', version: 'v2', extraEnv: { LOAD_DELAY_SECONDS: '600' }, initialDelay: 900 });
   expect((await rolloutCli(stack, ['deploy', writeSpec(specDir, 'ctl-v2.yaml', slow)])).code).toBe(0);
 
   const paused = await rolloutCli(stack, ['pause', 'ctl']);

@@ -20,6 +20,19 @@ afterAll(async () => {
   await stack?.stop();
 }, 60_000);
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CLI's JSON, read field by field
+async function waitForStatus(service: string, ok: (status: any) => boolean, timeoutMs = 120_000): Promise<any> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await rolloutCli(stack, ['status', service, '-o', 'json']);
+    expect(r.code).toBe(0);
+    const status = JSON.parse(r.stdout);
+    if (ok(status)) return status;
+    if (Date.now() > deadline) throw new Error(`status of ${service} never matched: ${JSON.stringify(status)}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
 async function deployWait(name: string, file: string, yaml: string) {
   return rolloutCli(stack, ['deploy', writeSpec(specDir, file, yaml), '--wait']);
 }
@@ -30,9 +43,10 @@ test.each([
 ])('%s update v1 → v2 drops no request', async (strategy, name) => {
   expect((await deployWait(name, `${name}-v1.yaml`, modelServerSpec({ name, version: 'v1', strategy }))).code).toBe(0);
   const load = startLoad(`${stack.routerUrl}/${name}`);
-  await new Promise((r) => setTimeout(r, 500));
+  await load.until((l) => (l.versions.v1 ?? 0) >= 20, 'v1 answering 20 requests');
   const r = await deployWait(name, `${name}-v2.yaml`, modelServerSpec({ name, version: 'v2', strategy }));
-  await new Promise((r) => setTimeout(r, 500));
+  // Blue-green moves all traffic at the very end: wait until v2 has answered some of the load.
+  await load.until((l) => (l.versions.v2 ?? 0) >= 20, 'v2 answering 20 requests');
   const report = await load.stop();
   expect(r.code).toBe(0);
   expect(report.failures).toEqual([]);
@@ -55,28 +69,20 @@ test('automatic rollback (v2 never ready) drops no request', async () => {
 
 test('manual rollback after v2 took traffic drops no request', async () => {
   const name = 'zd-manual';
-  expect((await deployWait(name, `${name}-v1.yaml`, modelServerSpec({ name, version: 'v1' }))).code).toBe(0);
+  // A canary that holds at 50% until told (a fixed load delay would race a busy machine for
+  // the moment the split exists); the rollback then starts from a real v1/v2 split.
+  const held = (version: string) => modelServerSpec({ name, version, strategy: 'canary', rolloutYaml: ['steps:', '  - weight: 50', '  - pause: {}'] });
+  expect((await deployWait(name, `${name}-v1.yaml`, held('v1'))).code).toBe(0);
   const load = startLoad(`${stack.routerUrl}/${name}`);
-  // The second v2 replica loads slowly, so the rollout sits at a 50/50 split.
-  const slowSecond = modelServerSpec({ name, version: 'v2', extraEnv: { LOAD_DELAY_SECONDS: '1' } });
-  expect((await rolloutCli(stack, ['deploy', writeSpec(specDir, `${name}-v2.yaml`, slowSecond)])).code).toBe(0);
-  let split = false;
-  for (let i = 0; i < 100 && !split; i++) {
-    const s = JSON.parse((await rolloutCli(stack, ['status', name, '-o', 'json'])).stdout);
-    split = s.traffic['1'] > 0 && s.traffic['2'] > 0;
-    if (!split) await new Promise((r) => setTimeout(r, 100));
-  }
-  expect(split).toBe(true);
-  await new Promise((r) => setTimeout(r, 300)); // v2 serves some of the load
+  expect((await rolloutCli(stack, ['deploy', writeSpec(specDir, `${name}-v2.yaml`, held('v2'))])).code).toBe(0);
+  await waitForStatus(name, (s) => s.rollout?.canaryPercent === 50 && s.rollout?.stepIndex === 1);
+  await load.until((l) => (l.versions.v2 ?? 0) >= 10, 'v2 answering 10 requests');
   expect((await rolloutCli(stack, ['rollback', name])).code).toBe(0);
-  let final;
-  for (let i = 0; i < 100; i++) {
-    final = JSON.parse((await rolloutCli(stack, ['status', name, '-o', 'json'])).stdout);
-    if (!final.rollout) break;
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  const final = await waitForStatus(name, (s) => !s.rollout);
   expect(final.lastRollout).toMatchObject({ version: 2, outcome: 'rolled_back' });
-  await new Promise((r) => setTimeout(r, 500));
+  expect(final.traffic).toEqual({ '1': 100 });
+  const afterRollback = load.snapshot().requests;
+  await load.until((l) => l.requests >= afterRollback + 20, '20 requests after the rollback');
   const report = await load.stop();
   expect(report.failures).toEqual([]);
   expect(report.versions.v2).toBeGreaterThan(0);
@@ -93,14 +99,16 @@ test('a long stream on an old replica completes although that replica is drained
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ messages: [{ role: 'user', content: 'long' }], stream: true, max_tokens: 40 }),
-  }).then(async (res) => ({ replica: res.headers.get('x-rollout-replica'), text: await res.text() }));
-  await new Promise((r) => setTimeout(r, 300));
+  });
+  // The answer's headers are in: the stream is on a v1 replica before the rollout begins.
+  const res = await stream;
+  const replica = res.headers.get('x-rollout-replica');
+  const text = res.text();
   const r = await deployWait(name, `${name}-v2.yaml`, slowTokens('v2'));
   expect(r.code).toBe(0);
-  const { replica, text } = await stream;
   expect(replica).toMatch(/^zd-stream-v1-/);
-  expect(text).toContain('"model_version":"v1"');
-  expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
-  expect(text.match(/^data: /gm)?.length).toBe(42); // 40 tokens, the finish chunk, [DONE]
+  expect(await text).toContain('"model_version":"v1"');
+  expect((await text).trimEnd().endsWith('data: [DONE]')).toBe(true);
+  expect((await text).match(/^data: /gm)?.length).toBe(42); // 40 tokens, the finish chunk, [DONE]
   expect(replicaProcesses(name).filter((p) => p.replicaId === replica)).toEqual([]);
 }, 180_000);

@@ -46,6 +46,26 @@ export interface FakeWorld {
   stats: Map<string, StatsSnapshot | StatsSnapshot[]>;
   /** Every readTrafficStats call's service, in order. */
   statsReads: string[];
+  /**
+   * Holds every readiness wait of `version` until the returned function is called, so a test
+   * can act while a rollout is certainly mid-way (a fixed load time would race a busy machine).
+   */
+  hold(version: number): () => void;
+}
+
+/** Resolves when `released` does (or rejects when the activity is cancelled), heartbeating meanwhile. */
+function heldUntil(released: Promise<void>): Promise<void> {
+  const ctx = Context.current();
+  return new Promise((resolve, reject) => {
+    // The readiness wait has a heartbeat timeout: a held replica is still "loading".
+    const beat = setInterval(() => ctx.heartbeat(), 500);
+    const done = (fn: () => void) => () => {
+      clearInterval(beat);
+      fn();
+    };
+    void released.then(done(resolve));
+    ctx.cancellationSignal.addEventListener('abort', done(() => reject(ctx.cancellationSignal.reason)));
+  });
 }
 
 function sleepUnlessCancelled(ms: number): Promise<void> {
@@ -80,7 +100,16 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
     stats: new Map(),
     statsReads: [],
     activities: {} as Activities,
+    hold(version) {
+      let release!: () => void;
+      holds.set(version, new Promise<void>((r) => (release = r)));
+      return () => {
+        holds.delete(version);
+        release();
+      };
+    },
   };
+  const holds = new Map<number, Promise<void>>();
   const versionOf = (replicaId: string): number => Number(/-v(\d+)-r\d+$/.exec(replicaId)?.[1]);
   world.activities = {
     ...createControlForwarding(client),
@@ -95,6 +124,8 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
       if (!world.running.has(input.replicaId)) {
         throw ApplicationFailure.create({ type: 'ReplicaDied', message: `${input.replicaId} is gone`, nonRetryable: true });
       }
+      const held = holds.get(versionOf(input.replicaId));
+      if (held) await heldUntil(held);
       const behaviour = world.readiness.get(versionOf(input.replicaId)) ?? { kind: 'ready' };
       if (behaviour.kind === 'never') stillLoading();
       if (behaviour.kind === 'fail') {

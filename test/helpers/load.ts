@@ -23,6 +23,12 @@ export interface RunningLoad {
   stop(): Promise<LoadReport>;
   /** A copy of the report so far (the load keeps running). */
   snapshot(): LoadReport;
+  /**
+   * Resolves once `check` holds for the report so far (polled every 20 ms), e.g. "v2 answered
+   * 20 requests": a wait for what the test means instead of a fixed sleep. Rejects after
+   * `timeoutMs`, a backstop for a hang only.
+   */
+  until(check: (report: LoadReport) => boolean, what: string, timeoutMs?: number): Promise<void>;
 }
 
 export interface LoadOptions {
@@ -70,8 +76,16 @@ export function startLoad(serviceUrl: string, opts: LoadOptions = {}): RunningLo
     errors5xx: { ...report.errors5xx },
     errorLog: [...report.errorLog],
   });
+  const until = async (check: (r: LoadReport) => boolean, what: string, timeoutMs = 60_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (!check(report)) {
+      if (Date.now() > deadline) throw new Error(`load: ${what} not seen within ${timeoutMs / 1000} s: ${JSON.stringify(copy())}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
   return {
     snapshot: copy,
+    until,
     stop: async () => {
       stopped = true;
       await Promise.all(clients);

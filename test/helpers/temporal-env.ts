@@ -5,19 +5,21 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { resolveBinary, TEMPORAL_CLI, TEMPORAL_TEST_SERVER } from '../../src/temporal/binaries';
+import { freePort } from './ports';
 
 /** A binary found locally, or the SDK's own download (the last resort; needs internet). */
 function executable(path: string | undefined) {
   return path ? { type: 'existing-path' as const, path } : { type: 'cached-download' as const };
 }
 
+// Ports from freePort (see ports.ts), not the SDK's own pick from the ephemeral range.
 export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
-  return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: executable(resolveBinary(TEMPORAL_TEST_SERVER)) } });
+  return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: executable(resolveBinary(TEMPORAL_TEST_SERVER)), port: await freePort() } });
 }
 
 /** The real dev server (in memory, no UI); `extraArgs` go to `temporal server start-dev`. */
 export async function createLocalEnv(extraArgs: string[] = []): Promise<TestWorkflowEnvironment> {
-  return TestWorkflowEnvironment.createLocal({ server: { executable: executable(resolveBinary(TEMPORAL_CLI)), ui: false, extraArgs } });
+  return TestWorkflowEnvironment.createLocal({ server: { executable: executable(resolveBinary(TEMPORAL_CLI)), ui: false, port: await freePort(), extraArgs } });
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;

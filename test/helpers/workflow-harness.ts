@@ -13,6 +13,7 @@ import type { DeployInput, RolloutResult } from '../../src/workflows/types';
 import { serviceWorkflowId } from '../../src/workflows/types';
 import { fakeWorld, type FakeWorld, type Readiness } from './fake-activities';
 import { workflowBundle } from './temporal-env';
+import { waitUntil } from './wait';
 
 export function serviceSpec(overrides: Partial<ServiceSpec> & { version?: string } = {}): ServiceSpec {
   const { version = 'v1', ...rest } = overrides;
@@ -90,10 +91,7 @@ export function percentByVersion(call: { version: number; weight: number }[]): R
   return out;
 }
 
-export async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** Polls a condition on the workflows (see waitUntil) until it holds. */
+export function waitFor(check: () => Promise<boolean>, timeoutMs = 60_000, what = 'a workflow condition'): Promise<void> {
+  return waitUntil(check, what, timeoutMs, 100);
 }

@@ -1,8 +1,9 @@
 /** The example model server, as a real process: readiness after its load delay, OpenAI shapes, streaming. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { freePort } from '../helpers/dev-stack';
+import { freePort } from '../helpers/ports';
 import { readStream } from '../helpers/read-stream';
+import { waitUntil } from '../helpers/wait';
 
 const exitOf = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
 const SERVER = path.resolve(__dirname, '../../examples/model-server/server.js');
@@ -25,15 +26,7 @@ async function start(env: Record<string, string>): Promise<void> {
   stdout = '';
   child = spawn(process.execPath, [SERVER], { env: { ...process.env, PORT: String(port), ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
   child.stdout!.on('data', (c) => (stdout += c));
-  for (let i = 0; i < 50; i++) {
-    try {
-      await fetch(`${base}/health`);
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error('model server did not start');
+  await waitUntil(() => fetch(`${base}/health`).then(() => true, () => false), 'the model server to listen', 30_000, 50);
 }
 
 afterEach(async () => {
@@ -45,13 +38,15 @@ afterEach(async () => {
 });
 
 test('/health is 503 while loading, 200 after LOAD_DELAY_SECONDS', async () => {
-  await start({ MODEL_VERSION: 'v9', LOAD_DELAY_SECONDS: '1' });
+  const startedAt = Date.now();
+  await start({ MODEL_VERSION: 'v9', LOAD_DELAY_SECONDS: '3' });
   const loading = await fetch(`${base}/health`);
+  // 3 s of loading: enough that a busy machine still sees it loading right after it listens.
   expect(loading.status).toBe(503);
   expect(await loading.json()).toEqual({ status: 'loading', model_version: 'v9' });
-  await new Promise((r) => setTimeout(r, 1100));
-  const ready = await fetch(`${base}/health`);
-  expect(ready.status).toBe(200);
+  let ready = loading;
+  await waitUntil(async () => (ready = await fetch(`${base}/health`)).status === 200, 'the model to load', 30_000, 100);
+  expect(Date.now() - startedAt).toBeGreaterThanOrEqual(3000);
   expect(ready.headers.get('x-model-version')).toBe('v9');
 });
 
@@ -78,11 +73,14 @@ test('completions and chat completions: deterministic text, OpenAI shapes, versi
 });
 
 test('stream: true sends SSE chunks as tokens are produced, ending with [DONE]', async () => {
-  await start({ TOKEN_DELAY_MS: '50' });
+  await start({ TOKEN_DELAY_MS: '250' });
   const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'x' }], stream: true, max_tokens: 8 }) });
   expect(res.headers.get('content-type')).toBe('text/event-stream');
   const { text, firstToLastMs } = await readStream(res);
-  expect(firstToLastMs).toBeGreaterThanOrEqual(300); // 8 tokens 50 ms apart arrive as produced
+  // 8 tokens 250 ms apart arrive as produced: the last one about 2 s after the first (a buffered
+  // answer would come in one piece; only a stall of the test process longer than that could
+  // merge them, and a stall only makes the gap longer for the chunks read after it).
+  expect(firstToLastMs).toBeGreaterThanOrEqual(1000);
   const events = text.split('\n\n').filter(Boolean);
   expect(events[events.length - 1]).toBe('data: [DONE]');
   expect(JSON.parse(events[0].slice(6)).object).toBe('chat.completion.chunk');
@@ -90,7 +88,7 @@ test('stream: true sends SSE chunks as tokens are produced, ending with [DONE]',
 
 test('logs one line at start with version, port and load delay; CUDA_VISIBLE_DEVICES shows as gpus', async () => {
   await start({ MODEL_VERSION: 'v3', CUDA_VISIBLE_DEVICES: '2,3', LOAD_DELAY_SECONDS: '0' });
-  for (let i = 0; i < 40 && !stdout.includes('\n'); i++) await new Promise((r) => setTimeout(r, 25)); // the pipe may lag the socket
+  await waitUntil(() => stdout.includes('\n'), 'the start line on stdout (the pipe may lag the socket)', 30_000);
   expect(stdout).toMatch(new RegExp(`^model server v3 \\(demo-llm\\) listening on 127\\.0\\.0\\.1:${new URL(base).port}, ready in 0s\n$`));
   expect(await (await fetch(`${base}/health`)).json()).toEqual({ status: 'ok', model_version: 'v3', gpus: '2,3' });
 });
@@ -113,13 +111,13 @@ test('EXIT_AFTER_SECONDS: the process dies with code 1', async () => {
 });
 
 test('SIGTERM: a stream in flight finishes with [DONE], new connections are refused, exit code 0', async () => {
-  await start({ TOKEN_DELAY_MS: '50' });
+  await start({ TOKEN_DELAY_MS: '100' });
   const res = await fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', stream: true, max_tokens: 10 }) });
+  // The headers are in: the stream is in flight (10 tokens, 100 ms apart) when SIGTERM comes.
   const reading = readStream(res);
-  await new Promise((r) => setTimeout(r, 100));
   child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 100));
-  await expect(fetch(`${base}/health`, { headers: { connection: 'close' } })).rejects.toThrow();
+  const refused = () => fetch(`${base}/health`, { headers: { connection: 'close' } }).then(() => false, () => true);
+  await waitUntil(refused, 'the server to stop accepting connections after SIGTERM', 30_000);
   const { text } = await reading;
   expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
   expect(text.split('\n\n').filter((e) => e.startsWith('data: {')).length).toBe(11); // 10 tokens + the finish chunk

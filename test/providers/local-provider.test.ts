@@ -53,7 +53,7 @@ describe('LocalProvider launch', () => {
     expect(handle).toMatchObject({ replicaId: 'llm-v1-r0', service: 'llm', version: 1, gpuIds: [] });
     expect(handle.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
 
-    await eventually(() => answers(handle.endpoint), 10_000, 'the replica to answer');
+    await eventually(() => answers(handle.endpoint), 30_000, 'the replica to answer');
     const { env } = await getJson<EnvAnswer>(`${handle.endpoint}/env`);
     expect(env).toMatchObject({ PORT: handle.endpoint.split(':')[2], REPLICA_ID: 'llm-v1-r0', SERVICE_NAME: 'llm', SERVICE_VERSION: '1', MODEL: 'tiny' });
     expect(await provider.describe('llm-v1-r0')).toMatchObject({ state: 'running', externalId: handle.externalId });
@@ -121,7 +121,7 @@ describe('LocalProvider after its worker process was killed', () => {
 
   it('leaves the replica running; a new worker finds it, launch returns it, terminate stops it', async () => {
     const handle = await launchFromDoomedWorker('r0', `${serverRun()}; true`);
-    await eventually(() => answers(handle.endpoint), 10_000, 'the orphaned replica to answer');
+    await eventually(() => answers(handle.endpoint), 30_000, 'the orphaned replica to answer');
 
     const provider = sandbox.provider();
     expect(await provider.describe('r0')).toMatchObject({ state: 'running', externalId: handle.externalId });
@@ -170,8 +170,8 @@ describe('LocalProvider terminate', () => {
     const started = Date.now();
     await provider.terminate('r0');
     const took = Date.now() - started;
-    expect(took).toBeGreaterThanOrEqual(650);
-    expect(took).toBeLessThan(5000);
+    expect(took).toBeGreaterThanOrEqual(650); // it waited out the grace period…
+    expect(took).toBeLessThan(20_000); // …and did not wait for a process that would never go
     expect(liveGroupMembers(pidOf(handle.externalId))).toEqual([]);
     expect(await provider.describe('r0')).toMatchObject({ state: 'missing' });
   });
@@ -181,7 +181,7 @@ describe('LocalProvider with a replica that exits', () => {
   it('describes it as exited with its exit code and last log lines, and relaunches it under the same id', async () => {
     const provider = sandbox.provider();
     const first = await provider.launch(launchRequest('r0', { run: serverRun({ EXIT_AFTER_MS: '200', EXIT_CODE: '3' }) }));
-    await eventually(async () => (await provider.describe('r0')).state === 'exited', 10_000, 'the replica to exit');
+    await eventually(async () => (await provider.describe('r0')).state === 'exited', 30_000, 'the replica to exit');
 
     const described = await provider.describe('r0');
     expect(described.exitInfo).toContain('exit code 3');

@@ -6,6 +6,7 @@ import pino from 'pino';
 import { request } from 'undici';
 import { LocalProvider, type LocalProviderOptions } from '../../src/providers/local';
 import type { LaunchRequest } from '../../src/providers/types';
+import { waitUntil } from '../helpers/wait';
 
 const SERVER = path.join(__dirname, 'fixtures', 'replica-server.js');
 
@@ -54,11 +55,7 @@ export async function getJson<T>(url: string): Promise<T> {
   return (await res.body.json()) as T;
 }
 
-/** Polls until `fn` returns true, failing the test after `timeoutMs`. */
-export async function eventually(fn: () => Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+/** Polls until `fn` returns true, failing the test after `timeoutMs` (a backstop: see waitUntil). */
+export function eventually(fn: () => Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
+  return waitUntil(fn, what, timeoutMs, 50);
 }

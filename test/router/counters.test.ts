@@ -10,7 +10,7 @@ import { createActivities } from '../../src/activities';
 import { judgeCanary, versionWindow, windowBetween } from '../../src/plan';
 import { RouterAdminClient, RouterRequestError, RouterUnavailableError } from '../../src/router/client';
 import { startRouter, type RunningRouter } from '../../src/router/server';
-import { freePort } from '../helpers/dev-stack';
+import { freePort } from '../helpers/ports';
 import { startUpstream, stopUpstreams } from './upstream';
 
 const TOKEN = 'test-token';

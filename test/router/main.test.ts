@@ -2,7 +2,8 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { runRouterFromEnv } from '../../src/router/main';
-import { freePort } from '../helpers/dev-stack';
+import { freePort } from '../helpers/ports';
+import { waitUntil } from '../helpers/wait';
 
 test.each([
   [{}, /ROUTER_TOKEN is not set/],
@@ -34,11 +35,7 @@ describe('the CLI command', () => {
     let stdout = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const deadline = Date.now() + 20_000;
-    while (!stdout.includes('router ready')) {
-      if (Date.now() > deadline) throw new Error(`no "router ready" line: ${stdout}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitUntil(() => stdout.includes('router ready'), 'a "router ready" line on stdout');
     expect((await fetch(`http://127.0.0.1:${adminPort}/healthz`)).status).toBe(200);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);

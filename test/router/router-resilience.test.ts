@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { RouterAdminClient, RouterRequestError, RouterUnavailableError } from '../../src/router/client';
 import { startRouter, type RunningRouter } from '../../src/router/server';
-import { freePort } from '../helpers/dev-stack';
+import { freePort } from '../helpers/ports';
+import { waitUntil } from '../helpers/wait';
 import { startUpstream, stopUpstreams, upstream } from './upstream';
 
 const TOKEN = 'test-token';
@@ -34,6 +35,7 @@ test('replacing the backends is atomic: no failed request, and every request aft
   const [a, b] = [await upstream('a'), await upstream('b')];
   await admin.setBackends('svc', [{ replicaId: 'a', version: 1, url: a, weight: 1 }]);
   const slowOnA = get('/svc/slow'); // in flight across the switch: keeps its backend
+  await waitUntil(async () => (await admin.inflight('svc', 'a')) === 1, 'the slow request on a');
   let stop = false;
   const before: Array<string | null> = [];
   const load = (async () => {
@@ -43,7 +45,7 @@ test('replacing the backends is atomic: no failed request, and every request aft
       before.push(r.replica);
     }
   })();
-  await new Promise((r) => setTimeout(r, 100));
+  await waitUntil(async () => before.length >= 5, 'load on a');
   await admin.setBackends('svc', [{ replicaId: 'b', version: 2, url: b, weight: 1 }]);
   const after = await Promise.all(Array.from({ length: 50 }, () => get('/svc/x')));
   stop = true;
@@ -67,11 +69,11 @@ test('a client that disconnects mid-stream aborts the upstream request and frees
       });
     });
     req.on('error', () => undefined);
-    setTimeout(() => reject(new Error('no first chunk')), 2000);
+    setTimeout(() => reject(new Error('no first chunk')), 20_000);
   });
-  const closed = await Promise.race([up.endlessClosed.then(() => true), new Promise((r) => setTimeout(() => r(false), 2000))]);
+  const closed = await Promise.race([up.endlessClosed.then(() => true), new Promise((r) => setTimeout(() => r(false), 20_000))]);
   expect(closed).toBe(true);
-  expect(await admin.waitForDrain('svc', 'a', 2000, 20)).toEqual({ drained: true, inflight: 0 });
+  expect(await admin.waitForDrain('svc', 'a', 20_000, 20)).toEqual({ drained: true, inflight: 0 });
 });
 
 test('a client that leaves before any answer aborts the upstream request and frees its in-flight slot', async () => {
@@ -80,15 +82,11 @@ test('a client that leaves before any answer aborts the upstream request and fre
   const { hostname, port } = new URL(router.trafficUrl);
   const req = http.get({ hostname, port, path: '/svc/hang' });
   req.on('error', () => undefined);
-  const deadline = Date.now() + 2000;
-  while ((await admin.inflight('svc', 'a')) !== 1) {
-    if (Date.now() > deadline) throw new Error('the request never reached the replica');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitUntil(async () => (await admin.inflight('svc', 'a')) === 1, 'the request to reach the replica');
   req.destroy(); // the caller gave up while the model was still thinking
-  const closed = await Promise.race([up.endlessClosed.then(() => true), new Promise((r) => setTimeout(() => r(false), 2000))]);
+  const closed = await Promise.race([up.endlessClosed.then(() => true), new Promise((r) => setTimeout(() => r(false), 20_000))]);
   expect(closed).toBe(true);
-  expect(await admin.waitForDrain('svc', 'a', 2000, 20)).toEqual({ drained: true, inflight: 0 });
+  expect(await admin.waitForDrain('svc', 'a', 20_000, 20)).toEqual({ drained: true, inflight: 0 });
   // Not an answer: neither a request nor a 5xx in the statistics.
   expect((await admin.getService('svc'))?.stats['1']).toMatchObject({ requests: 0, errors5xx: 0, connectErrors: 0, inflight: 0 });
 });
@@ -132,12 +130,14 @@ test('close() lets a request in flight finish and does not wait for idle kept-al
   await admin.setBackends('svc', [{ replicaId: 'a', version: 1, url: await upstream('a'), weight: 1 }]);
   await get('/svc/warm'); // leaves a kept-alive connection behind
   const slow = get('/svc/slow');
-  await new Promise((r) => setTimeout(r, 100));
+  await waitUntil(async () => (await admin.inflight('svc', 'a')) === 1, 'the slow request in flight');
   const t0 = Date.now();
   await router.close();
   const closedAfterMs = Date.now() - t0;
   expect((await slow).status).toBe(200);
-  expect(closedAfterMs).toBeLessThan(2000);
+  // Waiting for the idle connection would take the whole grace period (ROUTER_CLOSE_GRACE_MS,
+  // 10 s by default); the slow request alone takes 400 ms.
+  expect(closedAfterMs).toBeLessThan(8000);
   await expect(fetch(`${router.trafficUrl}/svc/x`)).rejects.toThrow();
 });
 

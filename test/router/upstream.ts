@@ -2,7 +2,7 @@
  * Tiny upstream servers for the router tests. Each answers `{name, url, body}` as JSON, except:
  * `/slow` holds the answer 400 ms; `/sse` streams 5 events 100 ms apart; `/first-chunk` answers
  * with the first request chunk; `/headers` answers the request headers; `/endless` streams an event every 50 ms until the client leaves;
- * `/hang` never answers.
+ * `/hang` never answers; `/gated-sse` sends one event, then the other four only after `release()`.
  * With `resetEverything`, it destroys every connection without answering (a replica that dies).
  * With `errorEvery: n`, every n-th request is answered 500 (a canary that fails some requests).
  */
@@ -16,6 +16,8 @@ export interface Upstream {
   seen: string[];
   /** Resolves when an `/endless` or `/hang` response was closed by the router (the client went away). */
   endlessClosed: Promise<void>;
+  /** Lets every `/gated-sse` response send the rest of its events and end. */
+  release(): void;
 }
 
 const started: http.Server[] = [];
@@ -24,6 +26,8 @@ export async function startUpstream(name: string, opts: { resetEverything?: bool
   const seen: string[] = [];
   let markEndlessClosed!: () => void;
   const endlessClosed = new Promise<void>((r) => (markEndlessClosed = r));
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
   const server = http.createServer((req, res) => {
     seen.push(req.url ?? '');
     if (opts.resetEverything) {
@@ -51,6 +55,15 @@ export async function startUpstream(name: string, opts: { resetEverything?: bool
       });
       return;
     }
+    if (req.url === '/gated-sse') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${name}-0\n\n`);
+      void released.then(() => {
+        for (let i = 1; i < 5; i++) res.write(`data: ${name}-${i}\n\n`);
+        res.end();
+      });
+      return;
+    }
     if (req.url === '/hang') {
       res.on('close', () => markEndlessClosed());
       return;
@@ -73,7 +86,7 @@ export async function startUpstream(name: string, opts: { resetEverything?: bool
   });
   started.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, seen, endlessClosed };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, seen, endlessClosed, release };
 }
 
 /** The upstream's base URL only. */

@@ -106,10 +106,20 @@ describe('canary steps', () => {
       const result = await rolloutResult((await deploy(tq, v2(v1))).rolloutWorkflowId);
       expect(result.outcome).toBe('succeeded');
       expect(world.peakRunning.get('tight')).toBe(12);
-      // Traffic follows READY capacity (replicas become ready one by one: 10% each) and only goes up.
+      // Traffic follows READY capacity and only goes up, from 0% to 100%. How many replicas
+      // became READY in one workflow task is up to the machine (one: +10%, both: +20%), so the
+      // stages are not fixed: the invariants are.
       const calls = world.trafficCalls.slice(before);
-      const v2Shares = [...new Set(calls.map((c) => percentByVersion(c)[2] ?? 0))];
-      expect(v2Shares).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+      const v2Shares = calls.map((c) => percentByVersion(c)[2] ?? 0);
+      expect(v2Shares[0]).toBe(0);
+      expect(v2Shares[v2Shares.length - 1]).toBe(100);
+      v2Shares.forEach((share, i) => {
+        expect(share % 10).toBe(0); // whole replicas of 10
+        if (i > 0) {
+          expect(share).toBeGreaterThanOrEqual(v2Shares[i - 1]); // never back
+          expect(share - v2Shares[i - 1]).toBeLessThanOrEqual(20); // at most the 2 replicas of one increment
+        }
+      });
       // Every split is within each version's ready capacity (a traffic call lists READY replicas only).
       for (const call of calls) {
         const share = percentByVersion(call);
@@ -299,13 +309,16 @@ describe('every control message in every phase', () => {
   });
 
   test('set-canary takes a rolling rollout into manual mode; promote finishes it', async () => {
-    // v2 loads for 1.5 s (real time), so the update arrives while the rolling rollout has only launched.
-    await withWorker({ 2: { kind: 'ready', afterMs: 1500 } }, async (world, tq) => {
+    await withWorker({}, async (world, tq) => {
       const v1 = serviceSpec({ name: 'roll2manual', replicas: 4 });
       await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+      // v2 replicas stay loading until the update is in, so it certainly meets a rollout that
+      // has only launched (however slow the machine is).
+      const release = world.hold(2);
       const d2 = await deploy(tq, v2(v1));
       const answer = await control(d2.rolloutWorkflowId, { action: 'setCanaryPercent', percent: 25 });
       expect(answer).toMatchObject({ phase: 'manual', mode: 'manual', targetPercent: 25 });
+      release();
       await waitFor(async () => (await statusOf(d2.rolloutWorkflowId)).canaryPercent === 25);
       const held = await statusOf(d2.rolloutWorkflowId);
       expect(held.replicas.filter((r) => r.version === 2 && r.status === 'READY')).toHaveLength(1);

@@ -140,14 +140,18 @@ describe('automatic rollback', () => {
 
 describe('signals through the service workflow', () => {
   test('pause holds the split, resume finishes the rollout', async () => {
-    await withWorker({ 2: { kind: 'ready', afterMs: 300 } }, async (world, tq) => {
+    await withWorker({}, async (world, tq) => {
       const v1 = spec({ name: 'pausy' });
       await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
       const service = env.client.workflow.getHandle(serviceWorkflowId('pausy'));
+      // v2 stays loading until the pause is in: the rollout cannot finish before the signal lands.
+      const release = world.hold(2);
       const d2 = await deploy(tq, { ...v1, env: { MODEL_VERSION: 'v2' } });
       await service.signal(pauseSignal);
       const rollout = env.client.workflow.getHandle(d2.rolloutWorkflowId);
       await waitFor(async () => (await rollout.query(rolloutStatusQuery)).phase === 'paused');
+      // Loading finishes while paused (time is skipped only once no activity runs).
+      release();
       // While paused for an hour of (skipped) time, the rollout neither finishes nor times out.
       await env.sleep('1 hour');
       const paused = await rollout.query(rolloutStatusQuery);
