@@ -22,7 +22,7 @@ let specDir: string;
 beforeAll(async () => {
   specDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rollout-canary-'));
   stack = await startStack();
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await stack?.stop();

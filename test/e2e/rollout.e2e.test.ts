@@ -17,7 +17,7 @@ beforeAll(async () => {
   specDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rollout-specs-'));
   // 4 GPUs of inventory (no real GPU needed): specs without accelerators are unaffected.
   stack = await startStack(['--gpus', '4']);
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await stack?.stop();

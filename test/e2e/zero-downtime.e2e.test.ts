@@ -14,7 +14,7 @@ let specDir: string;
 beforeAll(async () => {
   specDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rollout-zd-'));
   stack = await startStack();
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await stack?.stop();

@@ -38,7 +38,8 @@ export async function startStack(extraArgs: string[] = []): Promise<RunningStack
   dev.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   dev.stderr?.on('data', (c: Buffer) => (out += c.toString()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`rollout dev not ready in 90s:\n${out}`)), 90_000);
+    // Generous: on a busy 2-core machine the worker's workflow bundle alone can take half a minute.
+    const timer = setTimeout(() => reject(new Error(`rollout dev not ready in 180 s:\n${out}`)), 180_000);
     const check = () => {
       if (/^ready: /m.test(out)) {
         clearTimeout(timer);
