@@ -75,6 +75,17 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
   try {
     const worker = await createWorker(config, connection, new Client({ connection: clientConnection, namespace: config.namespace }));
     const run = worker.run();
+    // Under `rollout dev`, stdin is a pipe from the stack: when the stack dies (even by
+    // SIGKILL) it closes, and the worker shuts down instead of living on as an orphan.
+    if (process.env.ROLLOUT_EXIT_WITH_STDIN === '1') {
+      process.stdin.on('end', () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+      });
+      process.stdin.on('error', () => undefined);
+      process.stdin.resume();
+      // Its stdout is a pipe to the stack as well: once the stack is gone, writes fail (EPIPE).
+      process.stdout.on('error', () => undefined);
+    }
     process.stdout.write(`worker ready: task queue ${config.taskQueue} on ${config.temporalAddress}\n`);
     await run;
   } finally {

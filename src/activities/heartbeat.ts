@@ -1,14 +1,28 @@
 import { heartbeat } from '@temporalio/activity';
 
-/** Heartbeat period, well inside the workflows' 20 s heartbeat timeout. */
-export const HEARTBEAT_EVERY_MS = 5_000;
+/**
+ * Heartbeat period, well inside the workflows' heartbeat timeout (HEARTBEAT_TIMEOUT in
+ * replica-fleet.ts, 10 s): a worker that dies is noticed within seconds, and the next attempt of
+ * its activity starts on a worker that is up, however long the activity legitimately takes.
+ */
+export const HEARTBEAT_EVERY_MS = 2_000;
 
 /**
  * Heartbeats on a timer, independent of the probe period (a spec may probe every 60 s), with
  * whatever `details` returns at that moment; call the result to stop.
  */
-export function keepHeartbeating(details: () => unknown, everyMs = HEARTBEAT_EVERY_MS): () => void {
+export function keepHeartbeating(details: () => unknown = () => undefined, everyMs = HEARTBEAT_EVERY_MS): () => void {
   heartbeat(details());
   const timer = setInterval(() => heartbeat(details()), everyMs);
   return () => clearInterval(timer);
+}
+
+/** Runs `work` while heartbeating (for activities whose duration is not known in advance). */
+export async function heartbeatingWhile<T>(work: () => Promise<T>, details?: () => unknown): Promise<T> {
+  const stop = keepHeartbeating(details);
+  try {
+    return await work();
+  } finally {
+    stop();
+  }
 }

@@ -6,7 +6,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { createControlForwarding } from './control-forwarding';
-import { keepHeartbeating } from './heartbeat';
+import { heartbeatingWhile, keepHeartbeating } from './heartbeat';
 import { parseAccelerators } from '../spec/accelerators';
 import type { Provider } from '../providers/types';
 import { ProviderError } from '../providers/types';
@@ -27,7 +27,8 @@ import type {
   WatchReplicaInput,
 } from './types';
 import { FailureTypes } from './types';
-import { watchUntilUnhealthy } from './watch';
+import type { LostReplica } from '../plan/healing';
+import { watchFleetUntilLost, watchUntilUnhealthy, type FleetWatchInput } from './watch';
 
 export interface ActivityDeps {
   /** Forwards the service workflow's `control` update to its rollout; absent: that update is refused. */
@@ -57,17 +58,22 @@ export function createActivities(deps: ActivityDeps) {
     async launchReplica(input: LaunchReplicaInput): Promise<LaunchReplicaResult> {
       const { spec } = input;
       const accel = parseAccelerators(spec.resources.accelerators);
+      const provider = providerFor(spec.resources.provider);
       try {
-        const handle = await providerFor(spec.resources.provider).launch({
-          replicaId: input.replicaId,
-          service: input.service,
-          version: input.version,
-          run: spec.run,
-          env: spec.env,
-          gpus: accel?.count ?? 0,
-          accelerator: accel?.name,
-          instanceType: spec.resources.instance_type,
-        });
+        // A launch can take minutes (an EC2 instance); heartbeats let a crashed worker's attempt
+        // time out in seconds, and the next attempt finds what this one started (idempotent).
+        const handle = await heartbeatingWhile(() =>
+          provider.launch({
+            replicaId: input.replicaId,
+            service: input.service,
+            version: input.version,
+            run: spec.run,
+            env: spec.env,
+            gpus: accel?.count ?? 0,
+            accelerator: accel?.name,
+            instanceType: spec.resources.instance_type,
+          }),
+        );
         return { replicaId: handle.replicaId, endpoint: handle.endpoint, gpuIds: handle.gpuIds };
       } catch (err) {
         throw asFailure(err);
@@ -117,6 +123,23 @@ export function createActivities(deps: ActivityDeps) {
       }
     },
 
+    /**
+     * Watches a service's serving replicas between rollouts (and a rollout's inherited ones):
+     * returns those lost (process gone, or `failure_threshold` failed probes in a row), or none
+     * after `maxWatchMs`. Cancelled when a rollout takes over.
+     */
+    async watchFleet(input: FleetWatchInput): Promise<{ lost: LostReplica[] }> {
+      const ctx = Context.current();
+      const carried = (ctx.info.heartbeatDetails as { failures?: Record<string, number> } | undefined)?.failures ?? {};
+      const failures: Record<string, number> = { ...carried };
+      const stopHeartbeats = keepHeartbeating(() => ({ failures }));
+      try {
+        return await watchFleetUntilLost(providerFor(input.provider), input, ctx.cancellationSignal, failures, () => undefined);
+      } finally {
+        stopHeartbeats();
+      }
+    },
+
     async setTraffic(input: SetTrafficInput): Promise<SetTrafficResult> {
       await deps.router.setBackends(input.service, input.backends);
       return { endpoint: `${deps.routerPublicUrl.replace(/\/$/, '')}/${input.service}` };
@@ -124,7 +147,7 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Waits until the router has no request in flight on the replica (or the drain timeout passes). */
     async drainReplica(input: DrainReplicaInput): Promise<{ drained: boolean; inflight: number }> {
-      return deps.router.waitForDrain(input.service, input.replicaId, input.timeoutMs);
+      return heartbeatingWhile(() => deps.router.waitForDrain(input.service, input.replicaId, input.timeoutMs));
     },
 
     /** The router's cumulative per-version counters for canary analysis; an unreachable router is retried. */
@@ -133,8 +156,10 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async terminateReplica(input: TerminateReplicaInput): Promise<void> {
+      const provider = providerFor(input.provider);
       try {
-        await providerFor(input.provider).terminate(input.replicaId);
+        // Termination waits out the replica's grace period (its streams finish): heartbeat meanwhile.
+        await heartbeatingWhile(() => provider.terminate(input.replicaId));
       } catch (err) {
         throw asFailure(err);
       }

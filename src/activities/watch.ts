@@ -1,12 +1,40 @@
 /**
- * Watches a READY replica: its process must stay alive and its readiness probe must not fail
- * `failure_threshold` times in a row. Returns only by throwing (or when cancelled).
+ * Watching READY replicas: each must keep running and its readiness probe must not fail
+ * `failure_threshold` times in a row (judgeReplica, src/plan/healing.ts, decides).
+ *  - watchUntilUnhealthy: one replica a rollout launched; returns only by throwing (or when cancelled).
+ *  - watchFleetUntilLost: every serving replica of a service in one activity (not one per
+ *    replica), returning the ones lost, or nothing after `maxWatchMs` so the workflow can re-arm it.
  */
 import { ApplicationFailure } from '@temporalio/activity';
+import { judgeReplica, type LostReplica } from '../plan/healing';
 import type { Provider } from '../providers/types';
 import { probeOnce } from '../providers/readiness';
+import type { ReadinessProbeSpec } from '../spec/types';
 import type { WatchReplicaInput } from './types';
 import { FailureTypes } from './types';
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    // One listener per period, removed when the period ends (otherwise they pile up on the signal).
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+async function observe(provider: Provider, replicaId: string, endpoint: string, probe: ReadinessProbeSpec) {
+  const described = await provider.describe(replicaId);
+  if (described.state !== 'running') return { running: false, exitInfo: described.exitInfo ?? described.state, probeOk: false };
+  const answer = await probeOnce(endpoint + probe.path, probe.timeout_seconds * 1000);
+  return { running: true, probeOk: answer.ok, probeDetail: answer.status !== undefined ? `HTTP ${answer.status}` : answer.error };
+}
 
 export async function watchUntilUnhealthy(
   provider: Provider,
@@ -14,39 +42,55 @@ export async function watchUntilUnhealthy(
   signal: AbortSignal,
   onFailures: (consecutive: number) => void,
 ): Promise<void> {
-  const periodMs = input.probe.period_seconds * 1000;
   let failures = 0;
   while (!signal.aborted) {
-    const described = await provider.describe(input.replicaId);
-    if (described.state !== 'running') {
+    const seen = await observe(provider, input.replicaId, input.endpoint, input.probe);
+    const judged = judgeReplica(failures, seen, input.probe.failure_threshold);
+    failures = judged.failures;
+    if (judged.lost) {
       throw ApplicationFailure.create({
-        type: FailureTypes.replicaDied,
-        message: `replica ${input.replicaId} stopped (${described.exitInfo ?? described.state})`,
-        nonRetryable: true,
-      });
-    }
-    const probe = await probeOnce(input.endpoint + input.probe.path, input.probe.timeout_seconds * 1000);
-    failures = probe.ok ? 0 : failures + 1;
-    if (failures >= input.probe.failure_threshold) {
-      throw ApplicationFailure.create({
-        type: FailureTypes.replicaUnhealthy,
-        message: `replica ${input.replicaId} failed ${failures} readiness probes in a row (last: ${probe.status ?? probe.error})`,
+        type: seen.running ? FailureTypes.replicaUnhealthy : FailureTypes.replicaDied,
+        message: `replica ${input.replicaId} ${judged.lost}`,
         nonRetryable: true,
       });
     }
     onFailures(failures);
-    await new Promise<void>((resolve) => {
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      // One listener per period, removed when the period ends (otherwise they pile up on the signal).
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, periodMs);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    await pause(input.probe.period_seconds * 1000, signal);
   }
   // Cancelled: the rollout is done with this replica.
+}
+
+export interface FleetWatchInput {
+  service: string;
+  provider: string;
+  replicas: { replicaId: string; endpoint: string }[];
+  probe: ReadinessProbeSpec;
+  /** Return `{lost: []}` after this long, so that the workflow's history and state stay current. */
+  maxWatchMs: number;
+}
+
+/**
+ * Probes every replica each period until at least one is lost; returns all lost in that round.
+ * `failures` (consecutive failed probes per replica) comes from the last attempt's heartbeat, so
+ * a worker crash does not reset the count; `onRound` is told after every round (the heartbeat).
+ */
+export async function watchFleetUntilLost(
+  provider: Provider,
+  input: FleetWatchInput,
+  signal: AbortSignal,
+  failures: Record<string, number>,
+  onRound: (failures: Record<string, number>) => void,
+): Promise<{ lost: LostReplica[] }> {
+  const until = Date.now() + input.maxWatchMs;
+  while (!signal.aborted && Date.now() < until) {
+    const judged = await Promise.all(
+      input.replicas.map(async (r) => ({ r, j: judgeReplica(failures[r.replicaId] ?? 0, await observe(provider, r.replicaId, r.endpoint, input.probe), input.probe.failure_threshold) })),
+    );
+    for (const { r, j } of judged) failures[r.replicaId] = j.failures;
+    const lost = judged.filter(({ j }) => j.lost).map(({ r, j }) => ({ replicaId: r.replicaId, reason: `replica ${r.replicaId} ${j.lost}` }));
+    if (lost.length > 0) return { lost };
+    onRound(failures);
+    await pause(input.probe.period_seconds * 1000, signal);
+  }
+  return { lost: [] };
 }

@@ -3,8 +3,10 @@
  * Web UI), the router, the worker and the local provider — on this machine.
  *
  * Ephemeral by design: Temporal runs in memory, and stopping the stack (Ctrl-C) terminates
- * the replicas it started, so nothing is left running. Replicas left behind by a stack that
- * was killed are found in the state dir and terminated at the next start.
+ * the replicas it started, so nothing is left running. One stack per state dir (a lock file),
+ * every port checked before anything is touched. The worker, the router and Temporal stop when
+ * the stack dies, even by SIGKILL (their stdin is a pipe from it); replicas left behind by a
+ * killed stack are found in the state dir and terminated at the next start.
  * The worker and the router are restarted if they die.
  */
 import { Connection } from '@temporalio/client';
@@ -14,9 +16,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { LocalProvider } from '../providers/local';
+import { liveness, signalGroup, startTimeOf } from '../providers/local/proc';
 import { routerBinary } from '../router/binary';
 import { RouterAdminClient } from '../router/client';
 import { resolveBinary, TEMPORAL_CLI } from '../temporal/binaries';
+import { unusablePorts } from './free-ports';
+import { lockStateDir, StateDirInUseError } from './stack-lock';
 import { Supervised } from './supervised';
 
 export interface DevOptions {
@@ -44,85 +49,180 @@ const say = (line: string): void => {
   process.stderr.write(`[dev] ${line}\n`);
 };
 
+/** A stack that cannot start: a clear message and the CLI's exit code (2: fix the flags; 1: it failed). */
+export class DevStackError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: 1 | 2,
+  ) {
+    super(message);
+  }
+}
+
+/** What stack.json records of each child, so that the next start can stop what a killed stack left. */
+interface ChildRecord {
+  name: string;
+  pid: number;
+  startTime: number | null;
+}
+
 export async function startDevStack(opts: DevOptions): Promise<DevStack> {
   const stateDir = path.resolve(opts.stateDir);
   const logs = path.join(stateDir, 'logs');
   fs.mkdirSync(logs, { recursive: true });
-  // The stack's own provider only cleans up; its routine lines would clutter the terminal.
-  const provider = new LocalProvider({ stateDir: path.join(stateDir, 'local'), gpus: opts.gpus, logger: pino({ level: 'warn' }) });
-  await removeLeftovers(provider);
-  // Temporal runs in memory: a route table from an earlier run points at replicas that are gone.
-  fs.rmSync(path.join(stateDir, 'routes.json'), { force: true });
+  // Nothing is touched before these two checks: a second stack on this state dir, or a port that
+  // another program holds, would otherwise wreck the stack that already runs.
+  let unlock: () => void;
+  try {
+    unlock = lockStateDir(stateDir);
+  } catch (err) {
+    if (err instanceof StateDirInUseError) throw new DevStackError(err.message, 2);
+    throw err;
+  }
+  const problems = await unusablePorts([
+    { port: opts.temporalPort, flag: '--temporal-port' },
+    ...(opts.headless ? [] : [{ port: opts.uiPort, flag: '--ui-port' }]),
+    { port: opts.routerPort, flag: '--router-port' },
+    { port: opts.routerAdminPort, flag: '--router-admin-port' },
+  ]);
+  if (problems.length > 0) {
+    unlock();
+    throw new DevStackError(`cannot start the stack, nothing was started or cleaned up:\n  ${problems.join('\n  ')}`, 2);
+  }
 
-  const temporalAddress = `127.0.0.1:${opts.temporalPort}`;
-  const temporal = await startTemporal(opts, temporalAddress, logs);
+  const started: Array<{ stop(): Promise<void>; shuttingDown(): void }> = [];
+  try {
+    return await startChildren();
+  } catch (err) {
+    // Half a stack is worse than none: stop what did start, then say why.
+    for (const child of started) child.shuttingDown();
+    for (const child of started.reverse()) await child.stop().catch(() => undefined);
+    unlock();
+    throw err instanceof DevStackError ? err : new DevStackError(err instanceof Error ? err.message : String(err), 1);
+  }
 
-  const token = crypto.randomBytes(24).toString('hex');
-  const routerUrl = `http://127.0.0.1:${opts.routerPort}`;
-  const routerAdminUrl = `http://127.0.0.1:${opts.routerAdminPort}`;
-  // The router binary itself, not `rollout router` around it: one process less, and the stack's
-  // kill on exit reaches it directly.
-  const router = new Supervised('router', routerBinary(), [], {
-    logFile: path.join(logs, 'router.log'),
-    restart: true,
-    env: {
-      ROUTER_TRAFFIC_PORT: String(opts.routerPort),
-      ROUTER_ADMIN_PORT: String(opts.routerAdminPort),
-      ROUTER_TOKEN: token,
-      ROUTER_STATE_PATH: path.join(stateDir, 'routes.json'),
-    },
-  });
-  router.start();
-  await waitFor('router', () => new RouterAdminClient(routerAdminUrl, token).health(), router);
+  async function startChildren(): Promise<DevStack> {
+    // The stack's own provider only cleans up; its routine lines would clutter the terminal.
+    const provider = new LocalProvider({ stateDir: path.join(stateDir, 'local'), gpus: opts.gpus, logger: pino({ level: 'warn' }) });
+    stopLeftoverChildren(stateDir);
+    await removeLeftovers(provider);
+    // Temporal runs in memory: a route table from an earlier run points at replicas that are gone.
+    fs.rmSync(path.join(stateDir, 'routes.json'), { force: true });
 
-  // stack.json tells tools (and tests) where everything is; rewritten when the worker restarts.
-  const writeStackFile = (workerPid: number | undefined) =>
-    fs.writeFileSync(
-      path.join(stateDir, 'stack.json'),
-      JSON.stringify({ temporalAddress, uiPort: opts.headless ? null : opts.uiPort, routerUrl, routerAdminUrl, pid: process.pid, workerPid }, null, 2),
-    );
-  const worker = new Supervised('worker', process.execPath, [opts.cliEntry, 'worker'], {
-    logFile: path.join(logs, 'worker.log'),
-    restart: true,
-    readyLine: /worker ready/,
-    onStart: writeStackFile,
-    env: {
-      TEMPORAL_ADDRESS: temporalAddress,
-      ROLLOUT_STATE_DIR: stateDir,
-      ROLLOUT_GPUS: opts.gpus === undefined ? '' : String(opts.gpus),
-      ROUTER_ADMIN_URL: routerAdminUrl,
-      ROUTER_TOKEN: token,
-      ROUTER_PUBLIC_URL: routerUrl,
-    },
-  });
-  worker.start();
-  await worker.ready(120_000);
+    const temporalAddress = `127.0.0.1:${opts.temporalPort}`;
+    const temporal = await startTemporal(opts, temporalAddress, logs);
+    started.push(temporal);
 
+    const token = crypto.randomBytes(24).toString('hex');
+    const routerUrl = `http://127.0.0.1:${opts.routerPort}`;
+    const routerAdminUrl = `http://127.0.0.1:${opts.routerAdminPort}`;
+    // The router binary itself, not `rollout router` around it: one process less, and the stack's
+    // kill on exit reaches it directly. It stops by itself when its stdin (from here) closes.
+    const router = new Supervised('router', routerBinary(), [], {
+      logFile: path.join(logs, 'router.log'),
+      restart: true,
+      stdinPipe: true,
+      env: {
+        ROUTER_TRAFFIC_PORT: String(opts.routerPort),
+        ROUTER_ADMIN_PORT: String(opts.routerAdminPort),
+        ROUTER_TOKEN: token,
+        ROUTER_STATE_PATH: path.join(stateDir, 'routes.json'),
+        ROUTER_EXIT_WITH_STDIN: '1',
+      },
+    });
+    router.start();
+    started.push(router);
+    await waitFor('router', () => new RouterAdminClient(routerAdminUrl, token).health(), router);
 
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopping ??= (async () => {
-      say('stopping: worker, replicas, router, Temporal…');
-      for (const child of [worker, router, temporal]) child.shuttingDown();
-      await worker.stop();
-      const removed = await terminateAll(provider);
-      if (removed > 0) say(`terminated ${removed} replica(s)`);
-      await router.stop();
-      await temporal.stop();
-      say('stopped');
-    })());
+    // stack.json tells tools (and tests) where everything is; rewritten when a child restarts.
+    const writeStackFile = () => {
+      const children: ChildRecord[] = [];
+      for (const [name, child] of [['temporal', temporal], ['router', router], ['worker', worker]] as const) {
+        const pid = child instanceof Supervised ? child.pid : undefined;
+        if (pid !== undefined) children.push({ name, pid, startTime: startTimeOf(pid) });
+      }
+      fs.writeFileSync(
+        path.join(stateDir, 'stack.json'),
+        JSON.stringify(
+          { temporalAddress, uiPort: opts.headless ? null : opts.uiPort, routerUrl, routerAdminUrl, pid: process.pid, workerPid: worker.pid, children },
+          null,
+          2,
+        ),
+      );
+    };
+    const worker: Supervised = new Supervised('worker', process.execPath, [opts.cliEntry, 'worker'], {
+      logFile: path.join(logs, 'worker.log'),
+      restart: true,
+      readyLine: /worker ready/,
+      stdinPipe: true,
+      onStart: () => setImmediate(writeStackFile),
+      env: {
+        TEMPORAL_ADDRESS: temporalAddress,
+        ROLLOUT_STATE_DIR: stateDir,
+        ROLLOUT_GPUS: opts.gpus === undefined ? '' : String(opts.gpus),
+        ROUTER_ADMIN_URL: routerAdminUrl,
+        ROUTER_TOKEN: token,
+        ROUTER_PUBLIC_URL: routerUrl,
+        ROLLOUT_EXIT_WITH_STDIN: '1',
+      },
+    });
+    worker.start();
+    started.push(worker);
+    await worker.ready(120_000);
+    // Each part is ours and still up: an answer on a port could otherwise come from another stack.
+    for (const [name, child] of [['Temporal', temporal], ['the router', router], ['the worker', worker]] as const) {
+      if (child.exited) throw new DevStackError(`${name} exited during start-up; see ${child.logFile}`, 1);
+    }
+    writeStackFile();
 
-  return {
-    temporalAddress,
-    uiUrl: opts.headless ? undefined : `http://127.0.0.1:${opts.uiPort}`,
-    routerUrl,
-    routerAdminUrl,
-    stop,
-  };
+    let stopping: Promise<void> | undefined;
+    const stop = (): Promise<void> =>
+      (stopping ??= (async () => {
+        say('stopping: worker, replicas, router, Temporal…');
+        for (const child of [worker, router, temporal]) child.shuttingDown();
+        await worker.stop();
+        const removed = await terminateAll(provider);
+        if (removed > 0) say(`terminated ${removed} replica(s)`);
+        await router.stop();
+        await temporal.stop();
+        fs.rmSync(path.join(stateDir, 'stack.json'), { force: true });
+        unlock();
+        say('stopped');
+      })());
+
+    return {
+      temporalAddress,
+      uiUrl: opts.headless ? undefined : `http://127.0.0.1:${opts.uiPort}`,
+      routerUrl,
+      routerAdminUrl,
+      stop,
+    };
+  }
+}
+
+/**
+ * A stack killed with SIGKILL leaves its children to stop by themselves (their stdin closes);
+ * any that did not (recorded in stack.json with their start time, so a reused pid is never
+ * touched) are stopped here, group and all.
+ */
+function stopLeftoverChildren(stateDir: string): void {
+  let children: ChildRecord[] = [];
+  try {
+    children = (JSON.parse(fs.readFileSync(path.join(stateDir, 'stack.json'), 'utf8')) as { children?: ChildRecord[] }).children ?? [];
+  } catch {
+    return; // no record: nothing of ours can be left
+  }
+  const alive = children.filter((c) => liveness(c.pid, c.startTime) === 'alive');
+  for (const c of alive) {
+    say(`stopping ${c.name} (pid ${c.pid}) left by a previous run`);
+    signalGroup(c.pid, 'SIGKILL');
+  }
 }
 
 /** A stoppable Temporal dev server: the CLI binary if one is found, else the SDK's own download. */
 interface TemporalServer {
+  readonly exited: boolean;
+  readonly logFile: string;
   shuttingDown(): void;
   stop(): Promise<void>;
 }
@@ -134,12 +234,18 @@ async function startTemporal(opts: DevOptions, address: string, logs: string): P
     const env = await TestWorkflowEnvironment.createLocal({
       server: { ip: '127.0.0.1', port: opts.temporalPort, ui: !opts.headless, uiPort: opts.headless ? undefined : opts.uiPort },
     });
-    return { shuttingDown: () => undefined, stop: () => env.teardown() };
+    return { exited: false, logFile: path.join(logs, 'temporal.log'), shuttingDown: () => undefined, stop: () => env.teardown() };
   }
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.temporalPort), '--log-level', 'warn'];
   if (opts.headless) args.push('--headless');
   else args.push('--ui-port', String(opts.uiPort));
-  const temporal = new Supervised('temporal', temporalCli, args, { logFile: path.join(logs, 'temporal.log'), restart: false });
+  // Through the guardian: the Temporal CLI cannot watch its parent, the guardian stops it for us.
+  const guardian = path.join(__dirname, 'guardian.js');
+  const temporal = new Supervised('temporal', process.execPath, [guardian, temporalCli, ...args], {
+    logFile: path.join(logs, 'temporal.log'),
+    restart: false,
+    stdinPipe: true,
+  });
   temporal.start();
   await waitForTemporal(address, temporal);
   return temporal;

@@ -14,6 +14,12 @@ export interface SupervisedOptions {
   stopGraceMs?: number;
   /** Called with the pid after every (re)start. */
   onStart?: (pid: number | undefined) => void;
+  /**
+   * Give the child a stdin pipe that only this process holds: when this process dies, even by
+   * SIGKILL, the pipe closes, and a child that watches its stdin (the router, the worker, the
+   * guardian around Temporal) stops. Otherwise stdin is /dev/null.
+   */
+  stdinPipe?: boolean;
 }
 
 export class Supervised {
@@ -43,7 +49,7 @@ export class Supervised {
     const log = fs.openSync(this.opts.logFile, 'a');
     const child = spawn(this.command, this.args, {
       env: { ...process.env, ...this.opts.env },
-      stdio: ['ignore', 'pipe', log],
+      stdio: [this.opts.stdinPipe ? 'pipe' : 'ignore', 'pipe', log],
       // Own process group: a Ctrl-C in the terminal reaches only the stack, which stops its
       // children in order (worker first, so no activity is cut mid-way).
       detached: true,
@@ -105,8 +111,18 @@ export class Supervised {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), this.opts.stopGraceMs ?? 10_000);
+    // Past the grace period: the whole process group (a guardian and the command under it).
+    const timer = setTimeout(() => killGroup(child), this.opts.stopGraceMs ?? 10_000);
     await gone;
     clearTimeout(timer);
+  }
+}
+
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL'); // detached: the child leads its own process group
+  } catch {
+    child.kill('SIGKILL');
   }
 }

@@ -8,3 +8,5 @@ export { trafficPercentByVersion } from './traffic';
 export type { CanaryPlanInput, CanaryPlanStep, ObservedReplica, PlanInput, PlanStep, ReplicaStatus, RolloutLimits, TrafficWeight } from './types';
 export { judgeCanary, tallyChecks, versionWindow, windowBetween, NO_CHECKS } from './analysis';
 export type { AnalysisCheck, AnalysisThresholds, CanaryJudgement, CheckTally, HistogramBucket, JudgeCanaryInput, StatsSnapshot, Verdict, VersionCounters, VersionWindow } from './analysis';
+export { gpuShortfall } from './gpu-fit';
+export { healingBackoffMs, isWhole, judgeReplica, markLost, type LostReplica, type ReplicaJudgement, type ReplicaObservation } from './healing';

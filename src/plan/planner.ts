@@ -116,12 +116,13 @@ export function planStep(input: PlanInput): PlanStep {
     if (done) return `done: ${n} v${t} replica(s) ready`;
     const parts: string[] = [];
     if (failed.length) parts.push(`removing ${failed.length} failed replica(s)`);
-    if (oldIdle.length) parts.push(`removing ${oldIdle.length} old replica(s) that serve nothing`);
+    // Versions by number: while rolling back, the "other" replicas are the *new* version's.
+    if (oldIdle.length) parts.push(`removing ${oldIdle.length} ${versionsOf(oldIdle)} replica(s) that are not ready (they serve nothing)`);
     if (excessTarget.length) parts.push(`scaling down ${excessTarget.length} v${t} replica(s)`);
-    if (superseded.length) parts.push(`removing ${superseded.length} old replica(s) replaced by ready v${t}`);
+    if (superseded.length) parts.push(`removing ${superseded.length} ${versionsOf(superseded)} replica(s) replaced by ready v${t}`);
     if (budgetRemovals.length) {
       const why = gpuRoom < Math.min(want, room) ? `GPUs (${input.gpu?.free} free, ${input.gpu?.perReplica} per replica)` : 'surge room';
-      parts.push(`blocked by ${why}: removing ${budgetRemovals.length} old replica(s) within max_unavailable`);
+      parts.push(`blocked by ${why}: removing ${budgetRemovals.length} ${versionsOf(budgetRemovals)} replica(s) within max_unavailable`);
     }
     if (launch) parts.push(`launching ${launch} v${t} replica(s)`);
     const loadingCount = keptTarget.filter((r) => LOADING.has(r.status)).length;
@@ -132,4 +133,9 @@ export function planStep(input: PlanInput): PlanStep {
     }
     return parts.join('; ') || 'waiting';
   }
+}
+
+/** "v1", or "v1/v3" when removals span versions. */
+function versionsOf(replicas: ObservedReplica[]): string {
+  return [...new Set(replicas.map((r) => r.version))].sort((a, b) => a - b).map((v) => `v${v}`).join('/');
 }

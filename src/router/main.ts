@@ -19,10 +19,18 @@ export async function runRouterFromEnv(env: NodeJS.ProcessEnv = process.env, opt
 
 /** The CLI command: runs until the router stops; its exit code. */
 export async function runRouterCommand(): Promise<number> {
-  const router = await runRouterFromEnv(process.env, { echo: true });
-  const stop = () => void router.close();
+  // The handlers come first: the router's "router ready" line is echoed while it starts, and a
+  // SIGTERM sent on seeing it must reach the router, not end this process with the default action.
+  const running: { router?: RunningRouter; stopAsked: boolean } = { stopAsked: false };
+  const stop = () => {
+    running.stopAsked = true;
+    void running.router?.close();
+  };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  const router = await runRouterFromEnv(process.env, { echo: true });
+  running.router = router;
+  if (running.stopAsked) void router.close();
   const { code, signal } = await router.exited;
   return code ?? (signal ? 1 : 0);
 }

@@ -38,7 +38,7 @@ export function decideDeploy(serving: ServiceSpec | undefined, next: ServiceSpec
   if (!serving) return { mode: 'rollout', changes: [], reason: 'first deploy' };
   const changes = specChanges(serving, next);
   if (force) return { mode: 'rollout', changes, reason: '--force: every replica is replaced' };
-  if (changes.length === 0) return { mode: 'unchanged', changes, reason: 'the spec equals the serving one (--force rolls it out anyway)' };
+  if (changes.length === 0) return { mode: 'unchanged', changes, reason: 'the spec equals the serving one; --force rolls it out anyway' };
   const restart = changes.filter((c) => !IN_PLACE_FIELDS.some((f) => c === f || c.startsWith(`${f}.`)));
   if (restart.length > 0) return { mode: 'rollout', changes, reason: `${restart.join(', ')} changed: new replicas needed` };
   return { mode: 'in_place', changes, reason: `only ${changes.join(', ')} changed: applied in place, nothing restarted` };

@@ -2,6 +2,7 @@
 import fs from 'node:fs/promises';
 import YAML from 'yaml';
 import type { z } from 'zod';
+import { SPEC_LIMITS, utf8Bytes } from './limits';
 import { serviceSpecSchema } from './schema';
 import type { ServiceSpec, SpecIssue } from './types';
 
@@ -14,11 +15,22 @@ export class SpecValidationError extends Error {
 }
 
 export function parseSpec(yamlText: string): SpecResult {
+  if (utf8Bytes(yamlText) > SPEC_LIMITS.specBytes) {
+    return { ok: false, issues: [{ path: '(file)', message: `expected a spec of at most ${SPEC_LIMITS.specBytes / 1024} KiB, got ${Math.ceil(utf8Bytes(yamlText) / 1024)} KiB` }] };
+  }
   const doc = YAML.parseDocument(yamlText, { prettyErrors: true });
   if (doc.errors.length > 0) {
     return { ok: false, issues: doc.errors.map((e) => ({ path: '(yaml)', message: e.message.split('\n')[0] })) };
   }
-  return validateSpec(doc.toJS());
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: SPEC_LIMITS.yamlAliases });
+  } catch (err) {
+    // The yaml library refuses a document whose aliases expand too far (a "billion laughs").
+    const message = err instanceof Error ? err.message : String(err);
+    return { ok: false, issues: [{ path: '(yaml)', message: /alias/i.test(message) ? `too many alias expansions (at most ${SPEC_LIMITS.yamlAliases}): ${message}` : message }] };
+  }
+  return validateSpec(value);
 }
 
 export function validateSpec(value: unknown): SpecResult {
@@ -35,12 +47,20 @@ function toIssues(issue: z.core.$ZodIssue): SpecIssue[] {
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => ({ path: path ? `${path}.${key}` : key, message: 'unknown field' }));
   }
+  if (issue.code === 'invalid_key') {
+    // A record key refused by its own schema: its message, not zod's generic "Invalid key in record".
+    return [{ path: path || '(root)', message: issue.issues[0]?.message ?? issue.message }];
+  }
   return [{ path: path || '(root)', message: issue.message }];
 }
 
 export async function loadSpecFile(file: string): Promise<SpecResult> {
   let text: string;
   try {
+    const { size } = await fs.stat(file);
+    if (size > SPEC_LIMITS.specBytes) {
+      return { ok: false, issues: [{ path: '(file)', message: `expected a spec of at most ${SPEC_LIMITS.specBytes / 1024} KiB, ${file} has ${Math.ceil(size / 1024)} KiB` }] };
+    }
     text = await fs.readFile(file, 'utf8');
   } catch (err) {
     return { ok: false, issues: [{ path: '(file)', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }] };

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { resolveLimits } from '../plan/limits';
 import { parseDurationMs } from './duration';
+import { SPEC_LIMITS as L, utf8Bytes } from './limits';
 import type { ServiceSpec } from './types';
 
 type Issue = { input?: unknown };
@@ -12,13 +13,22 @@ const shown = (input: unknown): string => (input === undefined ? 'nothing' : JSO
 const expected = (what: string) => (iss: Issue) => `expected ${what}, got ${shown(iss.input)}`;
 
 const positiveInt = (what: string) => z.number({ error: expected(what) }).int({ error: expected(what) });
+/** A whole number from `min` to `max`, with both bounds in its message. */
+const wholeIn = (min: number, max: number, unit = '') =>
+  positiveInt(`a whole number${unit} from ${min} to ${max}`)
+    .min(min, { error: expected(`a whole number${unit} from ${min} to ${max}`) })
+    .max(max, { error: expected(`a whole number${unit} from ${min} to ${max}`) });
+const shortText = (what: string) => z.string({ error: expected(what) }).max(L.shortText, { error: `expected ${what}, at most ${L.shortText} characters` });
 
 export const QUANTITY_PATTERN = /^\d+(\.\d+)?%$/;
-const quantityExpected = expected('a count (0, 1, 2…) or a percent string like "25%"');
+const quantityExpected = expected(`a count (0, 1, 2… up to ${L.replicas}) or a percent string like "25%" (up to "100%")`);
 const quantity = z.union(
   [
-    z.number({ error: quantityExpected }).int({ error: quantityExpected }).min(0, { error: quantityExpected }),
-    z.string({ error: quantityExpected }).regex(QUANTITY_PATTERN, { error: quantityExpected }),
+    z.number({ error: quantityExpected }).int({ error: quantityExpected }).min(0, { error: quantityExpected }).max(L.replicas, { error: quantityExpected }),
+    z
+      .string({ error: quantityExpected })
+      .regex(QUANTITY_PATTERN, { error: quantityExpected })
+      .refine((p) => parseFloat(p) <= 100, { error: quantityExpected }),
   ],
   { error: quantityExpected },
 );
@@ -26,31 +36,37 @@ const quantity = z.union(
 const duration = z.string({ error: expected('a duration like "90s", "10m" or "2h"') }).refine(
   (s) => {
     try {
-      return parseDurationMs(s) > 0;
+      const ms = parseDurationMs(s);
+      return ms > 0 && ms <= L.durationMs;
     } catch {
       return false;
     }
   },
-  { error: expected('a duration like "90s", "10m", "2h" or "1h30m", greater than 0') },
+  { error: expected(`a duration like "90s", "10m", "2h" or "1h30m", greater than 0 and at most ${L.durationMs / 86_400_000}d`) },
 );
 
 const resources = z.strictObject({
   provider: z.enum(['local', 'aws'], { error: expected('"local" or "aws"') }).default('local'),
-  accelerators: z
-    .string({ error: expected('an accelerator like "A100:1" or "L4:2"') })
+  accelerators: shortText('an accelerator like "A100:1" or "L4:2"')
     .regex(/^[A-Za-z0-9_-]+(:[1-9][0-9]*)?$/, { error: expected('an accelerator like "A100:1" or "L4:2" (NAME[:COUNT])') })
+    .refine((a) => !a.includes(':') || Number(a.split(':')[1]) <= L.acceleratorCount, {
+      error: expected(`an accelerator count from 1 to ${L.acceleratorCount} GPUs per replica (NAME[:COUNT])`),
+    })
     .optional(),
-  instance_type: z.string({ error: expected('an instance type name') }).optional(),
+  instance_type: shortText('an instance type name').optional(),
 });
+
+const probeSecondsExpected = expected(`a number of seconds > 0 and at most ${L.probeSeconds}`);
+const probeSeconds = z.number({ error: probeSecondsExpected }).positive({ error: probeSecondsExpected }).max(L.probeSeconds, { error: probeSecondsExpected });
 
 const readinessProbe = z.preprocess(
   (v) => (typeof v === 'string' ? { path: v } : v),
   z.strictObject({
-    path: z.string({ error: expected('an HTTP path like "/health"') }).startsWith('/', { error: expected('a path starting with "/"') }).default('/health'),
-    initial_delay_seconds: positiveInt('a whole number of seconds ≥ 0').min(0, { error: expected('a whole number of seconds ≥ 0') }).default(1200),
-    period_seconds: z.number({ error: expected('a number of seconds > 0') }).positive({ error: expected('a number of seconds > 0') }).default(5),
-    timeout_seconds: z.number({ error: expected('a number of seconds > 0') }).positive({ error: expected('a number of seconds > 0') }).default(5),
-    failure_threshold: positiveInt('a whole number ≥ 1').min(1, { error: expected('a whole number ≥ 1') }).default(3),
+    path: shortText('an HTTP path like "/health"').startsWith('/', { error: expected('a path starting with "/"') }).default('/health'),
+    initial_delay_seconds: wholeIn(0, L.initialDelaySeconds, ' of seconds').default(1200),
+    period_seconds: probeSeconds.default(5),
+    timeout_seconds: probeSeconds.default(5),
+    failure_threshold: wholeIn(1, L.failureThreshold).default(3),
   }),
 );
 
@@ -73,8 +89,8 @@ const analysis = z.strictObject({
   interval: duration.default('1m'),
   max_error_rate: z.number({ error: expected('a fraction from 0 to 1, like 0.05') }).min(0, { error: expected('a fraction from 0 to 1, like 0.05') }).max(1, { error: expected('a fraction from 0 to 1, like 0.05') }).optional(),
   max_p99_latency_ms: z.number({ error: expected('milliseconds > 0') }).positive({ error: expected('milliseconds > 0') }).optional(),
-  min_requests: positiveInt('a whole number ≥ 0').min(0, { error: expected('a whole number ≥ 0') }).default(20),
-  failure_limit: positiveInt('a whole number ≥ 0').min(0, { error: expected('a whole number ≥ 0') }).default(0),
+  min_requests: wholeIn(0, L.minRequests).default(20),
+  failure_limit: wholeIn(0, L.failureLimit).default(0),
 });
 
 const rollout = z.strictObject({
@@ -82,26 +98,52 @@ const rollout = z.strictObject({
   max_surge: quantity.default(1),
   max_unavailable: quantity.default(0),
   timeout: duration.default('120m'),
-  steps: z.array(canaryStep, { error: expected('a list of steps') }).min(1, { error: expected('at least one step') }).optional(),
+  steps: z
+    .array(canaryStep, { error: expected('a list of steps') })
+    .min(1, { error: expected('at least one step') })
+    .max(L.steps, { error: `expected at most ${L.steps} steps` })
+    .optional(),
   max_surge_percent: percent.optional(),
   analysis: analysis.optional(),
 });
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export const serviceSpecSchema = z
   .strictObject({
     name: z
       .string({ error: expected('a service name') })
       .regex(/^[a-z][a-z0-9-]{0,39}$/, { error: expected('lowercase letters, digits and "-", starting with a letter, at most 40 characters') }),
-    replicas: positiveInt('a whole number ≥ 1').min(1, { error: expected('a whole number ≥ 1') }).default(1),
-    run: z.string({ error: expected('a shell command') }).min(1, { error: expected('a non-empty shell command') }),
+    replicas: wholeIn(1, L.replicas).default(1),
+    run: z
+      .string({ error: expected('a shell command') })
+      .min(1, { error: expected('a non-empty shell command') })
+      .refine((r) => utf8Bytes(r) <= L.runBytes, { error: `expected a shell command of at most ${L.runBytes / 1024} KiB` })
+      .refine((r) => !r.includes('\0'), { error: 'expected a shell command without NUL characters' }),
     env: z
-      .record(z.string(), z.union([z.string(), z.number(), z.boolean()], { error: expected('a string, number or boolean value') }).transform(String))
+      .record(
+        z.string().regex(ENV_NAME, { error: (iss: Issue) => `expected an environment variable name (letters, digits and "_", not starting with a digit), got ${shown(iss.input)}` }),
+        z
+          .union([z.string(), z.number(), z.boolean()], { error: expected('a string, number or boolean value') })
+          .transform(String)
+          .refine((v) => utf8Bytes(v) <= L.envValueBytes, { error: `expected a value of at most ${L.envValueBytes / 1024} KiB (a process environment string may not be larger than 128 KiB)` })
+          .refine((v) => !v.includes('\0'), { error: 'expected a value without NUL characters (a process environment cannot hold them)' }),
+      )
+      .refine((env) => Object.keys(env).length <= L.envEntries, { error: `expected at most ${L.envEntries} variables` })
       .default({}),
     resources: resources.prefault({}),
     readiness_probe: readinessProbe.prefault({}),
     rollout: rollout.prefault({}),
   })
   .superRefine((spec, ctx) => {
+    const envBytes = Object.entries(spec.env).reduce((n, [k, v]) => n + utf8Bytes(k) + utf8Bytes(v) + 2, utf8Bytes(spec.run));
+    if (envBytes > L.envTotalBytes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['env'],
+        message: `env and run together are ${Math.ceil(envBytes / 1024)} KiB: expected at most ${L.envTotalBytes / 1024} KiB (a replica's process could not be started with more)`,
+      });
+    }
     const r = spec.rollout;
     if (r.steps && r.strategy !== 'canary') {
       ctx.addIssue({ code: 'custom', path: ['rollout', 'steps'], message: `steps need strategy: canary (strategy is ${r.strategy})` });

@@ -11,11 +11,12 @@ import {
   proxyActivities,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { trafficPercentByVersion } from '../plan';
+import { gpuShortfall, trafficPercentByVersion } from '../plan';
 import type { ObservedReplica, TrafficWeight } from '../plan/types';
 import { parseAccelerators } from '../spec/accelerators';
 import type { ServiceSpec } from '../spec/types';
 import { failureMessage } from './failure-message';
+import { watchServing } from './serving-watch';
 import type { ReplicaRecord, RolloutInput } from './types';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -23,16 +24,32 @@ type Activities = ReturnType<typeof createActivities>;
 /** Failure types that no retry can fix. */
 const PERMANENT = ['InvalidRequest', 'CredentialsError', 'ProviderNotConfigured', 'ReplicaNotReady', 'ReplicaDied', 'ReplicaUnhealthy'];
 
-// Short calls to the router and the provider: retried with backoff, each attempt bounded.
-const { setTraffic, gpuCapacity, terminateReplica } = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
+/**
+ * Every activity either heartbeats within HEARTBEAT_TIMEOUT or has a start-to-close timeout
+ * close to its real duration, so that after a worker crash the rollout goes on within seconds
+ * of a worker being back (the next attempt is idempotent: it finds what the last one did).
+ */
+const HEARTBEAT_TIMEOUT = '10 seconds';
+
+// Calls to the router and the provider that take milliseconds: each attempt bounded tightly.
+const { setTraffic, gpuCapacity } = proxyActivities<Activities>({
+  startToCloseTimeout: '15 seconds',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 30, nonRetryableErrorTypes: PERMANENT },
 });
 
-// Launch is not heartbeating, so a cancelled launch must still complete before we terminate
-// the replica it made (otherwise a late launch would leak a process).
+// Termination waits for the replica to stop (its grace period, or an instance shutting down).
+const { terminateReplica } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 30, nonRetryableErrorTypes: PERMANENT },
+});
+
+// A launch can take minutes (an EC2 instance). It heartbeats but does not stop half-way when
+// cancelled, so a cancelled launch must still complete before we terminate the replica it made
+// (otherwise a late launch would leak a process).
 const { launchReplica } = proxyActivities<Activities>({
   startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: PERMANENT },
 });
@@ -41,6 +58,7 @@ const { launchReplica } = proxyActivities<Activities>({
 export const DRAIN_TIMEOUT_MS = 30_000;
 const { drainReplica } = proxyActivities<Activities>({
   startToCloseTimeout: DRAIN_TIMEOUT_MS + 60_000,
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
   retry: { maximumAttempts: 3 },
 });
 
@@ -48,7 +66,7 @@ const { drainReplica } = proxyActivities<Activities>({
 function longWaits(initialDelaySeconds: number) {
   return proxyActivities<Activities>({
     startToCloseTimeout: (initialDelaySeconds + 600) * 1000,
-    heartbeatTimeout: '20 seconds',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', nonRetryableErrorTypes: PERMANENT },
   });
 }
@@ -64,6 +82,7 @@ export class ReplicaFleet {
   private changed = false;
   private trafficKey = '';
   private totalGpus: number | null | undefined;
+  private inheritedWatch?: { scope: CancellationScope; done: Promise<void> };
   seq: number;
   traffic: TrafficWeight[] = [];
   endpoint?: string;
@@ -109,10 +128,20 @@ export class ReplicaFleet {
   async gpuBudget(spec: ServiceSpec): Promise<{ free: number; perReplica: number } | undefined> {
     const perReplica = parseAccelerators(spec.resources.accelerators)?.count ?? 0;
     if (perReplica === 0) return undefined;
+    // null (the provider counts no GPUs) is an answer too: asked once.
     if (this.totalGpus === undefined) this.totalGpus = (await gpuCapacity({ provider: spec.resources.provider })).totalGpus;
     if (this.totalGpus === null) return undefined;
     const held = [...this.replicas.values()].filter((r) => r.status !== 'TERMINATED').reduce((n, r) => n + r.gpus, 0);
     return { free: Math.max(0, this.totalGpus - held), perReplica };
+  }
+
+  /** Why `spec`'s replicas can never all get their GPUs on this provider, if they cannot (see gpuShortfall). */
+  async gpuShortfall(spec: ServiceSpec): Promise<string | undefined> {
+    const gpusPerReplica = parseAccelerators(spec.resources.accelerators)?.count ?? 0;
+    if (gpusPerReplica === 0) return undefined;
+    // null (the provider counts no GPUs) is an answer too: asked once.
+    if (this.totalGpus === undefined) this.totalGpus = (await gpuCapacity({ provider: spec.resources.provider })).totalGpus;
+    return gpuShortfall({ replicas: spec.replicas, gpusPerReplica, totalGpus: this.totalGpus });
   }
 
   async setTraffic(weights: TrafficWeight[]): Promise<void> {
@@ -186,10 +215,14 @@ export class ReplicaFleet {
     if (!record) return;
     // A READY replica may have requests in flight even though this step took it out of traffic.
     const wasServing = record.status === 'READY';
+    const launching = record.status === 'PROVISIONING';
     record.status = 'SHUTTING_DOWN';
-    // A launch in flight completes before we terminate what it made. A wait for readiness or a
-    // watch is not cancelled: it ends by itself (ReplicaDied) once the replica is gone, which
-    // avoids racing a cancellation against an activity that is completing.
+    // A launch still in flight is cancelled: it may be retrying something that will not succeed
+    // soon (no capacity), and a rollback must not wait for that. Its cancellation waits for an
+    // attempt that is running to finish, so whatever it made is terminated below. A wait for
+    // readiness or a watch is not cancelled: it ends by itself (ReplicaDied) once the replica is
+    // gone, which avoids racing a cancellation against an activity that is completing.
+    if (launching) this.scopes.get(id)?.cancel();
     await this.launches.get(id);
     await CancellationScope.nonCancellable(async () => {
       if (wasServing) {
@@ -210,8 +243,45 @@ export class ReplicaFleet {
     return spec.resources.provider;
   }
 
+  /**
+   * Watches the READY replicas the fleet started with (those it did not launch: the serving
+   * version's, during a rollout). One that is lost is marked FAILED at once: it leaves traffic at
+   * the next step, counts against max_unavailable, and the planner removes (and, where the
+   * target is its version, replaces) it.
+   */
+  watchInherited(spec: ServiceSpec): void {
+    const inherited = new Set(this.input.replicas.filter((r) => r.status === 'READY').map((r) => r.id));
+    const scope = new CancellationScope();
+    const done = scope
+      .run(async () => {
+        for (;;) {
+          const watched = [...inherited].flatMap((id) => {
+            const r = this.replicas.get(id);
+            return r?.status === 'READY' && r.endpoint ? [{ replicaId: r.id, endpoint: r.endpoint }] : [];
+          });
+          if (watched.length === 0) return;
+          const lost = await watchServing({ service: this.input.service, provider: spec.resources.provider, probe: spec.readiness_probe, replicas: watched, interrupt: () => false });
+          for (const { replicaId, reason } of lost) {
+            inherited.delete(replicaId);
+            const record = this.replicas.get(replicaId);
+            // One we are removing anyway (SHUTTING_DOWN) stops because we stop it: not a failure.
+            if (record?.status !== 'READY') continue;
+            record.status = 'FAILED';
+            record.message = reason;
+            this.wake();
+          }
+        }
+      })
+      .catch((err: unknown) => {
+        if (!isCancellation(err)) throw err;
+      });
+    this.inheritedWatch = { scope, done };
+  }
+
   /** Ends the watchers of the replicas that stay (their lifecycle is over for this rollout). */
   async stopWatching(): Promise<void> {
+    this.inheritedWatch?.scope.cancel();
+    await this.inheritedWatch?.done;
     const live = [...this.replicas.keys()].filter((id) => !this.finished.has(id));
     for (const id of live) this.scopes.get(id)?.cancel();
     await Promise.all(live.map((id) => this.lifecycles.get(id)));

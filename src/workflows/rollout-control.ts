@@ -199,6 +199,20 @@ export class RolloutControl {
     }
   }
 
+  /** What the rollout does next after `apply(req)`: its note until the next step is planned. */
+  describeAccepted(req: ControlRequest): string {
+    switch (req.action) {
+      case 'pause':
+        return 'paused: traffic holds where it is';
+      case 'setCanaryPercent':
+        return `moving the canary to ${req.percent}% and holding there`;
+      case 'rollback':
+        return `rolling back: ${this.reason ?? 'manual rollback'}`;
+      default:
+        return this.trafficLed ? `${req.action} accepted: moving the canary to ${this.targetWeight()}%` : `${req.action} accepted: going on`;
+    }
+  }
+
   /** Records a message that was refused before it could be validated (a bad signal payload). */
   refuse(action: string, why: string): void {
     this.refused.push(`${action}: ${why}`);

@@ -93,6 +93,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   const onSignal = (req: ControlRequest) => {
     const refusal = control.signal(req, Date.now());
     if (refusal) log.warn(`ignored ${req.action} signal: ${refusal}`);
+    else note = control.describeAccepted(req);
     fleet.wake();
   };
   setHandler(pauseSignal, () => onSignal({ action: 'pause' }));
@@ -109,6 +110,8 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     controlUpdate,
     (req) => {
       control.apply(req, Date.now());
+      // The answer is the state the request leads to: its phase, and what happens next.
+      note = control.describeAccepted(req);
       fleet.wake();
       return status();
     },
@@ -120,6 +123,14 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     },
   );
   setHandler(rolloutStatusQuery, status);
+
+  // The serving replicas are watched throughout: one that dies mid-rollout is noticed, leaves
+  // traffic and counts against max_unavailable.
+  if (input.replicas.length > 0) fleet.watchInherited(fromSpec ?? toSpec);
+
+  // GPUs the provider can never give (L4:1 on a machine with none): fail now, not at the timeout.
+  const shortfall = await fleet.gpuShortfall(toSpec);
+  if (shortfall) rollBack(`not enough GPUs: ${shortfall}`);
 
   for (;;) {
     const now = Date.now();

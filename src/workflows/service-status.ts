@@ -16,5 +16,6 @@ export function serviceStatusOf(state: ServiceState): ServiceStatus {
     traffic,
     activeRollout: state.activeRollout,
     lastRollout: state.history[state.history.length - 1],
+    healing: state.healing,
   };
 }

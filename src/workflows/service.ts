@@ -2,7 +2,8 @@
  * Service workflow `service-<name>`: the long-lived entity that owns a service's state
  * (spec, serving version, replicas, endpoint). Each `deploy` update gets the next integer
  * version and runs as a child rollout workflow `rollout-<name>-v<version>`; control signals
- * are forwarded to the active rollout. Continues as new when Temporal suggests it.
+ * are forwarded to the active rollout. Between rollouts it watches the serving replicas and
+ * replaces any that is lost (service-healing.ts). Continues as new when Temporal suggests it.
  */
 import {
   ApplicationFailure,
@@ -17,6 +18,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
+import { isWhole } from '../plan/healing';
 import { decideServiceDeploy, type DeployMode } from '../spec/diff';
 import {
   advanceSignal,
@@ -31,6 +33,7 @@ import {
 } from './messages';
 import { failureMessage } from './failure-message';
 import { rolloutWorkflow } from './rollout';
+import { healService, watchServiceReplicas } from './service-healing';
 import { serviceStatusOf } from './service-status';
 import type { DeployInput, RolloutSummary, ServiceState, ServiceWorkflowInput } from './types';
 import { rolloutWorkflowId } from './types';
@@ -88,7 +91,7 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
           if (!state.spec || state.version === 0) throw new Error('a first deploy has no serving version to split traffic with: deploy without --canary-percent');
           if (deploy.spec.rollout.strategy === 'blue_green') throw new Error('a blue_green rollout never splits traffic: --canary-percent does not apply');
           const decision = deployDecision(deploy);
-          if (decision.mode !== 'rollout') throw new Error(`nothing to canary: ${decision.reason} (add --force to roll out new replicas)`);
+          if (decision.mode !== 'rollout') throw new Error(`nothing to canary: ${decision.reason}${decision.reason.includes('--force') ? '' : '; add --force to roll out new replicas'}`);
         }
       },
     },
@@ -125,7 +128,18 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
   );
   setHandler(serviceStatusQuery, () => serviceStatusOf(state));
 
+  // A rollout or continue-as-new takes precedence over watching and healing.
+  const interrupted = () => pending !== undefined || workflowInfo().continueAsNewSuggested;
+  const serving = () => state.version > 0 && state.spec !== undefined && !state.activeRollout;
+
   for (;;) {
+    if (!interrupted() && serving()) {
+      // Between rollouts the service keeps itself whole: watch, and replace what is lost (or
+      // missing: a failed rollout may have left fewer, or other versions').
+      const lost = isWhole(state.replicas, state.version, state.spec!.replicas) ? await watchServiceReplicas(state, interrupted) : [];
+      if (lost.length > 0 || !isWhole(state.replicas, state.version, state.spec!.replicas)) await healService(state, lost, interrupted);
+      continue;
+    }
     await condition(() => pending !== undefined || workflowInfo().continueAsNewSuggested);
     if (pending) {
       const { deploy, version, mode } = pending;

@@ -67,6 +67,17 @@ export interface ServiceState {
   activeRollout?: { workflowId: string; version: number };
   /** Most recent rollouts, newest last (bounded). */
   history: RolloutSummary[];
+  /** Self-healing: replicas replaced since the service began, and the last loss. */
+  healing?: HealingRecord;
+}
+
+export interface HealingRecord {
+  /** Replacement replicas launched. */
+  replaced: number;
+  /** Why the last replica was lost (or the last replacement failed). */
+  lastLost?: string;
+  /** Epoch ms of that. */
+  lastLostAt?: number;
 }
 
 export interface ServiceWorkflowInput {
@@ -87,6 +98,7 @@ export interface ServiceStatus {
   traffic: Record<string, number>;
   activeRollout?: { workflowId: string; version: number };
   lastRollout?: RolloutSummary;
+  healing?: HealingRecord;
 }
 
 export interface RolloutInput {

@@ -197,7 +197,7 @@ test('manual canary percent: deploy --canary-percent, set-canary from the CLI, s
   // Out of range: refused by the CLI (exit 2) and nothing changes.
   const bad = await rolloutCli(stack, ['set-canary', name, '150']);
   expect(bad.code).toBe(2);
-  expect(bad.stderr).toMatch(/expected a percent from 0 to 100, got "150"/);
+  expect(bad.stderr).toMatch(/expected a whole percent from 0 to 100 .*got "150"/);
   // Refused by the rollout's validator (pause makes no sense in manual mode): exit 2, nothing changes.
   const pause = await rolloutCli(stack, ['pause', name]);
   expect(pause.code).toBe(2);

@@ -22,8 +22,8 @@ export interface RunningStack {
   stop(): Promise<void>;
 }
 
-export async function startStack(extraArgs: string[] = []): Promise<RunningStack> {
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rollout-e2e-'));
+/** `rollout dev --headless` on free ports (and a new state dir unless one is given). */
+export async function devArgs(extraArgs: string[] = [], stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rollout-e2e-'))) {
   const [temporalPort, routerPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const args = [
     CLI, 'dev', '--headless',
@@ -33,6 +33,11 @@ export async function startStack(extraArgs: string[] = []): Promise<RunningStack
     '--state-dir', stateDir,
     ...extraArgs,
   ];
+  return { args, stateDir, temporalPort, routerPort, adminPort };
+}
+
+export async function startStack(extraArgs: string[] = [], opts: { stateDir?: string } = {}): Promise<RunningStack> {
+  const { args, stateDir, temporalPort, routerPort } = await devArgs(extraArgs, opts.stateDir);
   const dev = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   dev.stdout?.on('data', (c: Buffer) => (out += c.toString()));

@@ -16,6 +16,7 @@ import type {
   WaitReplicaReadyInput,
   WatchReplicaInput,
 } from '../../src/activities/types';
+import type { FleetWatchInput } from '../../src/activities/watch';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -46,6 +47,16 @@ export interface FakeWorld {
   stats: Map<string, StatsSnapshot | StatsSnapshot[]>;
   /** Every readTrafficStats call's service, in order. */
   statsReads: string[];
+  /** Versions whose launches fail with this (retryable) provider error, every attempt. */
+  launchFailures: Map<number, { type: string; message: string }>;
+  /** What gpuCapacity answers: null (default) = the provider counts no GPUs. */
+  totalGpus: number | null;
+  /** Replicas killed by the test (id → why), reported lost by the next watchFleet that covers them. */
+  killed: Map<string, string>;
+  /** Every watchFleet call's replica ids, in order. */
+  fleetWatches: string[][];
+  /** Kills a running replica: the next fleet watch over it reports it lost (SIGKILL of a replica process). */
+  kill(replicaId: string, reason?: string): void;
   /**
    * Holds every readiness wait of `version` until the returned function is called, so a test
    * can act while a rollout is certainly mid-way (a fixed load time would race a busy machine).
@@ -87,6 +98,18 @@ function stillLoading(): never {
   throw ApplicationFailure.create({ type: 'StillLoading', message: 'still loading', nextRetryDelay: '10 minutes' });
 }
 
+/**
+ * "Healthy, look again in an hour": a watch of a healthy replica. The real watches run until
+ * something is lost or they are cancelled; a fake cannot block like that (the time-skipping
+ * server does not skip while an activity runs), nor end at once (a watch that *completes* just
+ * as the workflow cancels it trips the test server, which the real server tolerates). A
+ * retryable failure far apart keeps the watch pending and cancellable, and time skippable.
+ * `env.sleep('1 hour')` makes it look again.
+ */
+function stillHealthy(): never {
+  throw ApplicationFailure.create({ type: 'StillHealthy', message: 'still healthy', nextRetryDelay: '1 hour' });
+}
+
 /** `client`: the real Temporal client the service workflow's control update is forwarded with. */
 export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Client): FakeWorld {
   const world: FakeWorld = {
@@ -99,6 +122,14 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
     readiness: new Map(Object.entries(readiness).map(([v, r]) => [Number(v), r])),
     stats: new Map(),
     statsReads: [],
+    totalGpus: null,
+    launchFailures: new Map(),
+    killed: new Map(),
+    fleetWatches: [],
+    kill(replicaId, reason = 'exit code 137') {
+      world.running.delete(replicaId);
+      world.killed.set(replicaId, reason);
+    },
     activities: {} as Activities,
     hold(version) {
       let release!: () => void;
@@ -114,6 +145,9 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
   world.activities = {
     ...createControlForwarding(client),
     async launchReplica(input: LaunchReplicaInput) {
+      const failure = world.launchFailures.get(input.version);
+      // Retried by the workflow's policy (1 minute apart at most: skipped time).
+      if (failure) throw ApplicationFailure.create({ type: failure.type, message: failure.message, nextRetryDelay: '1 minute' });
       if (!world.running.has(input.replicaId)) world.launched.push(input.replicaId);
       world.running.add(input.replicaId);
       const ofService = [...world.running].filter((id) => id.startsWith(`${input.service}-v`)).length;
@@ -139,7 +173,19 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
         world.running.delete(input.replicaId);
         throw ApplicationFailure.create({ type: 'ReplicaDied', message: behaviour.message, nonRetryable: true });
       }
-      // Healthy replicas: the watch ends at once (the real one runs until cancelled).
+      if (world.killed.has(input.replicaId)) {
+        throw ApplicationFailure.create({ type: 'ReplicaDied', message: `replica ${input.replicaId} stopped (${world.killed.get(input.replicaId)})`, nonRetryable: true });
+      }
+      stillHealthy();
+    },
+    /** The replicas killed or terminated since; while there are none, "still healthy" (see stillHealthy). */
+    async watchFleet(input: FleetWatchInput) {
+      world.fleetWatches.push(input.replicas.map((r) => r.replicaId));
+      const lost = input.replicas
+        .filter((r) => world.killed.has(r.replicaId) || !world.running.has(r.replicaId))
+        .map((r) => ({ replicaId: r.replicaId, reason: `replica ${r.replicaId} stopped (${world.killed.get(r.replicaId) ?? 'terminated'})` }));
+      if (lost.length === 0) stillHealthy();
+      return { lost };
     },
     async setTraffic(input: SetTrafficInput) {
       world.trafficCalls.push(input.backends);
@@ -150,7 +196,9 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
       return { drained: true, inflight: 0 };
     },
     async terminateReplica(input: TerminateReplicaInput) {
-      if (world.running.delete(input.replicaId)) world.terminated.push(input.replicaId);
+      // A killed replica is terminated too (its record and resources), once.
+      const wasThere = world.running.delete(input.replicaId) || world.killed.delete(input.replicaId);
+      if (wasThere) world.terminated.push(input.replicaId);
     },
     async readTrafficStats(input: ReadTrafficStatsInput) {
       const scripted = world.stats.get(input.service) ?? {};
@@ -160,7 +208,7 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
       return scripted[Math.min(read, scripted.length - 1)] ?? {};
     },
     async gpuCapacity() {
-      return { totalGpus: null };
+      return { totalGpus: world.totalGpus };
     },
   };
   return world;

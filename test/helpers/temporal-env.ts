@@ -3,13 +3,21 @@
  * timers) and the CLI dev server, both from the project virtualenv (never mocked).
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { resolveBinary, TEMPORAL_CLI, TEMPORAL_TEST_SERVER } from '../../src/temporal/binaries';
 import { freePort } from './ports';
 
 /** A binary found locally, or the SDK's own download (the last resort; needs internet). */
 function executable(path: string | undefined) {
   return path ? { type: 'existing-path' as const, path } : { type: 'cached-download' as const };
+}
+
+// The fakes retry on purpose ("still loading", "still healthy"): a warning per retry is noise.
+// Errors still show. Installed once per test file, before any worker or connection exists.
+try {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+} catch {
+  // already installed in this module registry
 }
 
 // Ports from freePort (see ports.ts), not the SDK's own pick from the ephemeral range.

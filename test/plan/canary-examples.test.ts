@@ -259,7 +259,7 @@ describe('simulateRollout (the stages of `rollout plan`)', () => {
     const stages = simulateRollout({ fromSpec: spec('replicas: 2\n'), fromVersion: 1, toVersion: 2, toSpec: spec('replicas: 2\nenv: {MODEL: b}\n') });
     expect(stages.map((s) => `${row(s)} | ${s.note}`)).toEqual([
       'C1 0% · P2 100% | launching 1 v2 replica(s)',
-      'C1 50% · P1 50% | removing 1 old replica(s) replaced by ready v2',
+      'C1 50% · P1 50% | removing 1 v1 replica(s) replaced by ready v2',
       'C2 50% · P1 50% | launching 1 v2 replica(s)',
       'C2 100% · P0 0% | done: 2 v2 replica(s) ready',
     ]);

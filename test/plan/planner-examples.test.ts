@@ -66,6 +66,13 @@ describe('planStep worked examples', () => {
     expect(step.note.length).toBeGreaterThan(0);
   });
 
+  test.each([
+    ['a rollback names the new version it removes, not "old"', { targetVersion: 1, maxSurge: 2 }, fleet('1R', '2R', '2S'), 'removing 1 v2 replica(s) that are not ready (they serve nothing); launching 1 v1 replica(s)'],
+    ['a rolling step names the version it replaces', {}, fleet('1R', '1R', '2R'), 'removing 1 v1 replica(s) replaced by ready v2'],
+  ] as const)('note: %s', (_name, input, observed, note) => {
+    expect(planStep({ ...base, ...input, observed }).note).toBe(note);
+  });
+
   test('the note says why a GPU-blocked rollout cannot move', () => {
     const step = planStep({ ...base, gpu: { free: 0, perReplica: 1 }, observed: fleet('1R', '1R') });
     expect(step.note).toMatch(/not enough free GPUs.*max_unavailable/);

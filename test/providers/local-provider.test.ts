@@ -83,6 +83,13 @@ describe('LocalProvider launch', () => {
     expect(new Set(handles.map((h) => h.endpoint)).size).toBe(4);
   });
 
+  it('refuses, without retry, an environment the kernel cannot take (spawn E2BIG)', async () => {
+    // The spec refuses this long before; the provider must still not report it as retryable.
+    const huge = launchRequest('big', { env: { BLOB: 'x'.repeat(1024 * 1024) } });
+    await expectProviderError(sandbox.provider().launch(huge), 'InvalidRequest', false);
+    expect(await sandbox.provider().describe('big')).toMatchObject({ state: 'missing' });
+  });
+
   it('rejects an id that cannot be a file name as a bad request', async () => {
     await expectProviderError(sandbox.provider().launch(launchRequest('../etc/x')), 'InvalidRequest', false);
   });

@@ -45,16 +45,16 @@ describe('parseSpec', () => {
     ['name: Bad_Name\nrun: x\n', 'name', /lowercase letters.*got "Bad_Name"/],
     ['run: x\n', 'name', /expected a service name, got nothing/],
     ['name: a\n', 'run', /shell command/],
-    ['name: a\nrun: x\nreplicas: 0\n', 'replicas', /whole number ≥ 1, got 0/],
-    ['name: a\nrun: x\nreplicas: 1.5\n', 'replicas', /whole number ≥ 1, got 1.5/],
+    ['name: a\nrun: x\nreplicas: 0\n', 'replicas', /whole number from 1 to 1000, got 0/],
+    ['name: a\nrun: x\nreplicas: 1.5\n', 'replicas', /whole number from 1 to 1000, got 1.5/],
     ['name: a\nrun: x\nreplica: 2\n', 'replica', /unknown field/],
     ['name: a\nrun: x\nrollout: {max_sruge: 1}\n', 'rollout.max_sruge', /unknown field/],
     ['name: a\nrun: x\nresources: {provider: gcp}\n', 'resources.provider', /"local" or "aws", got "gcp"/],
     ['name: a\nrun: x\nresources: {accelerators: "A100:x"}\n', 'resources.accelerators', /NAME\[:COUNT\]/],
     ['name: a\nrun: x\nreadiness_probe: {path: health}\n', 'readiness_probe.path', /starting with "\/"/],
-    ['name: a\nrun: x\nreadiness_probe: {period_seconds: 0}\n', 'readiness_probe.period_seconds', /> 0, got 0/],
+    ['name: a\nrun: x\nreadiness_probe: {period_seconds: 0}\n', 'readiness_probe.period_seconds', /> 0 and at most 3600, got 0/],
     ['name: a\nrun: x\nrollout: {strategy: sideways}\n', 'rollout.strategy', /"rolling", "blue_green" or "canary", got "sideways"/],
-    ['name: a\nrun: x\nrollout: {max_surge: abc}\n', 'rollout.max_surge', /count .* or a percent string like "25%", got "abc"/],
+    ['name: a\nrun: x\nrollout: {max_surge: abc}\n', 'rollout.max_surge', /count .* or a percent string like "25%" .*got "abc"/],
     ['name: a\nrun: x\nrollout: {max_surge: -1}\n', 'rollout.max_surge', /got -1/],
     ['name: a\nrun: x\nrollout: {timeout: soon}\n', 'rollout.timeout', /duration like/],
     ['name: a\nrun: x\nrollout: {max_surge: 0, max_unavailable: 0}\n', 'rollout', /cannot|never make progress/],
@@ -76,6 +76,24 @@ describe('parseSpec', () => {
     ['name: a\nrun: x\nrollout: {strategy: blue_green, analysis: {max_error_rate: 0.1}}\n', 'rollout.analysis', /never splits traffic/],
     ['- just\n- a list\n', '(root)', /mapping of fields/],
     ['name: [unclosed\n', '(yaml)', /./],
+    // Upper bounds (src/spec/limits.ts): refused here rather than failing later.
+    ['name: a\nrun: x\nreplicas: 100000000000\n', 'replicas', /whole number from 1 to 1000, got 100000000000/],
+    ['name: a\nrun: x\nreplicas: 1001\n', 'replicas', /from 1 to 1000/],
+    ['name: a\nrun: x\nresources: {accelerators: "A100:99999999999999999999"}\n', 'resources.accelerators', /count from 1 to 16 GPUs per replica/],
+    ['name: a\nrun: x\nresources: {accelerators: "A100:17"}\n', 'resources.accelerators', /count from 1 to 16/],
+    [`name: a\nrun: x\nenv: {A: "${'x'.repeat(40 * 1024)}"}\n`, 'env.A', /at most 32 KiB/],
+    [`name: a\nrun: x\nenv: {${Array.from({ length: 10 }, (_, i) => `V${i}: "${'x'.repeat(30 * 1024)}"`).join(', ')}}\n`, 'env', /env and run together are 30\d KiB: expected at most 256 KiB/],
+    [`name: a\nrun: x\nenv: {${Array.from({ length: 300 }, (_, i) => `V${i}: x`).join(', ')}}\n`, 'env', /at most 256 variables/],
+    ['name: a\nrun: x\nenv: {"1BAD": x}\n', 'env.1BAD', /environment variable name .*got "1BAD"/],
+    ['name: a\nrun: x\nenv: {A: "nul\\0here"}\n', 'env.A', /without NUL characters/],
+    [`name: a\nrun: "${'x'.repeat(70 * 1024)}"\n`, 'run', /at most 64 KiB/],
+    ['name: a\nrun: x\nrollout: {timeout: 99999999d}\n', 'rollout.timeout', /at most 30d, got "99999999d"/],
+    ['name: a\nrun: x\nrollout: {max_surge: "500%"}\n', 'rollout.max_surge', /up to "100%"\), got "500%"/],
+    ['name: a\nrun: x\nrollout: {max_unavailable: 5000}\n', 'rollout.max_unavailable', /up to 1000/],
+    ['name: a\nrun: x\nreadiness_probe: {initial_delay_seconds: 99999999}\n', 'readiness_probe.initial_delay_seconds', /from 0 to 604800/],
+    ['name: a\nrun: x\nreadiness_probe: {period_seconds: 1e9}\n', 'readiness_probe.period_seconds', /at most 3600/],
+    [`name: a\nrun: x\nreadiness_probe: {path: "/${'p'.repeat(300)}"}\n`, 'readiness_probe.path', /at most 256 characters/],
+    [`name: a\nrun: x\nrollout: {strategy: canary, steps: [${Array.from({ length: 101 }, () => '{weight: 100}').join(', ')}]}\n`, 'rollout.steps', /at most 100 steps/],
   ])('%j → %s', (yaml, path, message) => {
     const r = parseSpec(yaml);
     expect(r.ok).toBe(false);
@@ -92,6 +110,25 @@ describe('parseSpec', () => {
     expect(r.spec.rollout.steps).toEqual([{ weight: 10 }, { pause: { duration: '10m' } }, { weight: 50 }, { pause: {} }, { pause: { duration: '1h' } }]);
     expect(r.spec.rollout.max_surge_percent).toBe(50);
     expect(r.spec.rollout.analysis).toEqual({ interval: '1m', max_error_rate: 0.05, min_requests: 20, failure_limit: 0 });
+  });
+
+  test('a YAML alias bomb ("billion laughs") is refused with a message, not expanded', () => {
+    const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    for (const [prev, cur] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e'], ['e', 'f'], ['f', 'g'], ['g', 'h'], ['h', 'i']]) levels.push(`${cur}: &${cur} [${Array(9).fill(`*${prev}`).join(',')}]`);
+    const started = Date.now();
+    const r = parseSpec(`${levels.join('\n')}\nname: x\nrun: y\n`);
+    expect(r).toEqual({ ok: false, issues: [{ path: '(yaml)', message: expect.stringMatching(/too many alias expansions \(at most 100\)/) }] });
+    expect(Date.now() - started).toBeLessThan(5000); // refused, not expanded (9^9 strings)
+  });
+
+  test('a spec larger than 1 MiB is refused before it is parsed', () => {
+    const r = parseSpec(`${minimal}# ${'x'.repeat(1024 * 1024)}\n`);
+    expect(r).toEqual({ ok: false, issues: [{ path: '(file)', message: expect.stringMatching(/at most 1024 KiB/) }] });
+  });
+
+  test('the limits themselves are accepted: 1000 replicas, 16 GPUs, 30 days, 100 steps', () => {
+    const r = parseSpec(`${minimal}replicas: 1000\nresources: {accelerators: "H100:16"}\nrollout: {strategy: canary, timeout: 30d, steps: [${Array.from({ length: 100 }, () => '{weight: 100}').join(', ')}]}\n`);
+    expect(r.ok).toBe(true);
   });
 
   test('every bad field is reported at once, one line each', () => {

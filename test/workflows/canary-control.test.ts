@@ -24,11 +24,14 @@ import { backendsByVersion, percentByVersion, serviceSpec, waitFor, workflowHarn
 let env: TestWorkflowEnvironment;
 const { withWorker, deploy, deployOrNot, rolloutResult } = workflowHarness(() => env);
 
-beforeAll(async () => {
+// A test server of its own for every test: what one test leaves behind (a service still
+// watching its replicas, an activity waiting to retry on a task queue whose worker is gone)
+// would otherwise keep the time-skipping server from skipping time in the tests after it.
+beforeEach(async () => {
   env = await createTimeSkippingEnv();
 }, 120_000);
 
-afterAll(async () => {
+afterEach(async () => {
   await env?.teardown();
 });
 

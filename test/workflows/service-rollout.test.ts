@@ -13,11 +13,14 @@ let env: TestWorkflowEnvironment;
 const { withWorker, deploy, rolloutResult } = workflowHarness(() => env);
 const spec = serviceSpec;
 
-beforeAll(async () => {
+// A test server of its own for every test: what one test leaves behind (a service still
+// watching its replicas, an activity waiting to retry on a task queue whose worker is gone)
+// would otherwise keep the time-skipping server from skipping time in the tests after it.
+beforeEach(async () => {
   env = await createTimeSkippingEnv();
 }, 120_000);
 
-afterAll(async () => {
+afterEach(async () => {
   await env?.teardown();
 });
 
@@ -127,6 +130,28 @@ describe('automatic rollback', () => {
     });
   });
 
+  test('GPUs the provider can never give fail the rollout at once, naming the shortfall', async () => {
+    await withWorker({}, async (world, tq) => {
+      world.totalGpus = 0;
+      const started = await env.currentTimeMs();
+      const result = await rolloutResult((await deploy(tq, spec({ name: 'nogpu', resources: { provider: 'local', accelerators: 'L4:1' } }))).rolloutWorkflowId);
+      expect(result.outcome).toBe('failed');
+      expect(result.reason).toBe('not enough GPUs: each replica needs 1 GPU(s); the provider has 0 in all');
+      expect(world.launched).toEqual([]);
+      expect(((await env.currentTimeMs()) - started) / 60_000).toBeLessThan(1); // not the 120-minute timeout
+
+      // A service that serves: a change it cannot fit rolls back at once, v1 untouched.
+      world.totalGpus = 4;
+      const gpuSpec = (replicas: number) => spec({ name: 'fits', replicas, resources: { provider: 'local', accelerators: 'A100:2' } });
+      await rolloutResult((await deploy(tq, gpuSpec(2))).rolloutWorkflowId);
+      const r2 = await rolloutResult((await deploy(tq, { ...gpuSpec(3), env: { MODEL_VERSION: 'v2' } })).rolloutWorkflowId);
+      expect(r2.outcome).toBe('rolled_back');
+      expect(r2.reason).toBe('not enough GPUs: 3 replica(s) × 2 GPU(s) = 6 GPU(s); the provider has 4 in all');
+      expect(r2.replicas.map((r) => `${r.version}:${r.status}`)).toEqual(['1:READY', '1:READY']);
+      expect(world.launched.filter((id) => id.startsWith('fits-v2-'))).toEqual([]);
+    });
+  });
+
   test('a failed first deploy removes everything it started', async () => {
     await withWorker({ 1: { kind: 'fail', message: 'process exited with code 1' } }, async (world, tq) => {
       const result = await rolloutResult((await deploy(tq, spec({ name: 'nothing' }))).rolloutWorkflowId);
@@ -160,6 +185,24 @@ describe('signals through the service workflow', () => {
       await service.signal(resumeSignal);
       const result = await rolloutResult(d2.rolloutWorkflowId);
       expect(result.outcome).toBe('succeeded');
+    });
+  });
+
+  test('a rollback does not wait for a launch that keeps failing (no capacity): it cancels it', async () => {
+    await withWorker({}, async (world, tq) => {
+      const v1 = spec({ name: 'stockout' });
+      await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+      world.launchFailures.set(2, { type: 'CapacityError', message: 'no GPU free' });
+      const d2 = await deploy(tq, { ...v1, env: { MODEL_VERSION: 'v2' } });
+      const rollout = env.client.workflow.getHandle(d2.rolloutWorkflowId);
+      await waitFor(async () => (await rollout.query(rolloutStatusQuery)).replicas.some((r) => r.version === 2 && r.status === 'PROVISIONING'));
+      const started = await env.currentTimeMs();
+      await env.client.workflow.getHandle(serviceWorkflowId('stockout')).signal(rollbackSignal, { reason: 'stockout' });
+      const result = await rolloutResult(d2.rolloutWorkflowId);
+      expect(result.outcome).toBe('rolled_back');
+      expect(result.replicas.map((r) => `${r.version}:${r.status}`)).toEqual(['1:READY', '1:READY']);
+      expect(((await env.currentTimeMs()) - started) / 60_000).toBeLessThan(2); // not the launch's retries until its timeout
+      expect([...world.running].sort()).toEqual(['stockout-v1-r1', 'stockout-v1-r2']);
     });
   });
 

@@ -54,11 +54,15 @@ function describeAction(req: ControlRequest): string {
   return `${CONTROL_COMMAND_NAMES[req.action]} accepted`;
 }
 
-/** A percent from 0 to 100; anything else is invalid input (exit 2) before anything is sent. */
+/**
+ * A whole percent from 0 to 100, in decimal digits (`30` or `30%`); anything else is invalid
+ * input (exit 2) before anything is sent. Number() alone would take `1e1` as 10 and `0x20` as 32.
+ */
 export function parsePercent(text: string): number {
-  const n = Number(String(text).replace(/%$/, ''));
-  if (String(text).trim() === '' || !Number.isFinite(n) || n < 0 || n > 100) {
-    throw new CliError(`expected a percent from 0 to 100, got ${JSON.stringify(text)}`, ExitCode.invalidInput);
+  const match = /^\s*(\d{1,3})%?\s*$/.exec(String(text));
+  const n = match ? Number(match[1]) : Number.NaN;
+  if (!match || n > 100) {
+    throw new CliError(`expected a whole percent from 0 to 100 in decimal digits (e.g. 30 or 30%), got ${JSON.stringify(text)}`, ExitCode.invalidInput);
   }
   return n;
 }

@@ -1,5 +1,6 @@
 /** `rollout dev`: starts the embedded stack and keeps it running until Ctrl-C. */
-import { startDevStack } from '../../dev/stack';
+import { DevStackError, startDevStack } from '../../dev/stack';
+import { CliError, ExitCode } from '../errors';
 
 export interface DevCommandOptions {
   temporalPort: string;
@@ -12,17 +13,24 @@ export interface DevCommandOptions {
 }
 
 export async function devCommand(opts: DevCommandOptions): Promise<number> {
-  const temporalPort = Number(opts.temporalPort);
-  const routerPort = Number(opts.routerPort);
+  if (opts.gpus !== undefined && !/^\d{1,4}$/.test(opts.gpus)) {
+    throw new CliError(`--gpus: expected a whole number of GPUs (0, 1, 2…), got ${JSON.stringify(opts.gpus)}`, ExitCode.invalidInput);
+  }
+  const temporalPort = portFlag('--temporal-port', opts.temporalPort);
+  const routerPort = portFlag('--router-port', opts.routerPort);
   const stack = await startDevStack({
     temporalPort,
-    uiPort: opts.uiPort ? Number(opts.uiPort) : temporalPort + 1000,
+    uiPort: opts.uiPort ? portFlag('--ui-port', opts.uiPort) : temporalPort + 1000,
     routerPort,
-    routerAdminPort: opts.routerAdminPort ? Number(opts.routerAdminPort) : routerPort + 1,
+    routerAdminPort: opts.routerAdminPort ? portFlag('--router-admin-port', opts.routerAdminPort) : routerPort + 1,
     stateDir: opts.stateDir,
     gpus: opts.gpus === undefined ? undefined : Number(opts.gpus),
     headless: opts.headless,
     cliEntry: process.argv[1],
+  }).catch((err: unknown) => {
+    // No "ready:" line: the stack did not start (and stopped whatever part of it did).
+    if (err instanceof DevStackError) throw new CliError(err.message, err.exitCode);
+    throw err;
   });
   const parts = [`temporal ${stack.temporalAddress}`];
   if (stack.uiUrl) parts.push(`ui ${stack.uiUrl}`);
@@ -41,4 +49,10 @@ export async function devCommand(opts: DevCommandOptions): Promise<number> {
     process.on('SIGTERM', onSignal);
   });
   return 0;
+}
+
+function portFlag(flag: string, text: string): number {
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(port >= 1 && port <= 65535)) throw new CliError(`${flag}: expected a port number from 1 to 65535, got ${JSON.stringify(text)}`, ExitCode.invalidInput);
+  return port;
 }

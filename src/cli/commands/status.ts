@@ -17,6 +17,8 @@ export interface StatusView {
   replicas: ReplicaRecord[];
   rollout?: RolloutStatus;
   lastRollout?: ServiceStatus['lastRollout'];
+  /** Self-healing: replacements so far and the last loss. */
+  healing?: ServiceStatus['healing'];
 }
 
 export async function statusCommand(service: string, opts: { output?: 'text' | 'json' }): Promise<number> {
@@ -40,6 +42,7 @@ export async function statusCommand(service: string, opts: { output?: 'text' | '
       replicas: rollout?.replicas ?? status.replicas,
       rollout,
       lastRollout: status.lastRollout,
+      healing: status.healing,
     };
     if (opts.output === 'json') process.stdout.write(JSON.stringify(view, null, 2) + '\n');
     else process.stdout.write(renderStatus(view, rollout ? workflowUiLink(target, rollout.workflowId) : undefined));
@@ -71,8 +74,16 @@ export function renderStatus(view: StatusView, rolloutLink?: string): string {
     const last = view.lastRollout;
     lines.push(`last      v${last.version} ${last.outcome}${last.reason ? `: ${last.reason}` : ''}`);
   }
+  if (view.healing) {
+    const h = view.healing;
+    const when = h.lastLostAt ? ` at ${new Date(h.lastLostAt).toISOString()}` : '';
+    lines.push(`healing   ${h.replaced} replica(s) replaced${h.lastLost ? `; last lost${when}: ${h.lastLost}` : ''}`);
+  }
   lines.push('');
-  const rows = [['REPLICA', 'VERSION', 'STATUS', 'ENDPOINT'], ...view.replicas.map((r) => [r.id, `v${r.version}`, r.status, r.endpoint ?? '-'])];
+  const rows = [
+    ['REPLICA', 'VERSION', 'STATUS', 'ENDPOINT', 'ERROR'],
+    ...view.replicas.map((r) => [r.id, `v${r.version}`, r.status, r.endpoint ?? '-', r.status === 'FAILED' ? (r.message ?? '') : '']),
+  ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   for (const row of rows) lines.push(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
   return lines.join('\n') + '\n';

@@ -56,6 +56,13 @@ const POLL_MS = 100;
 const EXIT_LOG_LINES = 10;
 const EXIT_LOG_CHARS = 2000;
 
+/**
+ * spawn errors that the same launch would meet again (too large an environment, no /bin/sh, not
+ * allowed to run it): not retried. Others (EAGAIN, ENOMEM, EMFILE: the host is short of
+ * processes, memory or files for a moment) are.
+ */
+const PERMANENT_SPAWN_ERRORS = new Set(['E2BIG', 'ENOENT', 'EACCES', 'ENOEXEC', 'ENAMETOOLONG']);
+
 export class LocalProvider implements Provider {
   readonly name = 'local';
   private readonly records: ReplicaRecords;
@@ -194,13 +201,21 @@ export class LocalProvider implements Provider {
         detached: true, // own process group (pgid = pid): survives the worker, killed as a group
         stdio: ['ignore', fd, fd],
       });
+    } catch (err) {
+      // Node refuses the arguments themselves (a NUL byte in a value): no retry can fix that.
+      throw new ProviderError(`could not start ${req.replicaId}: ${(err as Error).message}`, 'InvalidRequest', false);
     } finally {
       fs.closeSync(fd); // the child holds its own copy
     }
     const pid = child.pid;
     if (pid === undefined) {
-      const error = await new Promise<Error | undefined>((resolve) => child.once('error', resolve));
-      throw new ProviderError(`could not start /bin/sh for ${req.replicaId}: ${error?.message ?? 'unknown error'}`, 'ProviderError', true);
+      const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => child.once('error', resolve));
+      const permanent = error?.code !== undefined && PERMANENT_SPAWN_ERRORS.has(error.code);
+      throw new ProviderError(
+        `could not start /bin/sh for ${req.replicaId}: ${error?.message ?? 'unknown error'}${error?.code === 'E2BIG' ? ' (the environment and command are larger than the kernel allows)' : ''}`,
+        permanent ? 'InvalidRequest' : 'ProviderError',
+        !permanent,
+      );
     }
 
     const record: LocalReplicaRecord = {
