@@ -4,9 +4,11 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import fs from 'node:fs';
 import path from 'node:path';
 import { createActivities } from './activities';
 import { LocalProvider } from './providers/local';
+import { replicaUserFrom, type ReplicaUser } from './providers/local/replica-identity';
 import type { Provider } from './providers/types';
 import { RouterAdminClient } from './router/client';
 import { TASK_QUEUE } from './workflows/types';
@@ -22,6 +24,8 @@ export interface WorkerConfig {
   routerAdminUrl: string;
   routerToken: string;
   routerPublicUrl: string;
+  /** Who replicas run as (ROLLOUT_REPLICA_USER, resolved); undefined = the worker's own user. */
+  replicaUser?: ReplicaUser;
 }
 
 export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
@@ -37,13 +41,28 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
     stateDir: path.resolve(env.ROLLOUT_STATE_DIR ?? '.rollout'),
     gpus: env.ROLLOUT_GPUS !== undefined && env.ROLLOUT_GPUS !== '' ? Number(env.ROLLOUT_GPUS) : undefined,
     routerAdminUrl: required('ROUTER_ADMIN_URL'),
-    routerToken: required('ROUTER_TOKEN'),
+    routerToken: routerTokenFrom(env),
     routerPublicUrl: required('ROUTER_PUBLIC_URL'),
+    replicaUser: replicaUserFrom(env.ROLLOUT_REPLICA_USER, process.getuid?.() ?? -1, () => fs.readFileSync('/etc/passwd', 'utf8')),
   };
 }
 
-export function createProviders(config: Pick<WorkerConfig, 'stateDir' | 'gpus'>): Record<string, Provider> {
-  return { local: new LocalProvider({ stateDir: path.join(config.stateDir, 'local'), gpus: config.gpus }) };
+/**
+ * The router's admin token: from ROUTER_TOKEN_FILE (preferred: it never enters the worker's
+ * environment, which its child processes could read in /proc/<pid>/environ) or ROUTER_TOKEN.
+ */
+function routerTokenFrom(env: NodeJS.ProcessEnv): string {
+  if (env.ROUTER_TOKEN_FILE) {
+    const token = fs.readFileSync(env.ROUTER_TOKEN_FILE, 'utf8').trim();
+    if (!token) throw new Error(`ROUTER_TOKEN_FILE ${env.ROUTER_TOKEN_FILE} is empty`);
+    return token;
+  }
+  if (env.ROUTER_TOKEN) return env.ROUTER_TOKEN;
+  throw new Error('ROUTER_TOKEN_FILE (or ROUTER_TOKEN) is not set');
+}
+
+export function createProviders(config: Pick<WorkerConfig, 'stateDir' | 'gpus' | 'replicaUser'>): Record<string, Provider> {
+  return { local: new LocalProvider({ stateDir: path.join(config.stateDir, 'local'), gpus: config.gpus, replicaUser: config.replicaUser }) };
 }
 
 /** Path of the workflow bundle's entry, from src/ (tests) or dist/ (the CLI). */
@@ -67,8 +86,6 @@ export async function createWorker(config: WorkerConfig, connection: NativeConne
 
 /** Runs until SIGINT/SIGTERM; prints `worker ready` once polling. */
 export async function runWorker(config: WorkerConfig): Promise<void> {
-  // Replicas inherit the worker's environment: keep the router's admin token out of it.
-  delete process.env.ROUTER_TOKEN;
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   // A client of its own, for the activity that forwards the service workflow's control update.
   const clientConnection = await Connection.connect({ address: config.temporalAddress });

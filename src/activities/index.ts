@@ -7,7 +7,9 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { createControlForwarding } from './control-forwarding';
 import { heartbeatingWhile, keepHeartbeating } from './heartbeat';
+import fs from 'node:fs';
 import { parseAccelerators } from '../spec/accelerators';
+import { resolveEnv, SecretUnavailableError } from '../spec/secrets';
 import type { Provider } from '../providers/types';
 import { ProviderError } from '../providers/types';
 import { ReplicaDiedError, ReplicaNotReadyError, waitUntilReady } from '../providers/readiness';
@@ -59,6 +61,16 @@ export function createActivities(deps: ActivityDeps) {
       const { spec } = input;
       const accel = parseAccelerators(spec.resources.accelerators);
       const provider = providerFor(spec.resources.provider);
+      let env: Record<string, string>;
+      try {
+        // Secret references are resolved here, on the worker, and go only to the provider.
+        env = resolveEnv(spec.env, { env: process.env, readFile: (p) => fs.readFileSync(p, 'utf8') });
+      } catch (err) {
+        if (err instanceof SecretUnavailableError) {
+          throw ApplicationFailure.create({ type: FailureTypes.invalidRequest, message: `${input.replicaId}: ${err.message}`, nonRetryable: true });
+        }
+        throw err;
+      }
       try {
         // A launch can take minutes (an EC2 instance); heartbeats let a crashed worker's attempt
         // time out in seconds, and the next attempt finds what this one started (idempotent).
@@ -68,7 +80,7 @@ export function createActivities(deps: ActivityDeps) {
             service: input.service,
             version: input.version,
             run: spec.run,
-            env: spec.env,
+            env,
             gpus: accel?.count ?? 0,
             accelerator: accel?.name,
             instanceType: spec.resources.instance_type,

@@ -114,6 +114,11 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
     started.push(temporal);
 
     const token = crypto.randomBytes(24).toString('hex');
+    // The worker reads the token from a file only its user can read: in its environment, any
+    // process of the same user could read it in /proc/<pid>/environ.
+    const tokenFile = path.join(stateDir, 'router.token');
+    fs.writeFileSync(tokenFile, token, { mode: 0o600 });
+    fs.chmodSync(tokenFile, 0o600);
     const routerUrl = `http://127.0.0.1:${opts.routerPort}`;
     const routerAdminUrl = `http://127.0.0.1:${opts.routerAdminPort}`;
     // The router binary itself, not `rollout router` around it: one process less, and the stack's
@@ -161,7 +166,7 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
         ROLLOUT_STATE_DIR: stateDir,
         ROLLOUT_GPUS: opts.gpus === undefined ? '' : String(opts.gpus),
         ROUTER_ADMIN_URL: routerAdminUrl,
-        ROUTER_TOKEN: token,
+        ROUTER_TOKEN_FILE: tokenFile,
         ROUTER_PUBLIC_URL: routerUrl,
         ROLLOUT_EXIT_WITH_STDIN: '1',
       },

@@ -26,7 +26,7 @@ export class Supervised {
   private child?: ChildProcess;
   private stopping = false;
   private isReady = false;
-  private readyWaiters: Array<() => void> = [];
+  private readyWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   private restarts: number[] = [];
   exited = false;
 
@@ -66,11 +66,18 @@ export class Supervised {
       fs.appendFileSync(this.opts.logFile, chunk);
       if (!this.isReady && this.opts.readyLine?.test(chunk.toString())) {
         this.isReady = true;
-        for (const w of this.readyWaiters.splice(0)) w();
+        for (const w of this.readyWaiters.splice(0)) w.resolve();
       }
     });
     child.on('exit', (code, signal) => {
       this.exited = true;
+      // Dying before it was ever ready is a start-up failure: whoever waits is told at once.
+      if (!this.isReady) {
+        const why = lastLines(this.opts.logFile, 3);
+        for (const w of this.readyWaiters.splice(0)) {
+          w.reject(new Error(`${this.name} exited (${signal ?? code}) before it was ready${why ? `:\n    ${why.replace(/\n/g, '\n    ')}` : ''}\n  (log: ${this.opts.logFile})`));
+        }
+      }
       if (this.stopping || this.child !== child) return;
       process.stderr.write(`[dev] ${this.name} exited (${signal ?? code}); see ${this.opts.logFile}\n`);
       if (!this.opts.restart) return;
@@ -93,9 +100,15 @@ export class Supervised {
     if (this.isReady) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.name} not ready within ${timeoutMs / 1000}s; see ${this.opts.logFile}`)), timeoutMs);
-      this.readyWaiters.push(() => {
-        clearTimeout(timer);
-        resolve();
+      this.readyWaiters.push({
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
       });
     });
   }
@@ -124,5 +137,15 @@ function killGroup(child: ChildProcess): void {
     process.kill(-child.pid, 'SIGKILL'); // detached: the child leads its own process group
   } catch {
     child.kill('SIGKILL');
+  }
+}
+
+/** The last non-empty lines of a log file (a child's own words on why it stopped), or ''. */
+function lastLines(file: string, count: number): string {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    return text.split('\n').filter((l) => l.trim() !== '').slice(-count).join('\n');
+  } catch {
+    return '';
   }
 }

@@ -4,6 +4,7 @@ import YAML from 'yaml';
 import type { z } from 'zod';
 import { SPEC_LIMITS, utf8Bytes } from './limits';
 import { serviceSpecSchema } from './schema';
+import { showValue } from './show-value';
 import type { ServiceSpec, SpecIssue } from './types';
 
 export type SpecResult = { ok: true; spec: ServiceSpec } | { ok: false; issues: SpecIssue[] };
@@ -35,7 +36,7 @@ export function parseSpec(yamlText: string): SpecResult {
 
 export function validateSpec(value: unknown): SpecResult {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return { ok: false, issues: [{ path: '(root)', message: `expected a mapping of fields (name, replicas, run, …), got ${JSON.stringify(value ?? null)}` }] };
+    return { ok: false, issues: [{ path: '(root)', message: `expected a mapping of fields (name, replicas, run, …), got ${showValue(value ?? null)}` }] };
   }
   const parsed = serviceSpecSchema.safeParse(value);
   if (parsed.success) return { ok: true, spec: parsed.data };

@@ -6,10 +6,11 @@ import { z } from 'zod';
 import { resolveLimits } from '../plan/limits';
 import { parseDurationMs } from './duration';
 import { SPEC_LIMITS as L, utf8Bytes } from './limits';
+import { showValue } from './show-value';
 import type { ServiceSpec } from './types';
 
 type Issue = { input?: unknown };
-const shown = (input: unknown): string => (input === undefined ? 'nothing' : JSON.stringify(input));
+const shown = showValue;
 const expected = (what: string) => (iss: Issue) => `expected ${what}, got ${shown(iss.input)}`;
 
 const positiveInt = (what: string) => z.number({ error: expected(what) }).int({ error: expected(what) });
@@ -109,6 +110,17 @@ const rollout = z.strictObject({
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+// `{from_env: NAME}` or `{from_file: /absolute/path}`: resolved on the worker at launch only.
+const secretRef = z.union([
+  z.strictObject({ from_env: z.string().regex(ENV_NAME, { error: expected('an environment variable name of the worker') }) }),
+  z.strictObject({
+    from_file: z
+      .string()
+      .startsWith('/', { error: expected('an absolute path of a file on the worker') })
+      .max(L.shortText, { error: `expected a path of at most ${L.shortText} characters` }),
+  }),
+]);
+
 export const serviceSpecSchema = z
   .strictObject({
     name: z
@@ -123,11 +135,17 @@ export const serviceSpecSchema = z
     env: z
       .record(
         z.string().regex(ENV_NAME, { error: (iss: Issue) => `expected an environment variable name (letters, digits and "_", not starting with a digit), got ${shown(iss.input)}` }),
-        z
-          .union([z.string(), z.number(), z.boolean()], { error: expected('a string, number or boolean value') })
-          .transform(String)
-          .refine((v) => utf8Bytes(v) <= L.envValueBytes, { error: `expected a value of at most ${L.envValueBytes / 1024} KiB (a process environment string may not be larger than 128 KiB)` })
-          .refine((v) => !v.includes('\0'), { error: 'expected a value without NUL characters (a process environment cannot hold them)' }),
+        z.union(
+          [
+            z
+              .union([z.string(), z.number(), z.boolean()])
+              .transform(String)
+              .refine((v) => utf8Bytes(v) <= L.envValueBytes, { error: `expected a value of at most ${L.envValueBytes / 1024} KiB (a process environment string may not be larger than 128 KiB)` })
+              .refine((v) => !v.includes('\0'), { error: 'expected a value without NUL characters (a process environment cannot hold them)' }),
+            secretRef,
+          ],
+          { error: expected('a string, number or boolean value, or a secret reference {from_env: NAME} or {from_file: /path}') },
+        ),
       )
       .refine((env) => Object.keys(env).length <= L.envEntries, { error: `expected at most ${L.envEntries} variables` })
       .default({}),
@@ -136,7 +154,8 @@ export const serviceSpecSchema = z
     rollout: rollout.prefault({}),
   })
   .superRefine((spec, ctx) => {
-    const envBytes = Object.entries(spec.env).reduce((n, [k, v]) => n + utf8Bytes(k) + utf8Bytes(v) + 2, utf8Bytes(spec.run));
+    // A reference counts as its text; its value is checked at launch.
+    const envBytes = Object.entries(spec.env).reduce((n, [k, v]) => n + utf8Bytes(k) + utf8Bytes(typeof v === 'string' ? v : JSON.stringify(v)) + 2, utf8Bytes(spec.run));
     if (envBytes > L.envTotalBytes) {
       ctx.addIssue({
         code: 'custom',

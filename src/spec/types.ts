@@ -3,6 +3,8 @@
  * as users write them in YAML (like SkyServe), so a spec round-trips unchanged.
  * The zod schema in `schema.ts` produces exactly this type.
  */
+import type { EnvValue } from './secrets';
+
 export type ProviderName = 'local' | 'aws';
 export type RolloutStrategy = 'rolling' | 'blue_green' | 'canary';
 
@@ -74,8 +76,11 @@ export interface ServiceSpec {
   replicas: number;
   /** Shell command the replica runs; it must listen on `$PORT`. */
   run: string;
-  /** Extra environment variables for the replica. Default `{}`. */
-  env: Record<string, string>;
+  /**
+   * Extra environment variables for the replica. Default `{}`. A value is a literal (stored as
+   * is, in Temporal too) or a secret reference, resolved only on the worker at launch (secrets.ts).
+   */
+  env: Record<string, EnvValue>;
   resources: ResourcesSpec;
   readiness_probe: ReadinessProbeSpec;
   rollout: RolloutSpec;

@@ -36,9 +36,9 @@ export async function devArgs(extraArgs: string[] = [], stateDir = fs.mkdtempSyn
   return { args, stateDir, temporalPort, routerPort, adminPort };
 }
 
-export async function startStack(extraArgs: string[] = [], opts: { stateDir?: string } = {}): Promise<RunningStack> {
+export async function startStack(extraArgs: string[] = [], opts: { stateDir?: string; env?: Record<string, string> } = {}): Promise<RunningStack> {
   const { args, stateDir, temporalPort, routerPort } = await devArgs(extraArgs, opts.stateDir);
-  const dev = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const dev = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   dev.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   dev.stderr?.on('data', (c: Buffer) => (out += c.toString()));

@@ -6,7 +6,7 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { StatsSnapshot } from '../../src/plan/analysis';
-import type { RolloutSpec } from '../../src/spec/types';
+import type { RolloutSpec, ServiceSpec } from '../../src/spec/types';
 import {
   advanceSignal,
   controlUpdate,
@@ -37,7 +37,7 @@ afterEach(async () => {
 
 const canary = (name: string, replicas: number, rollout: Partial<RolloutSpec>) =>
   serviceSpec({ name, replicas, rollout: { strategy: 'canary', max_surge: 1, max_unavailable: 0, timeout: '120m', ...rollout } });
-const v2 = <T extends { env: Record<string, string> }>(s: T): T => ({ ...s, env: { MODEL_VERSION: 'v2' } });
+const v2 = <T extends { env: ServiceSpec['env'] }>(s: T): T => ({ ...s, env: { MODEL_VERSION: 'v2' } });
 
 const rolloutOf = (id: string) => env.client.workflow.getHandle(id);
 const statusOf = (id: string): Promise<RolloutStatus> => rolloutOf(id).query(rolloutStatusQuery);

@@ -5,6 +5,7 @@
  */
 import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { loadSpecFile, formatIssues } from '../../spec/load';
+import { literalSecretsIn } from '../../spec/secrets';
 import { deployUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../workflows/messages';
 import type { serviceWorkflow } from '../../workflows/service';
 import type { RolloutResult, RolloutStatus } from '../../workflows/types';
@@ -40,6 +41,12 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
   }
   const spec = loaded.spec;
   const json = opts.output === 'json';
+  for (const name of literalSecretsIn(spec.env)) {
+    process.stderr.write(
+      `warning: env.${name} is a literal value, stored as is in Temporal's history (readable by anyone who can read the namespace); ` +
+        `use {from_env: ${name}} or {from_file: /path} so the worker resolves it at launch\n`,
+    );
+  }
   const canaryPercent = opts.canaryPercent === undefined ? undefined : percentOption('--canary-percent', opts.canaryPercent);
   const target = temporalTarget();
   const { client, close } = await connectClient(target);

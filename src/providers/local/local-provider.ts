@@ -14,6 +14,7 @@
  * laptops and CI machines.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { replicaEnvironment, type ReplicaUser } from './replica-identity';
 import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
@@ -42,6 +43,11 @@ export interface LocalProviderOptions {
   host?: string;
   /** How long terminate waits after SIGTERM before SIGKILL; default 30 s. */
   terminateGraceMs?: number;
+  /**
+   * The user replicas run as (see replica-identity.ts); absent: the worker's own. Needs root.
+   * Its HOME is `<stateDir>/home`, made for it.
+   */
+  replicaUser?: ReplicaUser;
 }
 
 interface Inventory {
@@ -72,6 +78,8 @@ export class LocalProvider implements Provider {
   private readonly graceMs: number;
   private readonly logger: pino.Logger;
   private readonly configuredGpus?: number;
+  private readonly replicaUser?: ReplicaUser;
+  private readonly stateDir: string;
   private detected?: Promise<number[]>;
   private warnedNoGpu = false;
   /** Serializes launch/terminate of one replica id within this process. */
@@ -96,6 +104,18 @@ export class LocalProvider implements Provider {
     this.host = opts.host ?? '127.0.0.1';
     this.graceMs = opts.terminateGraceMs ?? 30_000;
     this.logger = opts.logger ?? pino({ name: 'local-provider' });
+    this.replicaUser = opts.replicaUser;
+    this.stateDir = opts.stateDir;
+  }
+
+  /** HOME for replicas of another user: a directory of their own under the state dir. */
+  private replicaHome(): string {
+    const home = path.join(this.stateDir, 'home');
+    if (!fs.existsSync(home)) {
+      fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+      if (this.replicaUser) fs.chownSync(home, this.replicaUser.uid, this.replicaUser.gid);
+    }
+    return home;
   }
 
   async launch(req: LaunchRequest): Promise<ReplicaHandle> {
@@ -178,17 +198,17 @@ export class LocalProvider implements Provider {
     const gpuIds = this.allocate(req, inventory);
     const port = await pickFreePort(this.host, new Set([...this.portsHandedOut, ...this.records.all().map((r) => r.port)]));
 
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      ...req.env,
-      PORT: String(port),
-      REPLICA_ID: req.replicaId,
-      SERVICE_NAME: req.service,
-      SERVICE_VERSION: String(req.version),
-    };
-    // Strict mode: the replica sees exactly its GPUs, and none when it holds none (an empty
-    // list hides them all), so it cannot use a GPU another replica was given.
-    if (inventory.strict) env.CUDA_VISIBLE_DEVICES = gpuIds.join(',');
+    // Only what the spec gives it, its identity and a minimal base: never the worker's own
+    // environment (Temporal address, router admin URL, state dir, credentials). Strict GPU mode:
+    // the replica sees exactly its GPUs, and none when it holds none (an empty list hides them
+    // all), so it cannot use a GPU another replica was given.
+    const env = replicaEnvironment({
+      workerEnv: process.env,
+      specEnv: req.env,
+      home: this.replicaUser ? this.replicaHome() : process.env.HOME,
+      identity: { PORT: String(port), REPLICA_ID: req.replicaId, SERVICE_NAME: req.service, SERVICE_VERSION: String(req.version) },
+      cudaVisibleDevices: inventory.strict ? gpuIds.join(',') : undefined,
+    });
 
     const logPath = this.logPathOf(req.replicaId);
     const fd = fs.openSync(logPath, 'a');
@@ -200,6 +220,7 @@ export class LocalProvider implements Provider {
         env,
         detached: true, // own process group (pgid = pid): survives the worker, killed as a group
         stdio: ['ignore', fd, fd],
+        ...(this.replicaUser ? { uid: this.replicaUser.uid, gid: this.replicaUser.gid } : {}),
       });
     } catch (err) {
       // Node refuses the arguments themselves (a NUL byte in a value): no retry can fix that.

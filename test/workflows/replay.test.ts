@@ -1,0 +1,166 @@
+/**
+ * Old histories replay against the current workflow code: a change that would break rollouts
+ * already running (a command added, removed or reordered without `patched()`) fails here.
+ *
+ * `test/histories/*.json` are real histories of representative rollouts (each strategy, the
+ * control messages, automatic and manual rollbacks, an in-place update, a self-healing
+ * replacement), recorded on the time-skipping server with in-memory activities by
+ * `RECORD_HISTORIES=1 npx jest test/workflows/replay.test.ts`, which records only scenarios that
+ * have no file yet. Never re-record an existing one to make a change pass (that is exactly the
+ * break this test exists to catch): see "Changing a workflow safely" in the README.
+ */
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import fs from 'node:fs';
+import path from 'node:path';
+import { controlUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
+import { WATCH_WINDOW_MS } from '../../src/workflows/serving-watch';
+import { serviceWorkflowId } from '../../src/workflows/types';
+import type { FakeWorld } from '../helpers/fake-activities';
+import { createTimeSkippingEnv, workflowBundle } from '../helpers/temporal-env';
+import { serviceSpec, waitFor, workflowHarness } from '../helpers/workflow-harness';
+
+const DIR = path.join(__dirname, '..', 'histories');
+const recording = process.env.RECORD_HISTORIES === '1';
+
+let env: TestWorkflowEnvironment;
+const { withWorker, deploy, rolloutResult } = workflowHarness(() => env);
+
+type Scenario = (world: FakeWorld, tq: string) => Promise<string[]>;
+const v2 = <T extends { env: object }>(s: T): T => ({ ...s, env: { MODEL_VERSION: 'v2' } });
+const canary = (name: string, steps: object[]) => serviceSpec({ name, replicas: 2, rollout: { strategy: 'canary', max_surge: 1, max_unavailable: 0, timeout: '120m', steps: steps as never } });
+
+/** Each scenario returns the ids of the workflows whose histories it recorded. */
+const scenarios: Record<string, Scenario> = {
+  async rolling(_world, tq) {
+    const v1 = serviceSpec({ name: 'h-rolling' });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const d2 = await deploy(tq, v2(v1));
+    await rolloutResult(d2.rolloutWorkflowId);
+    return ['rollout-h-rolling-v1', d2.rolloutWorkflowId];
+  },
+  async blue_green(_world, tq) {
+    const v1 = serviceSpec({ name: 'h-bg', rollout: { strategy: 'blue_green', max_surge: 1, max_unavailable: 0, timeout: '120m' } });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const d2 = await deploy(tq, v2(v1));
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
+  async canary_pause_advance_promote(_world, tq) {
+    const v1 = canary('h-canary', [{ weight: 50 }, { pause: { duration: '10m' } }, { pause: {} }, { weight: 100 }]);
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const d2 = await deploy(tq, v2(v1));
+    const h = env.client.workflow.getHandle(d2.rolloutWorkflowId);
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).stepIndex === 1);
+    await h.executeUpdate(controlUpdate, { args: [{ action: 'pause' }] });
+    await h.executeUpdate(controlUpdate, { args: [{ action: 'resume' }] });
+    await env.sleep('11 minutes');
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).stepIndex === 2);
+    await h.executeUpdate(controlUpdate, { args: [{ action: 'advance' }] });
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
+  async manual_percent_then_promote(_world, tq) {
+    const v1 = serviceSpec({ name: 'h-manual', replicas: 4 });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const d2 = await deploy(tq, v2(v1), { canaryPercent: 25 });
+    const h = env.client.workflow.getHandle(d2.rolloutWorkflowId);
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).canaryPercent === 25);
+    await h.executeUpdate(controlUpdate, { args: [{ action: 'setCanaryPercent', percent: 50 }] });
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).canaryPercent === 50);
+    await h.executeUpdate(controlUpdate, { args: [{ action: 'promote' }] });
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
+  async manual_rollback(world, tq) {
+    const v1 = serviceSpec({ name: 'h-rollback' });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    world.readiness.set(2, { kind: 'never' });
+    const d2 = await deploy(tq, v2(v1));
+    const h = env.client.workflow.getHandle(d2.rolloutWorkflowId);
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).replicas.some((r) => r.version === 2));
+    await h.executeUpdate(controlUpdate, { args: [{ action: 'rollback', reason: 'recorded' }] });
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
+  async automatic_rollback_timeout(world, tq) {
+    const v1 = serviceSpec({ name: 'h-timeout', rollout: { strategy: 'rolling', max_surge: 1, max_unavailable: 0, timeout: '30m' } });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    world.readiness.set(2, { kind: 'never' });
+    const d2 = await deploy(tq, v2(v1));
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
+  async in_place_scale(_world, tq) {
+    const v1 = serviceSpec({ name: 'h-inplace' });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const d2 = await deploy(tq, { ...v1, replicas: 3 });
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
+  async self_healing_replacement(world, tq) {
+    const v1 = serviceSpec({ name: 'h-heal' });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    world.kill('h-heal-v1-r1');
+    await env.sleep(WATCH_WINDOW_MS);
+    const service = env.client.workflow.getHandle(serviceWorkflowId('h-heal'));
+    await waitFor(async () => {
+      const s = await service.query(serviceStatusQuery);
+      return s.healing?.replaced === 1 && s.replicas.every((r) => r.status === 'READY');
+    });
+    // A deploy after the repair, so the service's history holds a whole repair and what follows.
+    const d2 = await deploy(tq, v2(v1));
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [serviceWorkflowId('h-heal')];
+  },
+};
+
+/**
+ * Proto3 JSON (as `temporal workflow show --output json` writes it). historyToJSON needs the
+ * proto types of the module instance that decoded the history; under Jest's module registry that
+ * may be another one, so the message's own toJSON (the same mapping) is the fallback.
+ */
+function historyJson(history: Awaited<ReturnType<ReturnType<TestWorkflowEnvironment['client']['workflow']['getHandle']>['fetchHistory']>>): string {
+  try {
+    return historyToJSON(history);
+  } catch {
+    return JSON.stringify((history as unknown as { toJSON(): unknown }).toJSON(), null, 1);
+  }
+}
+
+(recording ? describe : describe.skip)('recording histories (RECORD_HISTORIES=1)', () => {
+  beforeEach(async () => {
+    env = await createTimeSkippingEnv();
+  }, 120_000);
+  afterEach(async () => {
+    await env?.teardown();
+  });
+  test.each(Object.keys(scenarios))('%s', async (name) => {
+    fs.mkdirSync(DIR, { recursive: true });
+    // Histories already recorded stay as they are: they stand for rollouts already running.
+    if (fs.readdirSync(DIR).some((f) => f.startsWith(`${name}--`))) return;
+    await withWorker({}, async (world, tq) => {
+      for (const id of await scenarios[name](world, tq)) {
+        const history = await env.client.workflow.getHandle(id).fetchHistory();
+        fs.writeFileSync(path.join(DIR, `${name}--${id}.json`), historyJson(history) + '\n');
+      }
+    });
+  }, 120_000);
+});
+
+test('every recorded history replays against the current workflow code', async () => {
+  const files = fs.existsSync(DIR) ? fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort() : [];
+  expect(files.length).toBeGreaterThanOrEqual(Object.keys(scenarios).length);
+  // The parsed JSON as it is: the worker converts it with its own proto types (historyFromJSON
+  // here would use this module instance's, which Jest's registry may keep apart from them).
+  const histories = files.map((file) => ({ workflowId: file, history: JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) as unknown }));
+  const failures: string[] = [];
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories)) {
+    replayed += 1;
+    if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
+  }
+  expect(failures).toEqual([]);
+  expect(replayed).toBe(files.length);
+}, 120_000);
