@@ -86,26 +86,30 @@ export async function createWorker(config: WorkerConfig, connection: NativeConne
 
 /** Runs until SIGINT/SIGTERM; prints `worker ready` once polling. */
 export async function runWorker(config: WorkerConfig): Promise<void> {
+  // Under `rollout dev`, stdin is a pipe from the stack: when the stack dies (even by SIGKILL, and
+  // even before this worker is up) it closes, and the worker stops instead of living on as an orphan.
+  let worker: Worker | undefined;
+  if (process.env.ROLLOUT_EXIT_WITH_STDIN === '1') {
+    process.stdin.on('end', () => {
+      if (!worker) process.exit(1); // not up yet: nothing to finish
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+    });
+    process.stdin.on('error', () => undefined);
+    process.stdin.resume();
+    // Its stdout is a pipe to the stack as well: once the stack is gone, writes fail (EPIPE).
+    process.stdout.on('error', () => undefined);
+  }
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   // A client of its own, for the activity that forwards the service workflow's control update.
   const clientConnection = await Connection.connect({ address: config.temporalAddress });
   try {
-    const worker = await createWorker(config, connection, new Client({ connection: clientConnection, namespace: config.namespace }));
+    worker = await createWorker(config, connection, new Client({ connection: clientConnection, namespace: config.namespace }));
     const run = worker.run();
-    // Under `rollout dev`, stdin is a pipe from the stack: when the stack dies (even by
-    // SIGKILL) it closes, and the worker shuts down instead of living on as an orphan.
-    if (process.env.ROLLOUT_EXIT_WITH_STDIN === '1') {
-      process.stdin.on('end', () => {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
-      });
-      process.stdin.on('error', () => undefined);
-      process.stdin.resume();
-      // Its stdout is a pipe to the stack as well: once the stack is gone, writes fail (EPIPE).
-      process.stdout.on('error', () => undefined);
-    }
     process.stdout.write(`worker ready: task queue ${config.taskQueue} on ${config.temporalAddress}\n`);
     await run;
   } finally {
+    // A stdin still being read would keep the process alive after the worker stopped.
+    process.stdin.destroy();
     await clientConnection.close();
     await connection.close();
   }

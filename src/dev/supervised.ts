@@ -57,7 +57,8 @@ export class Supervised {
     fs.closeSync(log);
     this.child = child;
     // If the stack itself dies, its children must not outlive it.
-    const killOnExit = () => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL');
+    // The whole group: a guardian's command (Temporal) with it.
+    const killOnExit = () => child.exitCode === null && child.signalCode === null && killGroup(child);
     process.once('exit', killOnExit);
     child.once('exit', () => process.off('exit', killOnExit));
     this.opts.onStart?.(child.pid);

@@ -7,6 +7,7 @@
 import {
   ActivityCancellationType,
   CancellationScope,
+  condition,
   isCancellation,
   proxyActivities,
 } from '@temporalio/workflow';
@@ -54,6 +55,9 @@ const { launchReplica } = proxyActivities<Activities>({
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: PERMANENT },
 });
 
+/** How long a removal waits for a launch in flight to settle before cancelling it. */
+const LAUNCH_CANCEL_AFTER_MS = 2_000;
+
 /** Drain takes as long as the longest in-flight request (a stream) or the drain timeout. */
 export const DRAIN_TIMEOUT_MS = 30_000;
 const { drainReplica } = proxyActivities<Activities>({
@@ -83,6 +87,8 @@ export class ReplicaFleet {
   private trafficKey = '';
   private totalGpus: number | null | undefined;
   private inheritedWatch?: { scope: CancellationScope; done: Promise<void> };
+  /** Replicas whose launch activity has settled. */
+  private readonly launchesDone = new Set<string>();
   seq: number;
   traffic: TrafficWeight[] = [];
   endpoint?: string;
@@ -169,7 +175,12 @@ export class ReplicaFleet {
     const scope = new CancellationScope();
     this.scopes.set(id, scope);
     let launchSettled: () => void = () => undefined;
-    this.launches.set(id, new Promise<void>((resolve) => (launchSettled = resolve)));
+    this.launches.set(
+      id,
+      new Promise<void>((resolve) => (launchSettled = resolve)).then(() => {
+        this.launchesDone.add(id);
+      }),
+    );
     const lifecycle = scope.run(() => this.lifecycle(record, spec, launchSettled)).finally(() => {
       launchSettled();
       this.finished.add(id);
@@ -222,7 +233,9 @@ export class ReplicaFleet {
     // attempt that is running to finish, so whatever it made is terminated below. A wait for
     // readiness or a watch is not cancelled: it ends by itself (ReplicaDied) once the replica is
     // gone, which avoids racing a cancellation against an activity that is completing.
-    if (launching) this.scopes.get(id)?.cancel();
+    // A launch that settles within LAUNCH_CANCEL_AFTER_MS is simply awaited (cancelling one that
+    // is just completing only races its completion); one still going after that is cancelled.
+    if (launching && !(await condition(() => this.launchesDone.has(id), LAUNCH_CANCEL_AFTER_MS))) this.scopes.get(id)?.cancel();
     await this.launches.get(id);
     await CancellationScope.nonCancellable(async () => {
       if (wasServing) {

@@ -13,6 +13,9 @@ export interface DevCommandOptions {
 }
 
 export async function devCommand(opts: DevCommandOptions): Promise<number> {
+  // Output piped into a reader that leaves (`| head`) must not crash the stack mid-way.
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
   if (opts.gpus !== undefined && !/^\d{1,4}$/.test(opts.gpus)) {
     throw new CliError(`--gpus: expected a whole number of GPUs (0, 1, 2…), got ${JSON.stringify(opts.gpus)}`, ExitCode.invalidInput);
   }
