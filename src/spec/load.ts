@@ -38,6 +38,11 @@ export function validateSpec(value: unknown): SpecResult {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return { ok: false, issues: [{ path: '(root)', message: `expected a mapping of fields (name, replicas, run, …), got ${showValue(value ?? null)}` }] };
   }
+  // A key the object model treats specially would silently vanish from the spec: refuse it.
+  const env = (value as { env?: unknown }).env;
+  if (env && typeof env === 'object' && Object.prototype.hasOwnProperty.call(env, '__proto__')) {
+    return { ok: false, issues: [{ path: 'env.__proto__', message: 'expected an environment variable name (letters, digits and "_", not starting with a digit), got "__proto__"' }] };
+  }
   const parsed = serviceSpecSchema.safeParse(value);
   if (parsed.success) return { ok: true, spec: parsed.data };
   return { ok: false, issues: parsed.error.issues.flatMap(toIssues) };
@@ -62,7 +67,12 @@ export async function loadSpecFile(file: string): Promise<SpecResult> {
     if (size > SPEC_LIMITS.specBytes) {
       return { ok: false, issues: [{ path: '(file)', message: `expected a spec of at most ${SPEC_LIMITS.specBytes / 1024} KiB, ${file} has ${Math.ceil(size / 1024)} KiB` }] };
     }
-    text = await fs.readFile(file, 'utf8');
+    const bytes = await fs.readFile(file);
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      return { ok: false, issues: [{ path: '(file)', message: `${file} is not UTF-8 text` }] };
+    }
   } catch (err) {
     return { ok: false, issues: [{ path: '(file)', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }] };
   }

@@ -129,7 +129,7 @@ export const serviceSpecSchema = z
     replicas: wholeIn(1, L.replicas).default(1),
     run: z
       .string({ error: expected('a shell command') })
-      .min(1, { error: expected('a non-empty shell command') })
+      .refine((r) => r.trim() !== '', { error: expected('a non-empty shell command') })
       .refine((r) => utf8Bytes(r) <= L.runBytes, { error: `expected a shell command of at most ${L.runBytes / 1024} KiB` })
       .refine((r) => !r.includes('\0'), { error: 'expected a shell command without NUL characters' }),
     env: z

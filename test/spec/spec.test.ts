@@ -1,4 +1,7 @@
 /** The spec: defaults, and a clear error with the field path for every kind of bad input. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseDurationMs, formatDuration } from '../../src/spec/duration';
 import { parseSpec, formatIssues } from '../../src/spec/load';
 import { parseAccelerators } from '../../src/spec/accelerators';
@@ -76,6 +79,8 @@ describe('parseSpec', () => {
     ['name: a\nrun: x\nrollout: {strategy: blue_green, analysis: {max_error_rate: 0.1}}\n', 'rollout.analysis', /never splits traffic/],
     ['- just\n- a list\n', '(root)', /mapping of fields/],
     ['name: [unclosed\n', '(yaml)', /./],
+    ['name: a\nrun: "   "\n', 'run', /non-empty shell command/],
+    ['name: a\nrun: x\nenv: {__proto__: x, OK: y}\n', 'env.__proto__', /environment variable name/],
     // Upper bounds (src/spec/limits.ts): refused here rather than failing later.
     ['name: a\nrun: x\nreplicas: 100000000000\n', 'replicas', /whole number from 1 to 1000, got 100000000000/],
     ['name: a\nrun: x\nreplicas: 1001\n', 'replicas', /from 1 to 1000/],
@@ -119,6 +124,13 @@ describe('parseSpec', () => {
     const r = parseSpec(`${levels.join('\n')}\nname: x\nrun: y\n`);
     expect(r).toEqual({ ok: false, issues: [{ path: '(yaml)', message: expect.stringMatching(/too many alias expansions \(at most 100\)/) }] });
     expect(Date.now() - started).toBeLessThan(5000); // refused, not expanded (9^9 strings)
+  });
+
+  test('a file that is not UTF-8 is refused, not silently mangled', async () => {
+    const { loadSpecFile } = await import('../../src/spec/load');
+    const file = path.join(os.tmpdir(), `latin1-${process.pid}.yaml`);
+    fs.writeFileSync(file, Buffer.from('name: a\nrun: x\nenv:\n  GREETING: "caf\xe9"\n', 'latin1'));
+    expect(await loadSpecFile(file)).toEqual({ ok: false, issues: [{ path: '(file)', message: `${file} is not UTF-8 text` }] });
   });
 
   test('a spec larger than 1 MiB is refused before it is parsed', () => {
