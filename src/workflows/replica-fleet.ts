@@ -9,6 +9,7 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
@@ -17,6 +18,7 @@ import type { ObservedReplica, TrafficWeight } from '../plan/types';
 import { parseAccelerators } from '../spec/accelerators';
 import type { ServiceSpec } from '../spec/types';
 import { failureMessage } from './failure-message';
+import { PATCHES } from './patches';
 import { watchServing } from './serving-watch';
 import type { ReplicaRecord, RolloutInput } from './types';
 
@@ -235,7 +237,9 @@ export class ReplicaFleet {
     // gone, which avoids racing a cancellation against an activity that is completing.
     // A launch that settles within LAUNCH_CANCEL_AFTER_MS is simply awaited (cancelling one that
     // is just completing only races its completion); one still going after that is cancelled.
-    if (launching && !(await condition(() => this.launchesDone.has(id), LAUNCH_CANCEL_AFTER_MS))) this.scopes.get(id)?.cancel();
+    if (launching && patched(PATCHES.cancelSlowLaunches) && !(await condition(() => this.launchesDone.has(id), LAUNCH_CANCEL_AFTER_MS))) {
+      this.scopes.get(id)?.cancel();
+    }
     await this.launches.get(id);
     await CancellationScope.nonCancellable(async () => {
       if (wasServing) {

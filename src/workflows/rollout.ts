@@ -11,7 +11,7 @@
  * message, the deadline, a timed pause or the next analysis. Control state lives in
  * `RolloutControl`; rolling back is the same loop with the old version as the target.
  */
-import { condition, log, setCurrentDetails, setHandler } from '@temporalio/workflow';
+import { condition, log, patched, setCurrentDetails, setHandler } from '@temporalio/workflow';
 import { canarySteps, isTrafficLed, planCanaryStep, planStep, surgePercentOf, trafficPercentByVersion } from '../plan';
 import type { PlanStep } from '../plan/types';
 import { parseDurationMs } from '../spec/duration';
@@ -27,6 +27,7 @@ import {
   rolloutStatusQuery,
   setCanaryPercentSignal,
 } from './messages';
+import { PATCHES } from './patches';
 import { ReplicaFleet } from './replica-fleet';
 import { RolloutControl } from './rollout-control';
 import type { ControlRequest, RolloutInput, RolloutPhase, RolloutResult, RolloutStatus } from './types';
@@ -125,11 +126,11 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   setHandler(rolloutStatusQuery, status);
 
   // The serving replicas are watched throughout: one that dies mid-rollout is noticed, leaves
-  // traffic and counts against max_unavailable.
-  if (input.replicas.length > 0) fleet.watchInherited(fromSpec ?? toSpec);
+  // traffic and counts against max_unavailable. (Patched: rollouts started before it had no watch.)
+  if (input.replicas.length > 0 && patched(PATCHES.watchServingReplicas)) fleet.watchInherited(fromSpec ?? toSpec);
 
   // GPUs the provider can never give (L4:1 on a machine with none): fail now, not at the timeout.
-  const shortfall = await fleet.gpuShortfall(toSpec);
+  const shortfall = patched(PATCHES.gpuShortfallFailsFast) ? await fleet.gpuShortfall(toSpec) : undefined;
   if (shortfall) rollBack(`not enough GPUs: ${shortfall}`);
 
   for (;;) {

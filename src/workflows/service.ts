@@ -12,6 +12,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   log,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -32,6 +33,7 @@ import {
   setCanaryPercentSignal,
 } from './messages';
 import { failureMessage } from './failure-message';
+import { PATCHES } from './patches';
 import { rolloutWorkflow } from './rollout';
 import { healService, watchServiceReplicas } from './service-healing';
 import { serviceStatusOf } from './service-status';
@@ -133,7 +135,8 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
   const serving = () => state.version > 0 && state.spec !== undefined && !state.activeRollout;
 
   for (;;) {
-    if (!interrupted() && serving()) {
+    // (Patched: a service replaying a history from before self-healing waits as it did then.)
+    if (!interrupted() && serving() && patched(PATCHES.selfHealing)) {
       // Between rollouts the service keeps itself whole: watch, and replace what is lost (or
       // missing: a failed rollout may have left fewer, or other versions').
       const lost = isWhole(state.replicas, state.version, state.spec!.replicas) ? await watchServiceReplicas(state, interrupted) : [];

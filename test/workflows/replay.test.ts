@@ -4,10 +4,12 @@
  *
  * `test/histories/*.json` are real histories of representative rollouts (each strategy, the
  * control messages, automatic and manual rollbacks, an in-place update, a self-healing
- * replacement), recorded on the time-skipping server with in-memory activities by
+ * replacement, a GPU shortfall, a rollback cancelling a stuck launch), recorded on the time-skipping server with in-memory activities by
  * `RECORD_HISTORIES=1 npx jest test/workflows/replay.test.ts`, which records only scenarios that
  * have no file yet. Never re-record an existing one to make a change pass (that is exactly the
  * break this test exists to catch): see "Changing a workflow safely" in the README.
+ * `pre-healing-*.json` were recorded with the code before self-healing (commit 3edae5f): the
+ * patched() branches in src/workflows/patches.ts keep them replaying.
  */
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -96,6 +98,23 @@ const scenarios: Record<string, Scenario> = {
     const v1 = serviceSpec({ name: 'h-inplace' });
     await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
     const d2 = await deploy(tq, { ...v1, replicas: 3 });
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
+  async gpu_shortfall_fails_fast(world, tq) {
+    world.totalGpus = 0;
+    const d1 = await deploy(tq, serviceSpec({ name: 'h-nogpu', resources: { provider: 'local', accelerators: 'L4:1' } }));
+    await rolloutResult(d1.rolloutWorkflowId);
+    return [d1.rolloutWorkflowId];
+  },
+  async rollback_cancels_stuck_launch(world, tq) {
+    const v1 = serviceSpec({ name: 'h-stockout' });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    world.launchFailures.set(2, { type: 'CapacityError', message: 'no GPU free' });
+    const d2 = await deploy(tq, v2(v1));
+    const h = env.client.workflow.getHandle(d2.rolloutWorkflowId);
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).replicas.some((r) => r.version === 2 && r.status === 'PROVISIONING'));
+    await h.executeUpdate(controlUpdate, { args: [{ action: 'rollback', reason: 'stockout' }] });
     await rolloutResult(d2.rolloutWorkflowId);
     return [d2.rolloutWorkflowId];
   },

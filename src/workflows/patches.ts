@@ -1,0 +1,16 @@
+/**
+ * Every `patched()` id, in one place. A change that adds, removes or reorders workflow commands
+ * runs behind one of these, so that workflows started by an older worker replay as they ran
+ * (see "Changing a workflow safely" in the README). Once no such workflow can still be running,
+ * a patch moves to `deprecatePatch()` and then goes.
+ */
+export const PATCHES = {
+  /** Self-healing: the service watches its serving replicas between rollouts and replaces lost ones. */
+  selfHealing: 'self-healing',
+  /** A rollout watches the replicas it started with (the serving version's). */
+  watchServingReplicas: 'watch-serving-replicas',
+  /** A rollout whose GPU request can never be met fails at once. */
+  gpuShortfallFailsFast: 'gpu-shortfall-fails-fast',
+  /** Removing a replica whose launch is still going cancels the launch after 2 s. */
+  cancelSlowLaunches: 'cancel-slow-launches',
+} as const;
