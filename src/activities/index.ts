@@ -146,7 +146,7 @@ export function createActivities(deps: ActivityDeps) {
       const failures: Record<string, number> = { ...carried };
       const stopHeartbeats = keepHeartbeating(() => ({ failures }));
       try {
-        return await watchFleetUntilLost(providerFor(input.provider), input, ctx.cancellationSignal, failures, () => undefined);
+        return await watchFleetUntilLost(providerFor(input.provider), input, ctx.cancellationSignal, failures);
       } finally {
         stopHeartbeats();
       }

@@ -72,14 +72,13 @@ export interface FleetWatchInput {
 /**
  * Probes every replica each period until at least one is lost; returns all lost in that round.
  * `failures` (consecutive failed probes per replica) comes from the last attempt's heartbeat, so
- * a worker crash does not reset the count; `onRound` is told after every round (the heartbeat).
+ * a worker crash does not reset the count; it is updated in place (the caller heartbeats it).
  */
 export async function watchFleetUntilLost(
   provider: Provider,
   input: FleetWatchInput,
   signal: AbortSignal,
   failures: Record<string, number>,
-  onRound: (failures: Record<string, number>) => void,
 ): Promise<{ lost: LostReplica[] }> {
   const until = Date.now() + input.maxWatchMs;
   while (!signal.aborted && Date.now() < until) {
@@ -89,7 +88,6 @@ export async function watchFleetUntilLost(
     for (const { r, j } of judged) failures[r.replicaId] = j.failures;
     const lost = judged.filter(({ j }) => j.lost).map(({ r, j }) => ({ replicaId: r.replicaId, reason: `replica ${r.replicaId} ${j.lost}` }));
     if (lost.length > 0) return { lost };
-    onRound(failures);
     await pause(input.probe.period_seconds * 1000, signal);
   }
   return { lost: [] };

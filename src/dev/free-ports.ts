@@ -11,7 +11,8 @@ export interface NamedPort {
   flag: string;
 }
 
-function bindable(port: number, host: string): Promise<boolean> {
+/** Whether `port` on `host` can be listened on right now. */
+export function bindable(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();
     server.unref();

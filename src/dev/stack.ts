@@ -143,7 +143,7 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
     const writeStackFile = () => {
       const children: ChildRecord[] = [];
       for (const [name, child] of [['temporal', temporal], ['router', router], ['worker', worker]] as const) {
-        const pid = child instanceof Supervised ? child.pid : undefined;
+        const pid = child.pid;
         if (pid !== undefined) children.push({ name, pid, startTime: startTimeOf(pid) });
       }
       fs.writeFileSync(
@@ -226,6 +226,8 @@ function stopLeftoverChildren(stateDir: string): void {
 
 /** A stoppable Temporal dev server: the CLI binary if one is found, else the SDK's own download. */
 interface TemporalServer {
+  /** The process (undefined: the SDK's own server, in this process's care). */
+  readonly pid?: number;
   readonly exited: boolean;
   readonly logFile: string;
   shuttingDown(): void;

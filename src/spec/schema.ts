@@ -10,8 +10,7 @@ import { showValue } from './show-value';
 import type { ServiceSpec } from './types';
 
 type Issue = { input?: unknown };
-const shown = showValue;
-const expected = (what: string) => (iss: Issue) => `expected ${what}, got ${shown(iss.input)}`;
+const expected = (what: string) => (iss: Issue) => `expected ${what}, got ${showValue(iss.input)}`;
 
 const positiveInt = (what: string) => z.number({ error: expected(what) }).int({ error: expected(what) });
 /** A whole number from `min` to `max`, with both bounds in its message. */
@@ -83,7 +82,7 @@ const pauseStep = z.strictObject({
 });
 const weightStep = z.strictObject({ weight: percent });
 const canaryStep = z.union([weightStep, pauseStep], {
-  error: (iss: Issue) => `expected a step {weight: 1–100} or {pause: "10m"} or {pause: {}}, got ${shown(iss.input)}`,
+  error: (iss: Issue) => `expected a step {weight: 1–100} or {pause: "10m"} or {pause: {}}, got ${showValue(iss.input)}`,
 });
 
 const analysis = z.strictObject({
@@ -134,7 +133,7 @@ export const serviceSpecSchema = z
       .refine((r) => !r.includes('\0'), { error: 'expected a shell command without NUL characters' }),
     env: z
       .record(
-        z.string().regex(ENV_NAME, { error: (iss: Issue) => `expected an environment variable name (letters, digits and "_", not starting with a digit), got ${shown(iss.input)}` }),
+        z.string().regex(ENV_NAME, { error: (iss: Issue) => `expected an environment variable name (letters, digits and "_", not starting with a digit), got ${showValue(iss.input)}` }),
         z.union(
           [
             z

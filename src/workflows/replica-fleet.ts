@@ -136,20 +136,23 @@ export class ReplicaFleet {
   async gpuBudget(spec: ServiceSpec): Promise<{ free: number; perReplica: number } | undefined> {
     const perReplica = parseAccelerators(spec.resources.accelerators)?.count ?? 0;
     if (perReplica === 0) return undefined;
-    // null (the provider counts no GPUs) is an answer too: asked once.
-    if (this.totalGpus === undefined) this.totalGpus = (await gpuCapacity({ provider: spec.resources.provider })).totalGpus;
-    if (this.totalGpus === null) return undefined;
+    const total = await this.providerGpus(spec);
+    if (total === null) return undefined;
     const held = [...this.replicas.values()].filter((r) => r.status !== 'TERMINATED').reduce((n, r) => n + r.gpus, 0);
-    return { free: Math.max(0, this.totalGpus - held), perReplica };
+    return { free: Math.max(0, total - held), perReplica };
   }
 
   /** Why `spec`'s replicas can never all get their GPUs on this provider, if they cannot (see gpuShortfall). */
   async gpuShortfall(spec: ServiceSpec): Promise<string | undefined> {
     const gpusPerReplica = parseAccelerators(spec.resources.accelerators)?.count ?? 0;
     if (gpusPerReplica === 0) return undefined;
-    // null (the provider counts no GPUs) is an answer too: asked once.
+    return gpuShortfall({ replicas: spec.replicas, gpusPerReplica, totalGpus: await this.providerGpus(spec) });
+  }
+
+  /** The provider's GPU total, asked once (null, "counts no GPUs", is an answer too). */
+  private async providerGpus(spec: ServiceSpec): Promise<number | null> {
     if (this.totalGpus === undefined) this.totalGpus = (await gpuCapacity({ provider: spec.resources.provider })).totalGpus;
-    return gpuShortfall({ replicas: spec.replicas, gpusPerReplica, totalGpus: this.totalGpus });
+    return this.totalGpus;
   }
 
   async setTraffic(weights: TrafficWeight[]): Promise<void> {
@@ -179,8 +182,11 @@ export class ReplicaFleet {
     let launchSettled: () => void = () => undefined;
     this.launches.set(
       id,
-      new Promise<void>((resolve) => (launchSettled = resolve)).then(() => {
-        this.launchesDone.add(id);
+      new Promise<void>((resolve) => {
+        launchSettled = () => {
+          this.launchesDone.add(id);
+          resolve();
+        };
       }),
     );
     const lifecycle = scope.run(() => this.lifecycle(record, spec, launchSettled)).finally(() => {
@@ -230,13 +236,12 @@ export class ReplicaFleet {
     const wasServing = record.status === 'READY';
     const launching = record.status === 'PROVISIONING';
     record.status = 'SHUTTING_DOWN';
-    // A launch still in flight is cancelled: it may be retrying something that will not succeed
-    // soon (no capacity), and a rollback must not wait for that. Its cancellation waits for an
-    // attempt that is running to finish, so whatever it made is terminated below. A wait for
-    // readiness or a watch is not cancelled: it ends by itself (ReplicaDied) once the replica is
-    // gone, which avoids racing a cancellation against an activity that is completing.
-    // A launch that settles within LAUNCH_CANCEL_AFTER_MS is simply awaited (cancelling one that
-    // is just completing only races its completion); one still going after that is cancelled.
+    // A launch that settles within LAUNCH_CANCEL_AFTER_MS is awaited; one still going after that
+    // may be retrying something that will not succeed soon (no capacity), and a rollback must not
+    // wait for it: it is cancelled (its cancellation waits for a running attempt, so whatever it
+    // made is terminated below). A wait for readiness or a watch is not cancelled: it ends by
+    // itself (ReplicaDied) once the replica is gone. Neither cancels an activity that is just
+    // completing, which would only race its completion.
     if (launching && patched(PATCHES.cancelSlowLaunches) && !(await condition(() => this.launchesDone.has(id), LAUNCH_CANCEL_AFTER_MS))) {
       this.scopes.get(id)?.cancel();
     }

@@ -81,10 +81,15 @@ export async function healService(state: ServiceState, lost: LostReplica[], inte
       state.healing = { ...state.healing!, replaced: state.healing!.replaced + step.launch };
       publish();
     }
+    const readyBefore = readyIds(fleet);
     await condition(() => fleet.hasChanged() || interrupt());
     // A replacement that became READY resets the backoff.
-    if (fleet.records().some((r) => r.status === 'READY' && !state.replicas.some((s) => s.id === r.id && s.status === 'READY'))) failedInARow = 0;
+    if ([...readyIds(fleet)].some((id) => !readyBefore.has(id))) failedInARow = 0;
   }
   await fleet.stopWatching();
   publish();
+}
+
+function readyIds(fleet: ReplicaFleet): Set<string> {
+  return new Set(fleet.records().flatMap((r) => (r.status === 'READY' ? [r.id] : [])));
 }

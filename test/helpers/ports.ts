@@ -9,8 +9,8 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { bindable } from '../../src/dev/free-ports';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const LOWEST = 10_000;
@@ -32,15 +32,6 @@ function blockOfThisSuite(): number {
   const suite = path.relative(ROOT, expect.getState().testPath ?? 'unknown');
   const blocks = Math.floor((below - LOWEST) / BLOCK);
   return LOWEST + (crypto.createHash('sha256').update(suite).digest().readUInt32BE(0) % blocks) * BLOCK;
-}
-
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
 }
 
 let next: number | undefined;

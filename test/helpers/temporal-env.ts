@@ -25,6 +25,23 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
   return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: executable(resolveBinary(TEMPORAL_TEST_SERVER)), port: await freePort() } });
 }
 
+/**
+ * A time-skipping server of its own for every test of the calling file (`beforeEach`/`afterEach`),
+ * handed to `use`. What one test leaves behind (a service still watching its replicas, an
+ * activity waiting to retry on a task queue whose worker is gone) would otherwise keep the
+ * server from skipping time in the tests after it.
+ */
+export function timeSkippingServerPerTest(use: (env: TestWorkflowEnvironment) => void): void {
+  let current: TestWorkflowEnvironment | undefined;
+  beforeEach(async () => {
+    current = await createTimeSkippingEnv();
+    use(current);
+  }, 120_000);
+  afterEach(async () => {
+    await current?.teardown();
+  });
+}
+
 /** The real dev server (in memory, no UI); `extraArgs` go to `temporal server start-dev`. */
 export async function createLocalEnv(extraArgs: string[] = []): Promise<TestWorkflowEnvironment> {
   return TestWorkflowEnvironment.createLocal({ server: { executable: executable(resolveBinary(TEMPORAL_CLI)), ui: false, port: await freePort(), extraArgs } });

@@ -18,22 +18,13 @@ import {
 } from '../../src/workflows/messages';
 import type { ControlAction, ControlRequest, RolloutStatus } from '../../src/workflows/types';
 import { serviceWorkflowId } from '../../src/workflows/types';
-import { createTimeSkippingEnv } from '../helpers/temporal-env';
+import { timeSkippingServerPerTest } from '../helpers/temporal-env';
 import { backendsByVersion, percentByVersion, serviceSpec, waitFor, workflowHarness } from '../helpers/workflow-harness';
 
 let env: TestWorkflowEnvironment;
 const { withWorker, deploy, deployOrNot, rolloutResult } = workflowHarness(() => env);
 
-// A test server of its own for every test: what one test leaves behind (a service still
-// watching its replicas, an activity waiting to retry on a task queue whose worker is gone)
-// would otherwise keep the time-skipping server from skipping time in the tests after it.
-beforeEach(async () => {
-  env = await createTimeSkippingEnv();
-}, 120_000);
-
-afterEach(async () => {
-  await env?.teardown();
-});
+timeSkippingServerPerTest((created) => (env = created));
 
 const canary = (name: string, replicas: number, rollout: Partial<RolloutSpec>) =>
   serviceSpec({ name, replicas, rollout: { strategy: 'canary', max_surge: 1, max_unavailable: 0, timeout: '120m', ...rollout } });

@@ -20,7 +20,7 @@ import { controlUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../src
 import { WATCH_WINDOW_MS } from '../../src/workflows/serving-watch';
 import { serviceWorkflowId } from '../../src/workflows/types';
 import type { FakeWorld } from '../helpers/fake-activities';
-import { createTimeSkippingEnv, workflowBundle } from '../helpers/temporal-env';
+import { timeSkippingServerPerTest, workflowBundle } from '../helpers/temporal-env';
 import { serviceSpec, waitFor, workflowHarness } from '../helpers/workflow-harness';
 
 const DIR = path.join(__dirname, '..', 'histories');
@@ -149,12 +149,7 @@ function historyJson(history: Awaited<ReturnType<ReturnType<TestWorkflowEnvironm
 }
 
 (recording ? describe : describe.skip)('recording histories (RECORD_HISTORIES=1)', () => {
-  beforeEach(async () => {
-    env = await createTimeSkippingEnv();
-  }, 120_000);
-  afterEach(async () => {
-    await env?.teardown();
-  });
+  timeSkippingServerPerTest((created) => (env = created));
   test.each(Object.keys(scenarios))('%s', async (name) => {
     fs.mkdirSync(DIR, { recursive: true });
     // Histories already recorded stay as they are: they stand for rollouts already running.

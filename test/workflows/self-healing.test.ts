@@ -8,22 +8,13 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { controlUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
 import { WATCH_WINDOW_MS } from '../../src/workflows/serving-watch';
 import { serviceWorkflowId, type ServiceStatus } from '../../src/workflows/types';
-import { createTimeSkippingEnv } from '../helpers/temporal-env';
+import { timeSkippingServerPerTest } from '../helpers/temporal-env';
 import { serviceSpec, waitFor, workflowHarness } from '../helpers/workflow-harness';
 
 let env: TestWorkflowEnvironment;
 const { withWorker, deploy, deployOrNot, rolloutResult } = workflowHarness(() => env);
 
-// A test server of its own for every test: what one test leaves behind (a service still
-// watching its replicas, an activity waiting to retry on a task queue whose worker is gone)
-// would otherwise keep the time-skipping server from skipping time in the tests after it.
-beforeEach(async () => {
-  env = await createTimeSkippingEnv();
-}, 120_000);
-
-afterEach(async () => {
-  await env?.teardown();
-});
+timeSkippingServerPerTest((created) => (env = created));
 
 const statusOf = (service: string): Promise<ServiceStatus> => env.client.workflow.getHandle(serviceWorkflowId(service)).query(serviceStatusQuery);
 const summary = (s: ServiceStatus) => s.replicas.map((r) => `${r.version}:${r.status}`);

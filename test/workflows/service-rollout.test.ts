@@ -6,23 +6,14 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { pauseSignal, resumeSignal, rollbackSignal, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
 import { serviceWorkflowId } from '../../src/workflows/types';
-import { createTimeSkippingEnv } from '../helpers/temporal-env';
+import { timeSkippingServerPerTest } from '../helpers/temporal-env';
 import { backendsByVersion, serviceSpec, waitFor, workflowHarness } from '../helpers/workflow-harness';
 
 let env: TestWorkflowEnvironment;
 const { withWorker, deploy, rolloutResult } = workflowHarness(() => env);
 const spec = serviceSpec;
 
-// A test server of its own for every test: what one test leaves behind (a service still
-// watching its replicas, an activity waiting to retry on a task queue whose worker is gone)
-// would otherwise keep the time-skipping server from skipping time in the tests after it.
-beforeEach(async () => {
-  env = await createTimeSkippingEnv();
-}, 120_000);
-
-afterEach(async () => {
-  await env?.teardown();
-});
+timeSkippingServerPerTest((created) => (env = created));
 
 describe('service workflow', () => {
   test('first deploy brings up v1 with 2 READY replicas and a traffic split', async () => {
