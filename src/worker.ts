@@ -2,8 +2,8 @@
  * Wires the providers, the router client and the activities into a Temporal worker.
  * `rollout worker` runs it from the environment; `rollout dev` runs it as a child process.
  */
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Client, Connection, isGrpcServiceError } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createActivities } from './activities';
@@ -11,6 +11,10 @@ import { LocalProvider } from './providers/local';
 import { replicaUserFrom, type ReplicaUser } from './providers/local/replica-identity';
 import type { Provider } from './providers/types';
 import { RouterAdminClient } from './router/client';
+import { prepareStateDir, StateDirError } from './dev/state-dir';
+import { readBoundedFileSync } from './spec/read-file';
+import { showValue } from './spec/show-value';
+import { temporalAddressProblem } from './temporal/address';
 import { TASK_QUEUE } from './workflows/types';
 
 export interface WorkerConfig {
@@ -28,37 +32,100 @@ export interface WorkerConfig {
   replicaUser?: ReplicaUser;
 }
 
+/**
+ * Why the worker could not start: `config` — a setting is wrong (the CLI's exit 2: fix it and
+ * start again); `unreachable` — Temporal does not answer (exit 3). One line each, naming the setting.
+ */
+export class WorkerStartError extends Error {
+  override name = 'WorkerStartError';
+  constructor(
+    message: string,
+    readonly reason: 'config' | 'unreachable',
+  ) {
+    super(message);
+  }
+}
+
+const configError = (message: string) => new WorkerStartError(message, 'config');
+
+/** The router's admin token file is read only if it is a regular file of at most this many bytes. */
+export const ROUTER_TOKEN_FILE_MAX_BYTES = 4096;
+
+/** The worker's settings from its environment; every bad one is a WorkerStartError('config') naming it. */
 export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const required = (name: string): string => {
     const value = env[name];
-    if (!value) throw new Error(`${name} is not set`);
+    if (!value) throw configError(`${name} is not set`);
     return value;
   };
+  const httpUrl = (name: string): string => {
+    const value = required(name);
+    let url: URL | undefined;
+    try {
+      url = new URL(value);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw configError(`${name}: expected an http:// or https:// URL, got ${showValue(value)}`);
+    return value.replace(/\/+$/, '');
+  };
+  const temporalAddress = env.TEMPORAL_ADDRESS || 'localhost:7233';
+  const addressProblem = temporalAddressProblem(temporalAddress);
+  if (addressProblem) throw configError(`TEMPORAL_ADDRESS: ${addressProblem}`);
+  const gpus = env.ROLLOUT_GPUS;
+  if (gpus !== undefined && gpus !== '' && !/^\d{1,4}$/.test(gpus)) throw configError(`ROLLOUT_GPUS: expected a whole number of GPUs (0, 1, 2…), got ${showValue(gpus)}`);
+  const routerAdminUrl = httpUrl('ROUTER_ADMIN_URL');
+  const routerPublicUrl = httpUrl('ROUTER_PUBLIC_URL');
+  const routerToken = routerTokenFrom(env);
+  let replicaUser: ReplicaUser | undefined;
+  try {
+    replicaUser = replicaUserFrom(env.ROLLOUT_REPLICA_USER, process.getuid?.() ?? -1, () => fs.readFileSync('/etc/passwd', 'utf8'));
+  } catch (err) {
+    throw configError(err instanceof Error ? err.message : String(err));
+  }
+  let stateDir: string;
+  try {
+    stateDir = prepareStateDir(env.ROLLOUT_STATE_DIR || '.rollout', 'ROLLOUT_STATE_DIR');
+  } catch (err) {
+    throw err instanceof StateDirError ? configError(err.message) : err;
+  }
   return {
-    temporalAddress: env.TEMPORAL_ADDRESS ?? 'localhost:7233',
-    namespace: env.TEMPORAL_NAMESPACE ?? 'default',
-    taskQueue: env.ROLLOUT_TASK_QUEUE ?? TASK_QUEUE,
-    stateDir: path.resolve(env.ROLLOUT_STATE_DIR ?? '.rollout'),
-    gpus: env.ROLLOUT_GPUS !== undefined && env.ROLLOUT_GPUS !== '' ? Number(env.ROLLOUT_GPUS) : undefined,
-    routerAdminUrl: required('ROUTER_ADMIN_URL'),
-    routerToken: routerTokenFrom(env),
-    routerPublicUrl: required('ROUTER_PUBLIC_URL'),
-    replicaUser: replicaUserFrom(env.ROLLOUT_REPLICA_USER, process.getuid?.() ?? -1, () => fs.readFileSync('/etc/passwd', 'utf8')),
+    temporalAddress,
+    namespace: env.TEMPORAL_NAMESPACE || 'default',
+    taskQueue: env.ROLLOUT_TASK_QUEUE || TASK_QUEUE,
+    stateDir,
+    gpus: gpus !== undefined && gpus !== '' ? Number(gpus) : undefined,
+    routerAdminUrl,
+    routerToken,
+    routerPublicUrl,
+    replicaUser,
   };
 }
 
 /**
  * The router's admin token: from ROUTER_TOKEN_FILE (preferred: it never enters the worker's
  * environment, which its child processes could read in /proc/<pid>/environ) or ROUTER_TOKEN.
+ * The file is read bounded: a FIFO or /dev/urandom is refused, not read forever.
  */
 function routerTokenFrom(env: NodeJS.ProcessEnv): string {
-  if (env.ROUTER_TOKEN_FILE) {
-    const token = fs.readFileSync(env.ROUTER_TOKEN_FILE, 'utf8').trim();
-    if (!token) throw new Error(`ROUTER_TOKEN_FILE ${env.ROUTER_TOKEN_FILE} is empty`);
+  const file = env.ROUTER_TOKEN_FILE;
+  if (file) {
+    const read = readBoundedFileSync(file, ROUTER_TOKEN_FILE_MAX_BYTES);
+    if (!read.ok) {
+      const why =
+        'notRegular' in read
+          ? `expected a regular file holding the router's admin token, it is ${read.notRegular}`
+          : 'tooLarge' in read
+            ? `expected a file of at most ${ROUTER_TOKEN_FILE_MAX_BYTES} bytes holding the router's admin token`
+            : `cannot read it (${read.code})`;
+      throw configError(`ROUTER_TOKEN_FILE ${file}: ${why}`);
+    }
+    const token = read.bytes.toString('utf8').trim();
+    if (!token) throw configError(`ROUTER_TOKEN_FILE ${file}: the file is empty`);
     return token;
   }
   if (env.ROUTER_TOKEN) return env.ROUTER_TOKEN;
-  throw new Error('ROUTER_TOKEN_FILE (or ROUTER_TOKEN) is not set');
+  throw configError('ROUTER_TOKEN_FILE (or ROUTER_TOKEN) is not set');
 }
 
 export function createProviders(config: Pick<WorkerConfig, 'stateDir' | 'gpus' | 'replicaUser'>): Record<string, Provider> {
@@ -68,7 +135,16 @@ export function createProviders(config: Pick<WorkerConfig, 'stateDir' | 'gpus' |
 /** Path of the workflow bundle's entry, from src/ (tests) or dist/ (the CLI). */
 export const workflowsPath = require.resolve('./workflows');
 
-export async function createWorker(config: WorkerConfig, connection: NativeConnection, temporalClient?: Client): Promise<Worker> {
+/**
+ * The worker of `rollout worker`. `extra` lets a harness (the worker-crash chaos suite) add
+ * activity interceptors or hand over a prebuilt workflow bundle, so restarts skip webpack.
+ */
+export async function createWorker(
+  config: WorkerConfig,
+  connection: NativeConnection,
+  temporalClient?: Client,
+  extra: Pick<WorkerOptions, 'interceptors' | 'workflowBundle'> = {},
+): Promise<Worker> {
   const activities = createActivities({
     temporalClient,
     providers: createProviders(config),
@@ -79,13 +155,14 @@ export async function createWorker(config: WorkerConfig, connection: NativeConne
     connection,
     namespace: config.namespace,
     taskQueue: config.taskQueue,
-    workflowsPath,
+    ...(extra.workflowBundle ? { workflowBundle: extra.workflowBundle } : { workflowsPath }),
+    interceptors: extra.interceptors,
     activities,
   });
 }
 
 /** Runs until SIGINT/SIGTERM; prints `worker ready` once polling. */
-export async function runWorker(config: WorkerConfig): Promise<void> {
+export async function runWorker(config: WorkerConfig, extra: Parameters<typeof createWorker>[3] = {}): Promise<void> {
   // Under `rollout dev`, stdin is a pipe from the stack: when the stack dies (even by SIGKILL, and
   // even before this worker is up) it closes, and the worker stops instead of living on as an orphan.
   let worker: Worker | undefined;
@@ -99,11 +176,19 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     // Its stdout is a pipe to the stack as well: once the stack is gone, writes fail (EPIPE).
     process.stdout.on('error', () => undefined);
   }
-  const connection = await NativeConnection.connect({ address: config.temporalAddress });
-  // A client of its own, for the activity that forwards the service workflow's control update.
-  const clientConnection = await Connection.connect({ address: config.temporalAddress });
+  // A client of its own, for the activity that forwards the service workflow's control update;
+  // opened first, with a deadline, so that an unreachable Temporal or a namespace it does not
+  // have is said in one line before the worker itself is built.
+  const clientConnection = await connectOrExplain(config);
+  let connection: NativeConnection;
   try {
-    worker = await createWorker(config, connection, new Client({ connection: clientConnection, namespace: config.namespace }));
+    connection = await NativeConnection.connect({ address: config.temporalAddress });
+  } catch (err) {
+    await clientConnection.close();
+    throw new WorkerStartError(`cannot reach Temporal at ${config.temporalAddress} (${firstLine(err)})`, 'unreachable');
+  }
+  try {
+    worker = await createWorker(config, connection, new Client({ connection: clientConnection, namespace: config.namespace }), extra);
     const run = worker.run();
     process.stdout.write(`worker ready: task queue ${config.taskQueue} on ${config.temporalAddress}\n`);
     await run;
@@ -113,4 +198,33 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     await clientConnection.close();
     await connection.close();
   }
+}
+
+/** gRPC status code 5. */
+const GRPC_NOT_FOUND = 5;
+
+const firstLine = (err: unknown): string => (err instanceof Error ? err.message : String(err)).split('\n')[0];
+
+/** A client connection to Temporal that answers and has the namespace; otherwise a WorkerStartError. */
+async function connectOrExplain(config: WorkerConfig): Promise<Connection> {
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ address: config.temporalAddress, connectTimeout: '5s' });
+    await connection.workflowService.getSystemInfo({});
+  } catch (err) {
+    throw new WorkerStartError(
+      `cannot reach Temporal at ${config.temporalAddress} (${firstLine(err)}); start it (\`rollout dev\`) or set TEMPORAL_ADDRESS`,
+      'unreachable',
+    );
+  }
+  try {
+    await connection.workflowService.describeNamespace({ namespace: config.namespace });
+  } catch (err) {
+    await connection.close();
+    if (isGrpcServiceError(err) && err.code === GRPC_NOT_FOUND) {
+      throw configError(`TEMPORAL_NAMESPACE: Temporal at ${config.temporalAddress} has no namespace ${showValue(config.namespace)}`);
+    }
+    throw new WorkerStartError(`cannot reach Temporal at ${config.temporalAddress} (${firstLine(err)})`, 'unreachable');
+  }
+  return connection;
 }

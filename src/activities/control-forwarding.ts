@@ -4,7 +4,7 @@
  * Temporal client can. A refusal by the rollout's validator comes back as a non-retryable
  * `ControlRefused` failure carrying the rollout's own message.
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { controlUpdate } from '../workflows/messages';
 import type { ControlRequest, RolloutStatus } from '../workflows/types';
@@ -23,7 +23,12 @@ export function createControlForwarding(client: Client | undefined) {
         throw ApplicationFailure.create({ type: 'ProviderNotConfigured', message: 'this worker has no Temporal client to forward control updates with', nonRetryable: true });
       }
       try {
-        return await client.workflow.getHandle(input.workflowId).executeUpdate(controlUpdate, { args: [input.request] });
+        // One update id for every attempt of this activity: a retry after a worker crash gets the
+        // first attempt's answer from the server instead of a second rollback (refused: "already
+        // rolling back") or a second advance (one step too far).
+        const { workflowExecution, activityId } = Context.current().info;
+        const updateId = `${workflowExecution?.workflowId}/${workflowExecution?.runId}/${activityId}`;
+        return await client.workflow.getHandle(input.workflowId).executeUpdate(controlUpdate, { args: [input.request], updateId });
       } catch (err) {
         if (err instanceof WorkflowUpdateFailedError) {
           const message = err.cause instanceof Error ? err.cause.message : err.message;

@@ -7,7 +7,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { judgeReplica, type LostReplica } from '../plan/healing';
-import type { Provider } from '../providers/types';
+import { ProviderError, type Provider, type ReplicaDescription } from '../providers/types';
 import { probeOnce } from '../providers/readiness';
 import type { ReadinessProbeSpec } from '../spec/types';
 import type { WatchReplicaInput } from './types';
@@ -30,8 +30,17 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 async function observe(provider: Provider, replicaId: string, endpoint: string, probe: ReadinessProbeSpec) {
-  const described = await provider.describe(replicaId);
-  if (described.state !== 'running') return { running: false, exitInfo: described.exitInfo ?? described.state, probeOk: false };
+  let described: ReplicaDescription | undefined;
+  try {
+    described = await provider.describe(replicaId);
+  } catch (err) {
+    // A transient provider error (throttling) says nothing about the replica, and its probe still
+    // can: judged on the probe alone this round (a dead one fails it too). Throwing would drop the
+    // round's observations of every replica and fail the watch attempt, whose retries back off to
+    // 30 s: a flaky provider would leave the watch all but blind.
+    if (!(err instanceof ProviderError && err.retryable)) throw err;
+  }
+  if (described && described.state !== 'running') return { running: false, exitInfo: described.exitInfo ?? described.state, probeOk: false };
   const answer = await probeOnce(endpoint + probe.path, probe.timeout_seconds * 1000);
   return { running: true, probeOk: answer.ok, probeDetail: answer.status !== undefined ? `HTTP ${answer.status}` : answer.error };
 }

@@ -116,14 +116,27 @@ export function buildProgram(): Command {
     .addOption(outputOption())
     .action(action((spec: string, opts: { force?: boolean; output: 'text' | 'json' }) => planCommand(spec, opts)));
 
+  const runWorkerAction = action(async () => {
+    const { runWorker, workerConfigFromEnv, WorkerStartError } = await import('../worker');
+    try {
+      await runWorker(workerConfigFromEnv());
+      return 0;
+    } catch (err) {
+      // A bad setting (exit 2) or Temporal not answering (exit 3): the one line that says which.
+      if (err instanceof WorkerStartError) throw new CliError(err.message, err.reason === 'config' ? ExitCode.invalidInput : ExitCode.unreachable);
+      throw err;
+    }
+  });
+
   program
     .command('worker')
     .description('run a Temporal worker (configured by environment; see README)')
-    .action(action(async () => {
-      const { runWorker, workerConfigFromEnv } = await import('../worker');
-      await runWorker(workerConfigFromEnv());
-      return 0;
-    }));
+    .action(async () => {
+      await runWorkerAction();
+      // A worker that failed has said why; the SDK's native runtime can keep the process alive after
+      // a failed Worker.create (it did for a missing namespace), so it must not linger.
+      if (process.exitCode) process.exit(process.exitCode);
+    });
 
   program
     .command('router')

@@ -22,6 +22,7 @@ import { RouterAdminClient } from '../router/client';
 import { resolveBinary, TEMPORAL_CLI } from '../temporal/binaries';
 import { unusablePorts } from './free-ports';
 import { lockStateDir, StateDirInUseError } from './stack-lock';
+import { prepareStateDir, StateDirError } from './state-dir';
 import { Supervised } from './supervised';
 
 export interface DevOptions {
@@ -67,9 +68,15 @@ interface ChildRecord {
 }
 
 export async function startDevStack(opts: DevOptions): Promise<DevStack> {
-  const stateDir = path.resolve(opts.stateDir);
+  // A file, /proc/self, a directory we may not write to: said in one line, before anything starts.
+  let stateDir: string;
+  try {
+    stateDir = prepareStateDir(opts.stateDir, '--state-dir');
+  } catch (err) {
+    if (err instanceof StateDirError) throw new DevStackError(err.message, 2);
+    throw err;
+  }
   const logs = path.join(stateDir, 'logs');
-  fs.mkdirSync(logs, { recursive: true });
   // Nothing is touched before these two checks: a second stack on this state dir, or a port that
   // another program holds, would otherwise wreck the stack that already runs.
   let unlock: () => void;
@@ -77,7 +84,7 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
     unlock = lockStateDir(stateDir);
   } catch (err) {
     if (err instanceof StateDirInUseError) throw new DevStackError(err.message, 2);
-    throw err;
+    throw new DevStackError(`--state-dir ${opts.stateDir}: cannot take its lock ${path.join(stateDir, 'stack.lock')} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 2);
   }
   const problems = await unusablePorts([
     { port: opts.temporalPort, flag: '--temporal-port' },
@@ -88,6 +95,12 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
   if (problems.length > 0) {
     unlock();
     throw new DevStackError(`cannot start the stack, nothing was started or cleaned up:\n  ${problems.join('\n  ')}`, 2);
+  }
+  try {
+    fs.mkdirSync(logs, { recursive: true });
+  } catch (err) {
+    unlock();
+    throw new DevStackError(`--state-dir ${opts.stateDir}: cannot create ${logs} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 2);
   }
 
   const started: Array<{ stop(): Promise<void>; shuttingDown(): void }> = [];

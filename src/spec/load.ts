@@ -1,8 +1,8 @@
 /** Reading a spec from YAML: every problem comes back with its field path and what was expected. */
-import fs from 'node:fs/promises';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { SPEC_LIMITS, utf8Bytes } from './limits';
+import { readBoundedFileSync } from './read-file';
 import { serviceSpecSchema } from './schema';
 import { showValue } from './show-value';
 import type { ServiceSpec, SpecIssue } from './types';
@@ -60,21 +60,28 @@ function toIssues(issue: z.core.$ZodIssue): SpecIssue[] {
   return [{ path: path || '(root)', message: issue.message }];
 }
 
+/**
+ * Reads and validates a spec file. Only a regular file of at most SPEC_LIMITS.specBytes is read,
+ * and never more than that (see read-file.ts): `/dev/urandom`, a FIFO or a directory is refused
+ * at once instead of being read forever.
+ */
 export async function loadSpecFile(file: string): Promise<SpecResult> {
+  const limitKiB = SPEC_LIMITS.specBytes / 1024;
+  const read = readBoundedFileSync(file, SPEC_LIMITS.specBytes);
+  if (!read.ok) {
+    const message =
+      'notRegular' in read
+        ? `expected a regular file, ${file} is ${read.notRegular}`
+        : 'tooLarge' in read
+          ? `expected a spec of at most ${limitKiB} KiB, ${file} has ${read.size === undefined ? 'more' : `${Math.ceil(read.size / 1024)} KiB`}`
+          : `cannot read ${file}: ${read.code}`;
+    return { ok: false, issues: [{ path: '(file)', message }] };
+  }
   let text: string;
   try {
-    const { size } = await fs.stat(file);
-    if (size > SPEC_LIMITS.specBytes) {
-      return { ok: false, issues: [{ path: '(file)', message: `expected a spec of at most ${SPEC_LIMITS.specBytes / 1024} KiB, ${file} has ${Math.ceil(size / 1024)} KiB` }] };
-    }
-    const bytes = await fs.readFile(file);
-    try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    } catch {
-      return { ok: false, issues: [{ path: '(file)', message: `${file} is not UTF-8 text` }] };
-    }
-  } catch (err) {
-    return { ok: false, issues: [{ path: '(file)', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }] };
+    text = new TextDecoder('utf-8', { fatal: true }).decode(read.bytes);
+  } catch {
+    return { ok: false, issues: [{ path: '(file)', message: `${file} is not UTF-8 text` }] };
   }
   return parseSpec(text);
 }

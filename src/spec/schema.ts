@@ -107,6 +107,15 @@ const rollout = z.strictObject({
   analysis: analysis.optional(),
 });
 
+/**
+ * A service's name: in the spec (`name`) and wherever the CLI takes one (`rollout status <service>`),
+ * so both refuse the same names with the same message. It becomes part of workflow ids, replica
+ * ids and the router's paths.
+ */
+export const serviceNameSchema = z
+  .string({ error: expected('a service name') })
+  .regex(/^[a-z][a-z0-9-]{0,39}$/, { error: expected('lowercase letters, digits and "-", starting with a letter, at most 40 characters') });
+
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 // `{from_env: NAME}` or `{from_file: /absolute/path}`: resolved on the worker at launch only.
@@ -122,9 +131,7 @@ const secretRef = z.union([
 
 export const serviceSpecSchema = z
   .strictObject({
-    name: z
-      .string({ error: expected('a service name') })
-      .regex(/^[a-z][a-z0-9-]{0,39}$/, { error: expected('lowercase letters, digits and "-", starting with a letter, at most 40 characters') }),
+    name: serviceNameSchema,
     replicas: wholeIn(1, L.replicas).default(1),
     run: z
       .string({ error: expected('a shell command') })

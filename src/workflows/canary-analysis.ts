@@ -18,6 +18,15 @@ const { readTrafficStats } = proxyActivities<ReturnType<typeof createActivities>
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
 });
 
+/** An analysis's state as plain data: carried across continue-as-new. */
+export interface AnalysisSnapshot {
+  previous?: StatsSnapshot;
+  next: number;
+  tally: CheckTally;
+  last?: { verdict: Verdict; reasons: string[]; at: number };
+  passedThisStep: boolean;
+}
+
 export class CanaryAnalysis {
   private readonly intervalMs: number;
   private previous?: StatsSnapshot;
@@ -30,8 +39,14 @@ export class CanaryAnalysis {
   constructor(
     private readonly service: string,
     private readonly spec: AnalysisSpec,
+    carried?: AnalysisSnapshot,
   ) {
     this.intervalMs = parseDurationMs(spec.interval);
+    if (carried) ({ previous: this.previous, next: this.next, tally: this.tally, last: this.last, passedThisStep: this.passedThisStep } = carried);
+  }
+
+  snapshot(): AnalysisSnapshot {
+    return { previous: this.previous, next: this.next, tally: { ...this.tally }, last: this.last, passedThisStep: this.passedThisStep };
   }
 
   due(now: number): boolean {

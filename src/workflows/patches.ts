@@ -13,4 +13,6 @@ export const PATCHES = {
   gpuShortfallFailsFast: 'gpu-shortfall-fails-fast',
   /** Removing a replica whose launch is still going cancels the launch after 2 s. */
   cancelSlowLaunches: 'cancel-slow-launches',
+  /** A rollout held for long continues as new before its history nears Temporal's limits. */
+  rolloutContinuesAsNew: 'rollout-continues-as-new',
 } as const;

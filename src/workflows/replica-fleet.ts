@@ -88,7 +88,7 @@ export class ReplicaFleet {
   private changed = false;
   private trafficKey = '';
   private totalGpus: number | null | undefined;
-  private inheritedWatch?: { scope: CancellationScope; done: Promise<void> };
+  private readonly inheritedWatches: { scope: CancellationScope; done: Promise<void> }[] = [];
   /** Replicas whose launch activity has settled. */
   private readonly launchesDone = new Set<string>();
   seq: number;
@@ -100,11 +100,23 @@ export class ReplicaFleet {
   constructor(private readonly input: RolloutInput) {
     for (const r of input.replicas) this.replicas.set(r.id, { ...r });
     this.seq = input.replicaSeq;
+    if (input.carried) {
+      // A run continued from a long hold: the split it held is the router's now.
+      this.traffic = input.carried.traffic;
+      this.trafficKey = JSON.stringify(this.traffic);
+      this.endpoint = input.carried.endpoint;
+      return;
+    }
     // Replicas that serve when the rollout starts keep serving: the first traffic call
     // re-states the same split.
     this.traffic = input.replicas
       .filter((r) => r.status === 'READY')
       .map((r) => ({ replicaId: r.id, version: r.version, weight: 1 }));
+  }
+
+  /** Nothing launching, loading, failed or being removed: every replica READY (a rollout may continue as new). */
+  quiet(): boolean {
+    return [...this.replicas.values()].every((r) => r.status === 'READY');
   }
 
   wake(): void {
@@ -272,7 +284,23 @@ export class ReplicaFleet {
    * target is its version, replaces) it.
    */
   watchInherited(spec: ServiceSpec): void {
-    const inherited = new Set(this.input.replicas.filter((r) => r.status === 'READY').map((r) => r.id));
+    this.watchReady(spec, this.input.replicas.filter((r) => r.status === 'READY').map((r) => r.id), false);
+  }
+
+  /**
+   * A run continued as new launched nothing itself: it watches every replica it took over, each
+   * version with its own spec's probe; a lost replica of the target version is a target failure.
+   */
+  watchCarried(targetVersion: number): void {
+    const { toVersion, toSpec, fromSpec } = this.input;
+    for (const version of new Set(this.input.replicas.map((r) => r.version))) {
+      const ids = this.input.replicas.filter((r) => r.version === version).map((r) => r.id);
+      this.watchReady(version === toVersion ? toSpec : (fromSpec ?? toSpec), ids, version === targetVersion);
+    }
+  }
+
+  private watchReady(spec: ServiceSpec, ids: string[], lossIsTargetFailure: boolean): void {
+    const inherited = new Set(ids);
     const scope = new CancellationScope();
     const done = scope
       .run(async () => {
@@ -291,19 +319,20 @@ export class ReplicaFleet {
             record.status = 'FAILED';
             record.message = reason;
             this.wake();
+            if (lossIsTargetFailure) this.onTargetFailure(replicaId, reason);
           }
         }
       })
       .catch((err: unknown) => {
         if (!isCancellation(err)) throw err;
       });
-    this.inheritedWatch = { scope, done };
+    this.inheritedWatches.push({ scope, done });
   }
 
   /** Ends the watchers of the replicas that stay (their lifecycle is over for this rollout). */
   async stopWatching(): Promise<void> {
-    this.inheritedWatch?.scope.cancel();
-    await this.inheritedWatch?.done;
+    for (const watch of this.inheritedWatches) watch.scope.cancel();
+    await Promise.all(this.inheritedWatches.map((watch) => watch.done));
     const live = [...this.replicas.keys()].filter((id) => !this.finished.has(id));
     for (const id of live) this.scopes.get(id)?.cancel();
     await Promise.all(live.map((id) => this.lifecycles.get(id)));

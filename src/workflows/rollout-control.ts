@@ -15,7 +15,7 @@
 import { describeStep } from '../plan/steps';
 import { parseDurationMs } from '../spec/duration';
 import type { CanaryStep, RolloutStrategy } from '../spec/types';
-import { CONTROL_ACTIONS, CONTROL_COMMAND_NAMES, type ControlAction, type ControlRequest } from './types';
+import { CONTROL_ACTIONS, CONTROL_COMMAND_NAMES, type ControlRequest } from './types';
 
 export type ControlPhase = 'rolling_out' | 'rolling_back' | 'succeeded' | 'rolled_back' | 'failed';
 
@@ -38,6 +38,54 @@ export interface ControlOptions {
 }
 
 const REFUSED_KEPT = 10;
+/**
+ * At most this much of each refused message. A refusal says what it got, and a bad payload may be
+ * megabytes; the status (every query's and every control update's answer) carries the last ten,
+ * and an answer past the server's message limit is never delivered: the update's workflow task
+ * would fail on every retry.
+ */
+const REFUSED_CHARS = 300;
+
+/** A value as JSON for a message, clipped (see REFUSED_CHARS). */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 80)}… (${text.length} characters)` : text;
+}
+
+/**
+ * Why `req` is no control request at all, whatever the rollout's state: not an object with a known
+ * action, a percent that is not a number from 0 to 100, a reason that is not text. The service
+ * workflow refuses these too before forwarding, so they never enter its (long-lived) history.
+ */
+export function malformedRequest(req: unknown): string | undefined {
+  const r = typeof req === 'object' && req !== null ? (req as Record<string, unknown>) : {};
+  const action = r.action;
+  if (typeof action !== 'string' || !(CONTROL_ACTIONS as readonly string[]).includes(action)) {
+    return `unknown action ${shown(action)}: expected pause, resume, advance, setCanaryPercent, promote or rollback`;
+  }
+  const p = r.percent;
+  if (action === 'setCanaryPercent' && (typeof p !== 'number' || !Number.isFinite(p) || p < 0 || p > 100)) return `needs a percent from 0 to 100, got ${shown(p ?? null)}`;
+  // Text or nothing: apply() puts it in a string, and an object that will not become one
+  // ({"toString": 1}) would throw there, failing the workflow task on every retry.
+  const reason = r.reason;
+  if (action === 'rollback' && reason !== undefined && reason !== null && typeof reason !== 'string') return `a reason must be text, got ${shown(reason)}`;
+  return undefined;
+}
+
+/** Everything a RolloutControl holds, as plain data: carried across continue-as-new. */
+export interface ControlSnapshot {
+  phase: ControlPhase;
+  reason?: string;
+  paused: boolean;
+  manual: boolean;
+  manualPercent: number;
+  trafficLed: boolean;
+  stepIndex: number;
+  stepPauseUntil?: number;
+  refused: string[];
+  deadline: number;
+  clockStoppedAt?: number;
+}
 
 export class RolloutControl {
   phase: ControlPhase = 'rolling_out';
@@ -63,6 +111,20 @@ export class RolloutControl {
     this.deadline = opts.now + opts.timeoutMs;
     if (opts.manualPercent !== undefined) this.enterManual(opts.manualPercent, opts.now);
     this.enterStep(0, opts.now);
+  }
+
+  /** The state as plain data (see restore). */
+  snapshot(): ControlSnapshot {
+    const { phase, reason, paused, manual, manualPercent, trafficLed, stepIndex, stepPauseUntil, deadline, clockStoppedAt } = this;
+    return { phase, reason, paused, manual, manualPercent, trafficLed, stepIndex, stepPauseUntil, refused: [...this.refused], deadline, clockStoppedAt };
+  }
+
+  /** Takes up a snapshot's state as it was (the clock included: a held rollout stays held). */
+  restore(s: ControlSnapshot): void {
+    ({ phase: this.phase, reason: this.reason, paused: this.paused, manual: this.manual, manualPercent: this.manualPercent } = s);
+    ({ trafficLed: this.trafficLed, stepIndex: this.stepIndex, stepPauseUntil: this.stepPauseUntil, deadline: this.deadline, clockStoppedAt: this.clockStoppedAt } = s);
+    this.refused.splice(0, this.refused.length, ...s.refused);
+    this.changed = true;
   }
 
   // ── reading ─────────────────────────────────────────────────────────────────
@@ -121,11 +183,9 @@ export class RolloutControl {
 
   /** Why `req` cannot be carried out now, or undefined when it can. */
   validate(req: ControlRequest): string | undefined {
-    const action: unknown = req?.action;
-    if (typeof action !== 'string' || !(CONTROL_ACTIONS as readonly string[]).includes(action)) {
-      return `unknown action ${JSON.stringify(action)}: expected pause, resume, advance, setCanaryPercent, promote or rollback`;
-    }
-    const a = action as ControlAction;
+    const malformed = malformedRequest(req);
+    if (malformed) return malformed;
+    const a = req.action;
     const spoken = CONTROL_COMMAND_NAMES[a];
     if (this.finished()) return `the rollout has finished (${this.phase.replace('_', ' ')}); nothing to ${spoken}`;
     if (this.phase === 'rolling_back') return `the rollout is rolling back (${this.reason ?? 'rollback'}); it can only finish rolling back, not ${spoken}`;
@@ -148,8 +208,6 @@ export class RolloutControl {
         if (!this.manual && this.stepIndex >= this.steps.length - 1) return `already at the last step (${describeStep(this.steps[this.steps.length - 1])}); nothing to advance to`;
         return undefined;
       case 'setCanaryPercent': {
-        const p = req.percent;
-        if (typeof p !== 'number' || !Number.isFinite(p) || p < 0 || p > 100) return `needs a percent from 0 to 100, got ${JSON.stringify(p ?? null)}`;
         if (this.opts.strategy === 'blue_green') return 'a blue_green rollout never splits traffic: setCanaryPercent does not apply';
         if (!this.opts.hasPrimary) return 'a first deploy has no serving version to split traffic with';
         return undefined;
@@ -215,7 +273,8 @@ export class RolloutControl {
 
   /** Records a message that was refused before it could be validated (a bad signal payload). */
   refuse(action: string, why: string): void {
-    this.refused.push(`${action}: ${why}`);
+    const line = `${action}: ${why}`;
+    this.refused.push(line.length > REFUSED_CHARS ? `${line.slice(0, REFUSED_CHARS)}… (${line.length} characters)` : line);
     if (this.refused.length > REFUSED_KEPT) this.refused.shift();
     this.changed = true;
   }

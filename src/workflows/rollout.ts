@@ -11,7 +11,7 @@
  * message, the deadline, a timed pause or the next analysis. Control state lives in
  * `RolloutControl`; rolling back is the same loop with the old version as the target.
  */
-import { condition, log, patched, setCurrentDetails, setHandler } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, log, patched, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import { canarySteps, isTrafficLed, planCanaryStep, planStep, surgePercentOf, trafficPercentByVersion } from '../plan';
 import type { PlanStep } from '../plan/types';
 import { parseDurationMs } from '../spec/duration';
@@ -33,6 +33,13 @@ import { RolloutControl } from './rollout-control';
 import type { ControlRequest, RolloutInput, RolloutPhase, RolloutResult, RolloutStatus } from './types';
 import { rolloutWorkflowId } from './types';
 
+/**
+ * A run's history length at which a rollout held for long (manual mode, `{pause: {}}`, analysis
+ * every minute: ~11 events a minute) continues as new, when the server has not suggested it
+ * earlier. Far below Temporal's 51,200-event limit, and below its 10,240-event warning.
+ */
+export const ROLLOUT_HISTORY_EVENTS = 8_000;
+
 export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResult> {
   const { toSpec, fromSpec } = input;
   const inPlace = input.mode === 'in_place';
@@ -49,10 +56,13 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     now: Date.now(),
     manualPercent: inPlace ? undefined : input.canaryPercent,
   });
-  const analysis = toSpec.rollout.analysis && hasPrimary && !inPlace ? new CanaryAnalysis(input.service, toSpec.rollout.analysis) : undefined;
-  let note = 'starting';
-  let canaryPercent = 0;
-  let reachedWeight = false;
+  const { carried } = input;
+  if (carried) control.restore(carried.control);
+  const analysis = toSpec.rollout.analysis && hasPrimary && !inPlace ? new CanaryAnalysis(input.service, toSpec.rollout.analysis, carried?.analysis) : undefined;
+  let note = carried?.note ?? 'starting';
+  let canaryPercent = carried?.canaryPercent ?? 0;
+  let reachedWeight = carried?.reachedWeight ?? false;
+  const run = carried?.run ?? 1;
 
   const rollBack = (why: string): void => {
     if (control.phase !== 'rolling_out') return;
@@ -88,6 +98,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
       stepPauseUntil: control.pauseStepEndsAt(now),
       analysis: analysis?.status(),
       refused: [...control.refused],
+      run,
     };
   };
 
@@ -127,10 +138,12 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
 
   // The serving replicas are watched throughout: one that dies mid-rollout is noticed, leaves
   // traffic and counts against max_unavailable. (Patched: rollouts started before it had no watch.)
-  if (input.replicas.length > 0 && patched(PATCHES.watchServingReplicas)) fleet.watchInherited(fromSpec ?? toSpec);
+  // A continued run watches every replica it took over; it launched none itself.
+  if (carried) fleet.watchCarried(inPlace ? input.fromVersion : input.toVersion);
+  else if (input.replicas.length > 0 && patched(PATCHES.watchServingReplicas)) fleet.watchInherited(fromSpec ?? toSpec);
 
   // GPUs the provider can never give (L4:1 on a machine with none): fail now, not at the timeout.
-  const shortfall = patched(PATCHES.gpuShortfallFailsFast) ? await fleet.gpuShortfall(toSpec) : undefined;
+  const shortfall = !carried && patched(PATCHES.gpuShortfallFailsFast) ? await fleet.gpuShortfall(toSpec) : undefined;
   if (shortfall) rollBack(`not enough GPUs: ${shortfall}`);
 
   for (;;) {
@@ -184,6 +197,22 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
         continue;
       }
       if (step.remove.length > 0) continue; // capacity was freed: plan again at once
+    }
+
+    // A long hold: carry on in a fresh run before the history nears its limits. Only when all is
+    // still (every replica READY, nothing launching or being removed), so no activity is cut off
+    // half-way. (Patched: a rollout started before this replays as it ran.)
+    if (control.phase === 'rolling_out' && historyIsLong() && fleet.quiet() && patched(PATCHES.rolloutContinuesAsNew)) {
+      // The watches are not cancelled first: the run's end drops them (a running one is told so
+      // at its next heartbeat), and the next run starts its own.
+      await condition(allHandlersFinished);
+      const traffic = fleet.traffic;
+      return continueAsNew<typeof rolloutWorkflow>({
+        ...input,
+        replicas: fleet.records(),
+        replicaSeq: fleet.seq,
+        carried: { control: control.snapshot(), analysis: analysis?.snapshot(), note, canaryPercent, reachedWeight, traffic, endpoint: fleet.endpoint, run: run + 1 },
+      });
     }
 
     const wakeAt = [control.deadlineAt(Date.now()), control.pauseStepEndsAt(Date.now()), analysis && canaryPercent > 0 ? analysis.nextAt() : undefined]
@@ -256,4 +285,9 @@ function percentOf(arg: unknown): number {
   if (typeof raw === 'number') return raw;
   if (typeof raw === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(raw)) return Number(raw);
   return Number.NaN;
+}
+
+function historyIsLong(): boolean {
+  const info = workflowInfo();
+  return info.continueAsNewSuggested || info.historyLength >= ROLLOUT_HISTORY_EVENTS;
 }

@@ -35,6 +35,7 @@ import {
 import { failureMessage } from './failure-message';
 import { PATCHES } from './patches';
 import { rolloutWorkflow } from './rollout';
+import { malformedRequest } from './rollout-control';
 import { healService, watchServiceReplicas } from './service-healing';
 import { serviceStatusOf } from './service-status';
 import type { DeployInput, RolloutSummary, ServiceState, ServiceWorkflowInput } from './types';
@@ -42,8 +43,10 @@ import { rolloutWorkflowId } from './types';
 
 const HISTORY_KEPT = 20;
 
+// One update to another workflow: seconds. Bounded tightly so that after a worker crash the
+// caller's answer comes within seconds of a worker being back (retries reuse the update id).
 const { controlRollout } = proxyActivities<ReturnType<typeof createActivities>>({
-  startToCloseTimeout: '30 seconds',
+  startToCloseTimeout: '10 seconds',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['ControlRefused', 'ProviderNotConfigured'] },
 });
 
@@ -102,7 +105,11 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
   // Control signals go to the active rollout as they came (the rollout records and ignores bad ones).
   const forward = (name: string, send: (workflowId: string) => Promise<void>): void => {
     if (!state.activeRollout) return log.info(`ignored ${name}: no rollout in progress`);
-    void send(state.activeRollout.workflowId);
+    const { workflowId } = state.activeRollout;
+    // The rollout may close before the signal reaches it (it just finished, or was terminated):
+    // then there is nothing left to control. Uncaught, the failed signal would be an unhandled
+    // rejection, which fails the workflow task on every retry: the service would be stuck.
+    void send(workflowId).catch((err: unknown) => log.info(`ignored ${name}: ${workflowId} did not take it (${failureMessage(err)})`));
   };
   const handle = (id: string) => getExternalWorkflowHandle(id);
   setHandler(pauseSignal, () => forward('pause', (id) => handle(id).signal(pauseSignal)));
@@ -124,7 +131,13 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
     },
     {
       validator: (req) => {
-        if (!state.activeRollout) throw new Error(`${state.name} has no rollout in progress (serving v${state.version}); nothing to ${String(req?.action)}`);
+        // The form first, in the rollout's words. Accepted, a request enters this history (with
+        // its payload, twice: the update and the activity's input) before the rollout refuses it,
+        // and the handler names its action: null or {"action": {"toString": 1}} failed there with a
+        // TypeError, and megabytes of junk piled up in a history that lives as long as the service.
+        const malformed = malformedRequest(req);
+        if (malformed) throw new Error(malformed);
+        if (!state.activeRollout) throw new Error(`${state.name} has no rollout in progress (serving v${state.version}); nothing to ${req.action}`);
       },
     },
   );

@@ -2,9 +2,11 @@
  * The records the service and rollout workflows keep and exchange. Plain data: they cross
  * Temporal payloads, the CLI's `--output json`, and continue-as-new.
  */
-import type { ReplicaStatus } from '../plan/types';
+import type { ReplicaStatus, TrafficWeight } from '../plan/types';
 import type { DeployMode } from '../spec/diff';
 import type { CanaryStep, ServiceSpec } from '../spec/types';
+import type { AnalysisSnapshot } from './canary-analysis';
+import type { ControlSnapshot } from './rollout-control';
 
 export const TASK_QUEUE = 'gpu-rollout';
 
@@ -113,6 +115,25 @@ export interface RolloutInput {
   mode?: 'rollout' | 'in_place';
   /** Start in manual mode at this canary percent. */
   canaryPercent?: number;
+  /** Present when continuing as new: the previous run's state (`replicas` are then its replicas). */
+  carried?: RolloutCarry;
+}
+
+/**
+ * What a rollout held for a long time (a canary in manual mode, at `{pause: {}}`, with analysis
+ * every minute) carries into its next run when its history grows long. Every replica is READY
+ * then: nothing is launching or being removed.
+ */
+export interface RolloutCarry {
+  control: ControlSnapshot;
+  analysis?: AnalysisSnapshot;
+  note: string;
+  canaryPercent: number;
+  reachedWeight: boolean;
+  traffic: TrafficWeight[];
+  endpoint?: string;
+  /** This run's number: 2 for the first continuation. */
+  run: number;
 }
 
 export interface RolloutResult {
@@ -185,6 +206,8 @@ export interface RolloutStatus {
   analysis?: AnalysisStatus;
   /** Control messages refused or ignored recently (bad payload, not applicable now), newest last. */
   refused: string[];
+  /** Runs of this rollout workflow so far: more than 1 once a long hold continued as new. */
+  run: number;
 }
 
 export interface RollbackInput {

@@ -24,10 +24,10 @@ afterAll(async () => {
   for (const s of stacks) await s.stop();
 }, 120_000);
 
-/** Runs `rollout dev` to its exit (it is expected to refuse), with its output. */
-function devUntilExit(args: string[]): Promise<{ code: number | null; output: string }> {
+/** Runs `rollout dev` (or another command) to its exit (it is expected to refuse), with its output. */
+function devUntilExit(args: string[], opts: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -52,7 +52,11 @@ const alive = (pid: number): boolean => {
 
 async function serve(stack: RunningStack, name: string): Promise<void> {
   const spec = writeSpec(specDir, `${name}.yaml`, modelServerSpec({ name, version: 'v1', replicas: 1 }));
-  expect((await rolloutCli(stack, ['deploy', spec, '--wait'])).code).toBe(0);
+  const deployed = await rolloutCli(stack, ['deploy', spec, '--wait']);
+  expect(deployed.code).toBe(0);
+  // The stacks here are headless: no UI runs, so no link to one is printed.
+  expect(deployed.stderr).toMatch(/^deploying .*: workflow rollout-/m);
+  expect(deployed.stderr).not.toMatch(/history:|http:\/\/127\.0\.0\.1:\d+\/namespaces\//);
 }
 
 async function answers(stack: RunningStack, name: string): Promise<number> {
@@ -123,4 +127,55 @@ test('kill -9 of rollout dev: Temporal, router and worker stop with it; the next
   await waitUntil(() => orphans.every((p) => !alive(p.pid)), 'the old replicas to be gone', 30_000);
   await serve(next, 'orphan');
   expect(await answers(next, 'orphan')).toBe(200);
+}, 300_000);
+
+test('a --state-dir that is a file, under a file, in /proc or not writable: exit 2, one line naming --state-dir, nothing started', async () => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'rollout-statedir-'));
+  fs.chmodSync(base, 0o755); // another user (below) may look inside
+  const file = path.join(base, 'a-file');
+  fs.writeFileSync(file, 'keep me');
+  const readOnly = path.join(base, 'read-only');
+  fs.mkdirSync(readOnly, { mode: 0o555 });
+  fs.chmodSync(readOnly, 0o555);
+  const cases: Array<[string, RegExp, { uid?: number; gid?: number }?]> = [
+    [file, /^error: --state-dir .*a-file: not a directory \(it is a regular file\)$/],
+    [path.join(file, 'sub'), /^error: --state-dir .*a-file\/sub: .*a-file is not a directory \(it is a regular file\)$/],
+    ['/proc/self', /^error: --state-dir \/proc\/self: cannot create files in it \(.*\)$/],
+    ['/proc/self/new/deeper', /^error: --state-dir \/proc\/self\/new\/deeper: cannot create the directory \/proc\/self\/new \(.*\)$/],
+  ];
+  // root may write anywhere: the unwritable directory is tried as nobody then.
+  const asRoot = process.getuid?.() === 0;
+  const nobody = fs.readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[0] === 'nobody');
+  if (!asRoot) cases.push([readOnly, /^error: --state-dir .*read-only: cannot create files in it \(permission denied, EACCES\)$/]);
+  else if (nobody) cases.push([readOnly, /^error: --state-dir .*read-only: cannot create files in it \(permission denied, EACCES\)$/, { uid: Number(nobody[2]), gid: Number(nobody[3]) }]);
+  for (const [stateDir, message, user] of cases) {
+    const { args } = await devArgs([], stateDir);
+    const r = await devUntilExit(args, user);
+    expect({ stateDir, code: r.code, lines: r.output.trimEnd().split('\n') }).toEqual({ stateDir, code: 2, lines: [expect.stringMatching(message)] });
+  }
+  expect(fs.readFileSync(file, 'utf8')).toBe('keep me');
+  expect(fs.readdirSync(readOnly)).toEqual([]);
+  fs.rmSync(base, { recursive: true, force: true });
+}, 120_000);
+
+test('rollout worker against a running Temporal without its namespace: exit 2 naming TEMPORAL_NAMESPACE', async () => {
+  const stack = stacks[0] ?? (await startStack());
+  if (!stacks.includes(stack)) stacks.push(stack);
+  const tokenFile = path.join(stack.stateDir, 'router.token');
+  const workerDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rollout-worker-'));
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    TEMPORAL_ADDRESS: stack.temporalAddress,
+    TEMPORAL_NAMESPACE: 'no-such-namespace',
+    ROLLOUT_STATE_DIR: workerDir,
+    ROUTER_ADMIN_URL: 'http://127.0.0.1:1',
+    ROUTER_PUBLIC_URL: stack.routerUrl,
+    ROUTER_TOKEN_FILE: tokenFile,
+  };
+  const r = await devUntilExit([path.join(ROOT, 'bin', 'rollout.js'), 'worker'], { env });
+  expect({ code: r.code, lines: r.output.trimEnd().split('\n') }).toEqual({
+    code: 2,
+    lines: [`error: TEMPORAL_NAMESPACE: Temporal at ${stack.temporalAddress} has no namespace "no-such-namespace"`],
+  });
+  fs.rmSync(workerDir, { recursive: true, force: true });
 }, 300_000);

@@ -3,6 +3,8 @@
  * valid spec or issues that each name a field path and what was expected — it never throws,
  * never hangs and never takes unbounded memory. Counts tried are printed.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import fc from 'fast-check';
 import YAML from 'yaml';
 import { parseSpec, validateSpec } from '../../src/spec/load';
@@ -64,6 +66,12 @@ const almostSpec = fc.record({
 let tried = 0;
 afterAll(() => {
   console.log(`[fuzz] spec inputs tried: ${tried}`);
+  // With RELIABILITY_REPORT=1 (npm run chaos) the count goes to the reliability figures; never otherwise (a clean clone stays clean).
+  if (process.env.RELIABILITY_REPORT === '1') {
+    const dir = path.join(__dirname, '..', '..', 'bench', 'results');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'spec-fuzz.json'), JSON.stringify({ specInputs: tried, runsPerProperty: RUNS }, null, 2) + '\n');
+  }
 });
 
 test('random text never crashes the parser', () => {

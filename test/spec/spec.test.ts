@@ -1,4 +1,5 @@
 /** The spec: defaults, and a clear error with the field path for every kind of bad input. */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -131,6 +132,63 @@ describe('parseSpec', () => {
     const file = path.join(os.tmpdir(), `latin1-${process.pid}.yaml`);
     fs.writeFileSync(file, Buffer.from('name: a\nrun: x\nenv:\n  GREETING: "caf\xe9"\n', 'latin1'));
     expect(await loadSpecFile(file)).toEqual({ ok: false, issues: [{ path: '(file)', message: `${file} is not UTF-8 text` }] });
+  });
+
+  describe('loadSpecFile reads a bounded amount of a regular file only', () => {
+    let dir: string;
+    beforeAll(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spec-read-'));
+    });
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    const refused = async (file: string) => {
+      const { loadSpecFile } = await import('../../src/spec/load');
+      const r = await loadSpecFile(file);
+      expect(r.ok).toBe(false);
+      return r.ok ? [] : r.issues;
+    };
+
+    test('/dev/urandom (endless) and /dev/zero: refused as character devices, not read', async () => {
+      for (const device of ['/dev/urandom', '/dev/zero']) {
+        expect(await refused(device)).toEqual([{ path: '(file)', message: `expected a regular file, ${device} is a character device` }]);
+      }
+    });
+
+    test('a named pipe with no writer: refused at once, not waited on', async () => {
+      const fifo = path.join(dir, 'spec.fifo');
+      const made = spawnSync('mkfifo', [fifo]);
+      expect(made.status).toBe(0);
+      expect(await refused(fifo)).toEqual([{ path: '(file)', message: `expected a regular file, ${fifo} is a named pipe (FIFO)` }]);
+    });
+
+    test('a directory, a missing file', async () => {
+      expect(await refused(dir)).toEqual([{ path: '(file)', message: `expected a regular file, ${dir} is a directory` }]);
+      expect(await refused(path.join(dir, 'nope.yaml'))).toEqual([{ path: '(file)', message: `cannot read ${path.join(dir, 'nope.yaml')}: ENOENT` }]);
+    });
+
+    test('a file over 1 MiB: refused by its size, before it is read', async () => {
+      const big = path.join(dir, 'big.yaml');
+      fs.writeFileSync(big, `${minimal}# ${'x'.repeat(2 * 1024 * 1024)}\n`);
+      expect(await refused(big)).toEqual([{ path: '(file)', message: `expected a spec of at most 1024 KiB, ${big} has 2049 KiB` }]);
+    });
+
+    test('a file that says it is empty but is not (/proc) is read to its end, within the limit', async () => {
+      const { loadSpecFile } = await import('../../src/spec/load');
+      expect(fs.statSync('/proc/self/status').size).toBe(0);
+      const r = await loadSpecFile('/proc/self/status');
+      expect(r.ok).toBe(false);
+      if (r.ok) return;
+      expect(r.issues).toContainEqual({ path: 'name', message: 'expected a service name, got nothing' }); // read and parsed
+    });
+
+    test('a regular file at exactly the limit is read', async () => {
+      const { loadSpecFile } = await import('../../src/spec/load');
+      const file = path.join(dir, 'limit.yaml');
+      const head = `${minimal}# `;
+      fs.writeFileSync(file, `${head}${'x'.repeat(1024 * 1024 - head.length - 1)}\n`);
+      expect(fs.statSync(file).size).toBe(1024 * 1024);
+      expect((await loadSpecFile(file)).ok).toBe(true);
+    });
   });
 
   test('a spec larger than 1 MiB is refused before it is parsed', () => {

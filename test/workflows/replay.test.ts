@@ -4,7 +4,8 @@
  *
  * `test/histories/*.json` are real histories of representative rollouts (each strategy, the
  * control messages, automatic and manual rollbacks, an in-place update, a self-healing
- * replacement, a GPU shortfall, a rollback cancelling a stuck launch), recorded on the time-skipping server with in-memory activities by
+ * replacement, a GPU shortfall, a rollback cancelling a stuck launch, a canary hold that
+ * continued as new), recorded on the time-skipping server with in-memory activities by
  * `RECORD_HISTORIES=1 npx jest test/workflows/replay.test.ts`, which records only scenarios that
  * have no file yet. Never re-record an existing one to make a change pass (that is exactly the
  * break this test exists to catch): see "Changing a workflow safely" in the README.
@@ -118,6 +119,24 @@ const scenarios: Record<string, Scenario> = {
     await rolloutResult(d2.rolloutWorkflowId);
     return [d2.rolloutWorkflowId];
   },
+  async canary_hold_continues_as_new(world, tq) {
+    const spec = serviceSpec({
+      name: 'h-can',
+      replicas: 2,
+      rollout: { strategy: 'canary', max_surge: 1, max_unavailable: 0, timeout: '120m', steps: [{ weight: 50 }, { pause: {} }, { weight: 100 }], analysis: { interval: '10m', max_error_rate: 0.05, min_requests: 10, failure_limit: 3 } },
+    });
+    await rolloutResult((await deploy(tq, spec)).rolloutWorkflowId);
+    world.stats.set('h-can', Array.from({ length: 2000 }, (_, i) => ({ '1': { requests: 100 * i, errors5xx: 0, ttfbBuckets: [] }, '2': { requests: 100 * i, errors5xx: 0, ttfbBuckets: [] } })));
+    const d2 = await deploy(tq, v2(spec));
+    const h = env.client.workflow.getHandle(d2.rolloutWorkflowId);
+    const first = (await h.describe()).runId;
+    // Held at {pause: {}} until the history is long enough to continue as new (~4,000 events).
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).run > 1 || (await env.sleep('1 day'), false));
+    await h.executeUpdate(controlUpdate, { args: [{ action: 'advance' }] });
+    await rolloutResult(d2.rolloutWorkflowId);
+    // The run that continued as new, and the run that finished (it began from the carried state).
+    return [`${d2.rolloutWorkflowId}@${first}`, d2.rolloutWorkflowId];
+  },
   async self_healing_replacement(world, tq) {
     const v1 = serviceSpec({ name: 'h-heal' });
     await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
@@ -155,9 +174,11 @@ function historyJson(history: Awaited<ReturnType<ReturnType<TestWorkflowEnvironm
     // Histories already recorded stay as they are: they stand for rollouts already running.
     if (fs.readdirSync(DIR).some((f) => f.startsWith(`${name}--`))) return;
     await withWorker({}, async (world, tq) => {
-      for (const id of await scenarios[name](world, tq)) {
-        const history = await env.client.workflow.getHandle(id).fetchHistory();
-        fs.writeFileSync(path.join(DIR, `${name}--${id}.json`), historyJson(history) + '\n');
+      for (const recorded of await scenarios[name](world, tq)) {
+        // `id@runId`: that run (a workflow that continued as new has several); `id`: the latest.
+        const [id, runId] = recorded.split('@');
+        const history = await env.client.workflow.getHandle(id, runId).fetchHistory();
+        fs.writeFileSync(path.join(DIR, `${name}--${id}${runId ? '-first-run' : ''}.json`), historyJson(history) + '\n');
       }
     });
   }, 120_000);

@@ -11,6 +11,7 @@ import { connectClient } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { describeProgress } from '../progress';
 import { serviceStatus } from '../service-handle';
+import { serviceArgument } from '../service-name';
 
 export type { ControlAction };
 
@@ -20,9 +21,14 @@ export interface ControlOptions {
   output?: 'text' | 'json';
 }
 
-export async function controlCommand(action: ControlAction, service: string, opts: ControlOptions): Promise<number> {
+/** The longest `rollback --reason` (characters): it is stored in the rollout's history and shown by `status`. */
+export const ROLLBACK_REASON_MAX = 500;
+
+export async function controlCommand(action: ControlAction, serviceArg: string, opts: ControlOptions): Promise<number> {
+  // Every argument is checked before anything is contacted: bad input is exit 2 and sends nothing.
+  const service = serviceArgument(serviceArg);
   const request: ControlRequest = { action };
-  if (action === 'rollback' && opts.reason) request.reason = opts.reason;
+  if (action === 'rollback' && opts.reason) request.reason = reasonOption(opts.reason);
   if (action === 'setCanaryPercent') request.percent = parsePercent(opts.percent ?? '');
   const { client, close } = await connectClient();
   try {
@@ -52,6 +58,15 @@ export async function controlCommand(action: ControlAction, service: string, opt
 function describeAction(req: ControlRequest): string {
   if (req.action === 'setCanaryPercent') return `canary held at ${req.percent}% (manual mode: no timeout rollback until resume, advance or promote)`;
   return `${CONTROL_COMMAND_NAMES[req.action]} accepted`;
+}
+
+/** `--reason`: at most ROLLBACK_REASON_MAX characters; longer is invalid input (exit 2), not cut. */
+export function reasonOption(text: string): string {
+  const length = [...text].length;
+  if (length > ROLLBACK_REASON_MAX) {
+    throw new CliError(`--reason: expected at most ${ROLLBACK_REASON_MAX} characters, got ${length}`, ExitCode.invalidInput);
+  }
+  return text;
 }
 
 /**

@@ -10,7 +10,7 @@ import { deployUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../work
 import type { serviceWorkflow } from '../../workflows/service';
 import type { RolloutResult, RolloutStatus } from '../../workflows/types';
 import { serviceWorkflowId, TASK_QUEUE } from '../../workflows/types';
-import { connectClient, temporalTarget, workflowUiLink } from '../connection';
+import { connectClient, servingUiUrl, temporalTarget, workflowUiLink } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { describeProgress } from '../progress';
 import { parsePercent } from './control';
@@ -50,6 +50,8 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
   const canaryPercent = opts.canaryPercent === undefined ? undefined : percentOption('--canary-percent', opts.canaryPercent);
   const target = temporalTarget();
   const { client, close } = await connectClient(target);
+  // Looked for while the deploy runs: the history link is printed only when a UI answers.
+  const ui = servingUiUrl(target);
   try {
     const workflowId = serviceWorkflowId(spec.name);
     if (canaryPercent !== undefined && !(await serviceRuns(client.workflow.getHandle(workflowId)))) {
@@ -88,10 +90,11 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
       else process.stderr.write(`${spec.name} unchanged at v${result.version}: ${result.reason}\n`);
       return ExitCode.ok;
     }
-    const link = workflowUiLink(target, result.rolloutWorkflowId);
+    const uiBase = await ui;
+    const link = uiBase === undefined ? undefined : workflowUiLink(uiBase, target, result.rolloutWorkflowId);
     if (!json) {
       const how = result.mode === 'in_place' ? 'in place' : 'rollout';
-      process.stderr.write(`deploying ${spec.name} v${result.version} (${how}: ${result.reason}): workflow ${result.rolloutWorkflowId}\n  history: ${link}\n`);
+      process.stderr.write(`deploying ${spec.name} v${result.version} (${how}: ${result.reason}): workflow ${result.rolloutWorkflowId}\n${link ? `  history: ${link}\n` : ''}`);
       if (canaryPercent !== undefined) {
         process.stderr.write(`  manual mode: the canary holds at ${canaryPercent}% (no timeout rollback) until \`rollout resume|advance|promote|rollback ${spec.name}\`\n`);
       }

@@ -39,8 +39,10 @@ export async function devCommand(opts: DevCommandOptions): Promise<number> {
   if (stack.uiUrl) parts.push(`ui ${stack.uiUrl}`);
   parts.push(`router ${stack.routerUrl}`, `router-admin ${stack.routerAdminUrl}`);
   process.stdout.write(`ready: ${parts.join(' · ')}\n`);
+  // The CLI finds a dev server's UI at the Temporal port + 1000; another --ui-port has to be said.
+  const uiEnv = stack.uiUrl && stack.uiUrl !== `http://127.0.0.1:${temporalPort + 1000}` ? ` TEMPORAL_UI_URL=${stack.uiUrl}` : '';
   process.stdout.write(
-    `  try: TEMPORAL_ADDRESS=${stack.temporalAddress} rollout deploy examples/llm-service.yaml --wait\n  stop: Ctrl-C (terminates the replicas this stack started)\n`,
+    `  try: TEMPORAL_ADDRESS=${stack.temporalAddress}${uiEnv} rollout deploy examples/llm-service.yaml --wait\n  stop: Ctrl-C (terminates the replicas this stack started)\n`,
   );
   await new Promise<void>((resolve) => {
     const onSignal = () => {

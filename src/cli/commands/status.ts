@@ -4,10 +4,11 @@
  */
 import { rolloutStatusQuery } from '../../workflows/messages';
 import type { ReplicaRecord, RolloutStatus, ServiceStatus } from '../../workflows/types';
-import { connectClient, temporalTarget, workflowUiLink } from '../connection';
+import { connectClient, servingUiUrl, temporalTarget, workflowUiLink } from '../connection';
 import { ExitCode } from '../errors';
 import { describeCanary } from '../progress';
 import { serviceStatus } from '../service-handle';
+import { serviceArgument } from '../service-name';
 
 export interface StatusView {
   name: string;
@@ -21,7 +22,8 @@ export interface StatusView {
   healing?: ServiceStatus['healing'];
 }
 
-export async function statusCommand(service: string, opts: { output?: 'text' | 'json' }): Promise<number> {
+export async function statusCommand(serviceArg: string, opts: { output?: 'text' | 'json' }): Promise<number> {
+  const service = serviceArgument(serviceArg);
   const target = temporalTarget();
   const { client, close } = await connectClient(target);
   try {
@@ -45,7 +47,10 @@ export async function statusCommand(service: string, opts: { output?: 'text' | '
       healing: status.healing,
     };
     if (opts.output === 'json') process.stdout.write(JSON.stringify(view, null, 2) + '\n');
-    else process.stdout.write(renderStatus(view, rollout ? workflowUiLink(target, rollout.workflowId) : undefined));
+    else {
+      const ui = rollout ? await servingUiUrl(target) : undefined;
+      process.stdout.write(renderStatus(view, rollout && ui ? workflowUiLink(ui, target, rollout.workflowId) : undefined));
+    }
     return ExitCode.ok;
   } finally {
     await close();
