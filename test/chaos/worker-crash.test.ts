@@ -124,7 +124,10 @@ const versions = new Map<Kind, number>();
 const baselines = new Map<Kind, number>();
 const results: PointResult[] = [];
 
-const serviceOf = (kind: Kind) => `chaos-${kind.replace('_', '-')}`;
+// Names of this run's own (another run on the machine, say a second CI job, finds replica
+// processes by service name too).
+const RUN = crypto.randomBytes(3).toString('hex');
+const serviceOf = (kind: Kind) => `chaos-${kind.replace('_', '-')}-${RUN}`;
 
 /** The spec of `kind`'s service at `version`: every version differs from the last, so each deploy is a rollout. */
 function specOf(kind: Kind, version: number, opts: { neverReady?: boolean } = {}): ServiceSpec {
