@@ -7,8 +7,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { createControlForwarding } from './control-forwarding';
 import { heartbeatingWhile, keepHeartbeating } from './heartbeat';
-import fs from 'node:fs';
 import { parseAccelerators } from '../spec/accelerators';
+import { readBoundedFileSync } from '../spec/read-file';
 import { resolveEnv, SecretUnavailableError } from '../spec/secrets';
 import type { Provider } from '../providers/types';
 import { ProviderError } from '../providers/types';
@@ -64,7 +64,7 @@ export function createActivities(deps: ActivityDeps) {
       let env: Record<string, string>;
       try {
         // Secret references are resolved here, on the worker, and go only to the provider.
-        env = resolveEnv(spec.env, { env: process.env, readFile: (p) => fs.readFileSync(p, 'utf8') });
+        env = resolveEnv(spec.env, { env: process.env, readFile: readSecretFile });
       } catch (err) {
         if (err instanceof SecretUnavailableError) {
           throw ApplicationFailure.create({ type: FailureTypes.invalidRequest, message: `${input.replicaId}: ${err.message}`, nonRetryable: true });
@@ -192,3 +192,16 @@ function asFailure(err: unknown): unknown {
   return err;
 }
 
+/** A secret file holds a token or a key: at most this much of it. */
+const SECRET_FILE_MAX_BYTES = 64 * 1024;
+
+/**
+ * A `from_file` secret, read bounded: a FIFO would block the worker's thread until someone writes
+ * to it, and /dev/urandom would be read until memory runs out; either fails the launch instead.
+ */
+export function readSecretFile(file: string): string {
+  const read = readBoundedFileSync(file, SECRET_FILE_MAX_BYTES);
+  if (read.ok) return read.bytes.toString('utf8');
+  const why = 'notRegular' in read ? `it is ${read.notRegular}, not a regular file` : 'tooLarge' in read ? `it is larger than ${SECRET_FILE_MAX_BYTES / 1024} KiB` : read.code;
+  throw Object.assign(new Error(why), { code: why });
+}

@@ -1,13 +1,13 @@
 /** Reading a spec from YAML: every problem comes back with its field path and what was expected. */
 import YAML from 'yaml';
-import type { z } from 'zod';
 import { SPEC_LIMITS, utf8Bytes } from './limits';
 import { readBoundedFileSync } from './read-file';
-import { serviceSpecSchema } from './schema';
-import { showValue } from './show-value';
-import type { ServiceSpec, SpecIssue } from './types';
+import type { SpecIssue } from './types';
+import { type SpecResult, validateSpec } from './validate';
 
-export type SpecResult = { ok: true; spec: ServiceSpec } | { ok: false; issues: SpecIssue[] };
+export { validateSpec };
+
+export type { SpecResult };
 
 export class SpecValidationError extends Error {
   constructor(readonly issues: SpecIssue[]) {
@@ -34,31 +34,6 @@ export function parseSpec(yamlText: string): SpecResult {
   return validateSpec(value);
 }
 
-export function validateSpec(value: unknown): SpecResult {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return { ok: false, issues: [{ path: '(root)', message: `expected a mapping of fields (name, replicas, run, …), got ${showValue(value ?? null)}` }] };
-  }
-  // A key the object model treats specially would silently vanish from the spec: refuse it.
-  const env = (value as { env?: unknown }).env;
-  if (env && typeof env === 'object' && Object.prototype.hasOwnProperty.call(env, '__proto__')) {
-    return { ok: false, issues: [{ path: 'env.__proto__', message: 'expected an environment variable name (letters, digits and "_", not starting with a digit), got "__proto__"' }] };
-  }
-  const parsed = serviceSpecSchema.safeParse(value);
-  if (parsed.success) return { ok: true, spec: parsed.data };
-  return { ok: false, issues: parsed.error.issues.flatMap(toIssues) };
-}
-
-function toIssues(issue: z.core.$ZodIssue): SpecIssue[] {
-  const path = issue.path.map(String).join('.');
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => ({ path: path ? `${path}.${key}` : key, message: 'unknown field' }));
-  }
-  if (issue.code === 'invalid_key') {
-    // A record key refused by its own schema: its message, not zod's generic "Invalid key in record".
-    return [{ path: path || '(root)', message: issue.issues[0]?.message ?? issue.message }];
-  }
-  return [{ path: path || '(root)', message: issue.message }];
-}
 
 /**
  * Reads and validates a spec file. Only a regular file of at most SPEC_LIMITS.specBytes is read,

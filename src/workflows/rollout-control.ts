@@ -65,11 +65,26 @@ export function malformedRequest(req: unknown): string | undefined {
   }
   const p = r.percent;
   if (action === 'setCanaryPercent' && (typeof p !== 'number' || !Number.isFinite(p) || p < 0 || p > 100)) return `needs a percent from 0 to 100, got ${shown(p ?? null)}`;
+  // Whole percents, as the CLI takes them: the router splits by replica weights, and 40.5% would read as a precision it does not have.
+  if (action === 'setCanaryPercent' && !Number.isInteger(p)) return `needs a whole percent (0, 1 … 100), got ${shown(p)}`;
   // Text or nothing: apply() puts it in a string, and an object that will not become one
   // ({"toString": 1}) would throw there, failing the workflow task on every retry.
   const reason = r.reason;
   if (action === 'rollback' && reason !== undefined && reason !== null && typeof reason !== 'string') return `a reason must be text, got ${shown(reason)}`;
   return undefined;
+}
+
+/** A rollback reason keeps at most this many characters (the CLI refuses longer ones). */
+export const ROLLBACK_REASON_MAX = 500;
+
+/**
+ * A reason as it is kept and shown: control characters (escape sequences, carriage returns) as
+ * spaces, at most ROLLBACK_REASON_MAX characters. A signal or update sent around the CLI may carry
+ * anything; the service keeps its last rollouts' reasons and every `status` prints them.
+ */
+export function reasonText(reason: string): string {
+  const clean = reason.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+  return clean.length > ROLLBACK_REASON_MAX ? `${clean.slice(0, ROLLBACK_REASON_MAX)}… (${clean.length} characters)` : clean;
 }
 
 /** Everything a RolloutControl holds, as plain data: carried across continue-as-new. */
@@ -252,7 +267,7 @@ export class RolloutControl {
         this.restartClock(now);
         return;
       case 'rollback':
-        this.rollBack(req.reason ? `manual rollback: ${req.reason}` : 'manual rollback', now);
+        this.rollBack(req.reason ? `manual rollback: ${reasonText(req.reason)}` : 'manual rollback', now);
         return;
     }
   }

@@ -21,6 +21,7 @@ import {
 import type { createActivities } from '../activities';
 import { isWhole } from '../plan/healing';
 import { decideServiceDeploy, type DeployMode } from '../spec/diff';
+import { validateSpec } from '../spec/validate';
 import {
   advanceSignal,
   controlUpdate,
@@ -81,6 +82,10 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
     {
       validator: (deploy) => {
         if (!deploy?.spec || typeof deploy.spec !== 'object') throw new Error('deploy needs a spec');
+        // The CLI validates first; a deploy sent around it (`temporal workflow update execute`)
+        // gets the same field errors here, before a version is taken.
+        const checked = validateSpec(deploy.spec);
+        if (!checked.ok) throw new Error(`invalid spec: ${checked.issues.slice(0, 5).map((i) => `${i.path}: ${i.message}`).join('; ')}`);
         if (deploy.spec.name !== state.name) {
           throw new Error(`spec is for service "${deploy.spec.name}", this is service "${state.name}"`);
         }

@@ -1,4 +1,8 @@
 /** Secret references in env: parsed, shown redacted, resolved only by resolveEnv (on the worker). */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseSpec } from '../../src/spec/load';
 import { describeEnvValue, literalSecretsIn, resolveEnv, SecretUnavailableError } from '../../src/spec/secrets';
 
@@ -47,4 +51,23 @@ describe('resolveEnv', () => {
 
 test('literalSecretsIn names literal values under credential-like names', () => {
   expect(literalSecretsIn({ HF_TOKEN: 'hf_x', API_KEY: 'k', MODEL: 'm', DB_PASSWORD: 'p', REF_TOKEN: { from_env: 'X' }, EMPTY_SECRET: '' })).toEqual(['API_KEY', 'DB_PASSWORD', 'HF_TOKEN']);
+});
+
+describe('from_file on the worker (readSecretFile)', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded here only: the activities pull in the worker's dependencies
+  const { readSecretFile } = require('../../src/activities') as typeof import('../../src/activities');
+  test('a FIFO, /dev/urandom and a directory are refused at once, not read (a FIFO would block the worker)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'secret-file-'));
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect(() => readSecretFile(fifo)).toThrow(/a named pipe \(FIFO\), not a regular file/);
+    expect(() => readSecretFile('/dev/urandom')).toThrow(/a character device, not a regular file/);
+    expect(() => readSecretFile(dir)).toThrow(/a directory, not a regular file/);
+    const big = path.join(dir, 'big');
+    fs.writeFileSync(big, Buffer.alloc(65 * 1024, 97));
+    expect(() => readSecretFile(big)).toThrow(/larger than 64 KiB/);
+    fs.writeFileSync(path.join(dir, 'token'), 'hf_abc\n');
+    expect(readSecretFile(path.join(dir, 'token'))).toBe('hf_abc\n');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 });

@@ -57,6 +57,23 @@ describe('service workflow', () => {
     });
   });
 
+  test('a deploy sent around the CLI with an invalid spec is refused with its field paths; no version is taken', async () => {
+    await withWorker({}, async (_world, tq) => {
+      const v1 = spec({ name: 'raw' });
+      await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+      const bad = { ...v1, replicas: 0, bogus: 1, rollout: { ...v1.rollout, strategy: 'sideways' } } as unknown as typeof v1;
+      const err = await deploy(tq, bad).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+      const message = String((err as WorkflowUpdateFailedError).cause?.message);
+      expect(message).toMatch(/^invalid spec: /);
+      expect(message).toMatch(/replicas: /);
+      expect(message).toMatch(/bogus: unknown field/);
+      expect(message).toMatch(/rollout\.strategy: /);
+      const status = await env.client.workflow.getHandle(serviceWorkflowId('raw')).query(serviceStatusQuery);
+      expect({ version: status.version, nextVersion: status.nextVersion, activeRollout: status.activeRollout }).toEqual({ version: 1, nextVersion: 2, activeRollout: undefined });
+    });
+  });
+
   test('a deploy while a rollout runs is refused with a clear message', async () => {
     await withWorker({ 2: { kind: 'never' } }, async (_world, tq) => {
       const v1 = spec({ name: 'busy' });

@@ -4,6 +4,7 @@
  * request that makes no sense now (150%, advance while rolling back) is refused with its
  * reason, exit 2, and changes nothing; an accepted one answers with the rollout's new state.
  */
+import { ROLLBACK_REASON_MAX } from '../../workflows/rollout-control';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { controlUpdate } from '../../workflows/messages';
 import { CONTROL_COMMAND_NAMES, type ControlAction, type ControlRequest, type RolloutStatus } from '../../workflows/types';
@@ -22,7 +23,7 @@ export interface ControlOptions {
 }
 
 /** The longest `rollback --reason` (characters): it is stored in the rollout's history and shown by `status`. */
-export const ROLLBACK_REASON_MAX = 500;
+export { ROLLBACK_REASON_MAX };
 
 export async function controlCommand(action: ControlAction, serviceArg: string, opts: ControlOptions): Promise<number> {
   // Every argument is checked before anything is contacted: bad input is exit 2 and sends nothing.
