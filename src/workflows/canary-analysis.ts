@@ -13,8 +13,10 @@ import { parseDurationMs } from '../spec/duration';
 import type { AnalysisSpec } from '../spec/types';
 import type { AnalysisStatus } from './types';
 
+// One read of the router's counters: milliseconds. Bounded tightly so a worker crash during it
+// costs seconds, not half a minute.
 const { readTrafficStats } = proxyActivities<ReturnType<typeof createActivities>>({
-  startToCloseTimeout: '30 seconds',
+  startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
 });
 
