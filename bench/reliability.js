@@ -100,6 +100,24 @@ console.log('| figure | value |\n|---|---|');
 for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
 console.log(`\nwritten: ${path.relative(ROOT, path.join(RESULTS, 'reliability.json'))}`);
 
+// The README's table between its markers, so it always shows the last run.
+const readmePath = path.join(ROOT, 'README.md');
+const readme = fs.readFileSync(readmePath, 'utf8');
+const START = '<!-- reliability:start -->';
+const END = '<!-- reliability:end -->';
+if (readme.includes(START) && readme.includes(END) && crash) {
+  const table = [
+    `Last run: ${report.date.slice(0, 10)}, seed ${crash.seed}, ${report.minutes} minutes, on ${report.machine.cpus} cores (${report.machine.model}), ${report.machine.memoryGiB} GiB, Node ${report.machine.node}, ${report.machine.platform}. Crash-free baselines (s): ${Object.entries(crash.baselineSeconds ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+    '',
+    '| figure | value |',
+    '|---|---|',
+    ...rows.map(([k, v]) => `| ${k} | ${v} |`),
+  ].join('\n');
+  const before = readme.slice(0, readme.indexOf(START) + START.length);
+  const after = readme.slice(readme.indexOf(END));
+  fs.writeFileSync(readmePath, `${before}\n${table}\n${after}`);
+}
+
 const slow = crash?.points?.filter((p) => p.landed && p.extraSeconds !== undefined && p.extraSeconds > EXTRA_SECONDS_ALLOWED) ?? [];
 for (const p of slow) console.error(`chaos point over ${EXTRA_SECONDS_ALLOWED} s extra: ${JSON.stringify(p)}`);
 process.exit(jest.status !== 0 || slow.length > 0 || !crash ? 1 : 0);
