@@ -2,6 +2,7 @@
  * Wires the providers, the router client and the activities into a Temporal worker.
  * `rollout worker` runs it from the environment; `rollout dev` runs it as a child process.
  */
+import { connectAnswering } from './temporal/connect';
 import { Client, Connection, isGrpcServiceError } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import fs from 'node:fs';
@@ -209,8 +210,7 @@ const firstLine = (err: unknown): string => (err instanceof Error ? err.message 
 async function connectOrExplain(config: WorkerConfig): Promise<Connection> {
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: config.temporalAddress, connectTimeout: '5s' });
-    await connection.workflowService.getSystemInfo({});
+    connection = await connectAnswering(config.temporalAddress);
   } catch (err) {
     throw new WorkerStartError(
       `cannot reach Temporal at ${config.temporalAddress} (${firstLine(err)}); start it (\`rollout dev\`) or set TEMPORAL_ADDRESS`,

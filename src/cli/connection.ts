@@ -2,6 +2,7 @@
  * The CLI's Temporal client. Reads TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE; an unreachable
  * server is exit code 3 with a hint, not a stack trace.
  */
+import { connectAnswering } from '../temporal/connect';
 import { Client, Connection } from '@temporalio/client';
 import { temporalAddressProblem } from '../temporal/address';
 import { CliError, ExitCode } from './errors';
@@ -50,8 +51,7 @@ export function workflowUiLink(ui: string, target: TemporalTarget, workflowId: s
 export async function connectClient(target: TemporalTarget = temporalTarget()): Promise<{ client: Client; close: () => Promise<void> }> {
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: target.address, connectTimeout: '5s' });
-    await connection.workflowService.getSystemInfo({});
+    connection = await connectAnswering(target.address);
   } catch (err) {
     throw new CliError(
       `cannot reach Temporal at ${target.address} (${err instanceof Error ? err.message : String(err)}); ` +

@@ -273,8 +273,12 @@ export class ReplicaFleet {
   }
 
   private providerOf(record: ReplicaRecord): string {
-    const spec = record.version === this.input.toVersion ? this.input.toSpec : (this.input.fromSpec ?? this.input.toSpec);
-    return spec.resources.provider;
+    return this.specOf(record.version).resources.provider;
+  }
+
+  /** The spec a version's replicas run: the target's, or the serving one's. */
+  private specOf(version: number): ServiceSpec {
+    return version === this.input.toVersion ? this.input.toSpec : (this.input.fromSpec ?? this.input.toSpec);
   }
 
   /**
@@ -292,10 +296,9 @@ export class ReplicaFleet {
    * version with its own spec's probe; a lost replica of the target version is a target failure.
    */
   watchCarried(targetVersion: number): void {
-    const { toVersion, toSpec, fromSpec } = this.input;
     for (const version of new Set(this.input.replicas.map((r) => r.version))) {
       const ids = this.input.replicas.filter((r) => r.version === version).map((r) => r.id);
-      this.watchReady(version === toVersion ? toSpec : (fromSpec ?? toSpec), ids, version === targetVersion);
+      this.watchReady(this.specOf(version), ids, version === targetVersion);
     }
   }
 

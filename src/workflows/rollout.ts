@@ -206,12 +206,11 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
       // The watches are not cancelled first: the run's end drops them (a running one is told so
       // at its next heartbeat), and the next run starts its own.
       await condition(allHandlersFinished);
-      const traffic = fleet.traffic;
       return continueAsNew<typeof rolloutWorkflow>({
         ...input,
         replicas: fleet.records(),
         replicaSeq: fleet.seq,
-        carried: { control: control.snapshot(), analysis: analysis?.snapshot(), note, canaryPercent, reachedWeight, traffic, endpoint: fleet.endpoint, run: run + 1 },
+        carried: { control: control.snapshot(), analysis: analysis?.snapshot(), note, canaryPercent, reachedWeight, traffic: fleet.traffic, endpoint: fleet.endpoint, run: run + 1 },
       });
     }
 

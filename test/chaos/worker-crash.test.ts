@@ -31,6 +31,7 @@ import type { ServiceSpec } from '../../src/spec/types';
 import { controlUpdate, deployUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
 import { serviceWorkflowId, type RolloutOutcome, type RolloutResult, type ServiceStatus } from '../../src/workflows/types';
 import { replicaProcesses } from '../helpers/dev-stack';
+import { mulberry32 } from '../helpers/faulty-provider';
 import { startLoad } from '../helpers/load';
 import { freePort } from '../helpers/ports';
 import { createLocalEnv } from '../helpers/temporal-env';
@@ -76,24 +77,12 @@ interface PointResult extends Point {
   startedTwice: number;
 }
 
-/** A small seeded PRNG (mulberry32): the same seed, the same points. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * The points: first every activity type once and every kind once (so even 5 points are spread
  * out, and 50 cover everything), the rest drawn at random; the order shuffled by the seed.
  */
 function choosePoints(count: number, seed: number): Point[] {
-  const random = prng(seed);
+  const random = mulberry32(seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)];
   const covering: Point[] = [];
   for (const activity of ALL_ACTIVITIES) covering.push({ kind: pick(KINDS.filter((k) => ACTIVITIES[k].includes(activity))), activity, occurrence: 1 });
