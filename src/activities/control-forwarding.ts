@@ -5,7 +5,7 @@
  * `ControlRefused` failure carrying the rollout's own message.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { type Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { type Client, isGrpcServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { controlUpdate } from '../workflows/messages';
 import type { ControlRequest, RolloutStatus } from '../workflows/types';
 
@@ -15,6 +15,9 @@ export interface ControlRolloutInput {
 }
 
 export const CONTROL_REFUSED = 'ControlRefused';
+
+/** gRPC status 5: what the server answers an update to a workflow that has closed. */
+const GRPC_NOT_FOUND = 5;
 
 export function createControlForwarding(client: Client | undefined) {
   return {
@@ -33,6 +36,11 @@ export function createControlForwarding(client: Client | undefined) {
         if (err instanceof WorkflowUpdateFailedError) {
           const message = err.cause instanceof Error ? err.cause.message : err.message;
           throw ApplicationFailure.create({ type: CONTROL_REFUSED, message, nonRetryable: true });
+        }
+        // The rollout closed (it finished just as the message came, or was terminated): no retry
+        // can reach it, and the service learns of its end on its own.
+        if (err instanceof WorkflowNotFoundError || (isGrpcServiceError(err) && err.code === GRPC_NOT_FOUND)) {
+          throw ApplicationFailure.create({ type: CONTROL_REFUSED, message: `rollout ${input.workflowId} has ended`, nonRetryable: true });
         }
         throw err;
       }

@@ -2,10 +2,12 @@ import { heartbeat } from '@temporalio/activity';
 
 /**
  * Heartbeat period, well inside the workflows' heartbeat timeout (HEARTBEAT_TIMEOUT in
- * replica-fleet.ts, 10 s): a worker that dies is noticed within seconds, and the next attempt of
- * its activity starts on a worker that is up, however long the activity legitimately takes.
+ * replica-fleet.ts, 5 s): a worker that dies is noticed within seconds, and the next attempt of
+ * its activity starts on a worker that is up, however long the activity legitimately takes. The
+ * worker sends them on at this pace too (maxHeartbeatThrottleInterval in worker.ts); the SDK's
+ * default throttle, 80% of the timeout, would leave a busy machine one second of slack.
  */
-export const HEARTBEAT_EVERY_MS = 2_000;
+export const HEARTBEAT_EVERY_MS = 1_000;
 
 /**
  * Heartbeats on a timer, independent of the probe period (a spec may probe every 60 s), with

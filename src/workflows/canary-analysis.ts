@@ -16,8 +16,8 @@ import type { AnalysisStatus } from './types';
 // One read of the router's counters: milliseconds. Bounded tightly so a worker crash during it
 // costs seconds, not half a minute.
 const { readTrafficStats } = proxyActivities<ReturnType<typeof createActivities>>({
-  startToCloseTimeout: '10 seconds',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
+  startToCloseTimeout: '5 seconds',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
 });
 
 /** An analysis's state as plain data: carried across continue-as-new. */

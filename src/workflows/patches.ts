@@ -15,4 +15,9 @@ export const PATCHES = {
   cancelSlowLaunches: 'cancel-slow-launches',
   /** A rollout held for long continues as new before its history nears Temporal's limits. */
   rolloutContinuesAsNew: 'rollout-continues-as-new',
+  /**
+   * Self-healing launches a lost replica's replacement while the lost one is still being
+   * terminated (a hung replica takes its whole grace period to stop), surge permitting.
+   */
+  healLaunchesWhileRemoving: 'heal-launches-while-removing',
 } as const;

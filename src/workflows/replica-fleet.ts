@@ -18,6 +18,7 @@ import type { ObservedReplica, TrafficWeight } from '../plan/types';
 import { parseAccelerators } from '../spec/accelerators';
 import type { ServiceSpec } from '../spec/types';
 import { failureMessage } from './failure-message';
+import { HEARTBEAT_TIMEOUT } from './heartbeat-timeout';
 import { PATCHES } from './patches';
 import { watchServing } from './serving-watch';
 import type { ReplicaRecord, RolloutInput } from './types';
@@ -32,11 +33,11 @@ const PERMANENT = ['InvalidRequest', 'CredentialsError', 'ProviderNotConfigured'
  * close to its real duration, so that after a worker crash the rollout goes on within seconds
  * of a worker being back (the next attempt is idempotent: it finds what the last one did).
  */
-const HEARTBEAT_TIMEOUT = '10 seconds';
 
-// Calls to the router and the provider that take milliseconds: each attempt bounded tightly.
+// Calls to the router and the provider that take milliseconds: each attempt bounded tightly
+// (a crash inside one costs this long), with room for a busy machine; a timed-out attempt is retried.
 const { setTraffic, gpuCapacity } = proxyActivities<Activities>({
-  startToCloseTimeout: '15 seconds',
+  startToCloseTimeout: '5 seconds',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 30, nonRetryableErrorTypes: PERMANENT },
 });
 

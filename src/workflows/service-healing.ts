@@ -6,8 +6,9 @@
  * replicas go, replacements come up to `replicas`, traffic only on READY ones); this file only
  * carries them out. Workflow code: deterministic, no I/O.
  */
-import { condition } from '@temporalio/workflow';
+import { condition, patched } from '@temporalio/workflow';
 import { healingBackoffMs, markLost, planStep, type LostReplica } from '../plan';
+import { PATCHES } from './patches';
 import { ReplicaFleet } from './replica-fleet';
 import { watchServing } from './serving-watch';
 import type { ServiceState } from './types';
@@ -25,6 +26,11 @@ export function watchServiceReplicas(state: ServiceState, interrupt: () => boole
  * of the serving version serve again. Replacements that fail are retried with a growing wait
  * (healingBackoffMs). When `interrupt()` holds (a deploy arrived), what is still loading is
  * removed and the READY replicas are handed over as they are.
+ *
+ * A removal goes on while the replacement launches (where max_surge leaves room: the planner
+ * counts a replica on its way out as occupying a slot, and its GPUs as held): a hung replica
+ * ignores SIGTERM and takes its whole grace period to stop, and the service must not stay
+ * short for that long.
  */
 export async function healService(state: ServiceState, lost: LostReplica[], interrupt: () => boolean): Promise<void> {
   const spec = state.spec;
@@ -43,6 +49,8 @@ export async function healService(state: ServiceState, lost: LostReplica[], inte
   });
   // The others keep being watched while the lost ones are replaced.
   fleet.watchInherited(spec);
+  const removeInBackground = patched(PATCHES.healLaunchesWhileRemoving);
+  const removals: Promise<void>[] = [];
   let failedInARow = 0;
   fleet.onTargetFailure = (_id, message) => {
     failedInARow += 1;
@@ -66,12 +74,15 @@ export async function healService(state: ServiceState, lost: LostReplica[], inte
       gpu: await fleet.gpuBudget(spec),
     });
     await fleet.setTraffic(step.traffic);
-    await fleet.remove(step.remove);
+    // Each removal marks its replica SHUTTING_DOWN at once, so the next plan neither removes it
+    // again nor counts its slot as free; it wakes the loop when the replica is gone.
+    if (removeInBackground) removals.push(fleet.remove(step.remove));
+    else await fleet.remove(step.remove);
     publish();
     if (step.done) break;
     if (interrupt()) {
       // A rollout takes over: it starts from READY replicas only (it did not launch the rest).
-      await fleet.remove(fleet.records().filter((r) => r.status !== 'READY').map((r) => r.id));
+      await fleet.remove(fleet.records().filter((r) => r.status !== 'READY' && r.status !== 'SHUTTING_DOWN').map((r) => r.id));
       break;
     }
     if (step.launch > 0) {
@@ -86,6 +97,7 @@ export async function healService(state: ServiceState, lost: LostReplica[], inte
     // A replacement that became READY resets the backoff.
     if ([...readyIds(fleet)].some((id) => !readyBefore.has(id))) failedInARow = 0;
   }
+  await Promise.all(removals);
   await fleet.stopWatching();
   publish();
 }

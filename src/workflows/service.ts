@@ -47,8 +47,8 @@ const HISTORY_KEPT = 20;
 // One update to another workflow: seconds. Bounded tightly so that after a worker crash the
 // caller's answer comes within seconds of a worker being back (retries reuse the update id).
 const { controlRollout } = proxyActivities<ReturnType<typeof createActivities>>({
-  startToCloseTimeout: '10 seconds',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['ControlRefused', 'ProviderNotConfigured'] },
+  startToCloseTimeout: '5 seconds',
+  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['ControlRefused', 'ProviderNotConfigured'] },
 });
 
 

@@ -5,6 +5,7 @@
  */
 import { CancellationScope, condition, proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
+import { HEARTBEAT_TIMEOUT } from './heartbeat-timeout';
 import type { LostReplica } from '../plan/healing';
 import type { ReadinessProbeSpec } from '../spec/types';
 
@@ -13,7 +14,7 @@ export const WATCH_WINDOW_MS = 60 * 60_000;
 
 const { watchFleet } = proxyActivities<ReturnType<typeof createActivities>>({
   startToCloseTimeout: WATCH_WINDOW_MS + 5 * 60_000,
-  heartbeatTimeout: '10 seconds',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: ['ProviderNotConfigured'] },
 });
 

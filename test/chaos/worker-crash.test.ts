@@ -54,10 +54,14 @@ const ACTIVITIES: Record<Kind, string[]> = {
   blue_green: ['launchReplica', 'waitReplicaReady', 'setTraffic', 'drainReplica', 'terminateReplica'],
   canary: ['launchReplica', 'waitReplicaReady', 'setTraffic', 'readTrafficStats', 'terminateReplica'],
   surge: ['gpuCapacity', 'launchReplica', 'waitReplicaReady', 'setTraffic', 'drainReplica', 'terminateReplica'],
-  rollback: ['controlRollout', 'setTraffic', 'terminateReplica'],
+  // A rollback of a version that never became ready changes no traffic: no setTraffic to kill in.
+  rollback: ['controlRollout', 'terminateReplica'],
   in_place: ['launchReplica', 'waitReplicaReady', 'setTraffic', 'drainReplica', 'terminateReplica'],
 };
 const ALL_ACTIVITIES = [...new Set(Object.values(ACTIVITIES).flat())];
+/** Kinds whose rollouts may run an activity only once (an in-place step, a rollback), and activities asked once per rollout. */
+const ONE_OCCURRENCE_KINDS: Kind[] = ['in_place', 'rollback'];
+const ONCE_PER_ROLLOUT = ['gpuCapacity'];
 
 interface Point {
   kind: Kind;
@@ -94,8 +98,10 @@ function choosePoints(count: number, seed: number): Point[] {
   const points = covering.slice(0, count);
   while (points.length < count) {
     const kind = pick(KINDS);
-    // A second occurrence only where every such rollout has two (an in-place step or a rollback may have one).
-    points.push({ kind, activity: pick(ACTIVITIES[kind]), occurrence: kind === 'in_place' || kind === 'rollback' ? 1 : 1 + Math.floor(random() * 2) });
+    const activity = pick(ACTIVITIES[kind]);
+    // A second occurrence only where every such rollout has two, so that every point lands.
+    const once = ONE_OCCURRENCE_KINDS.includes(kind) || ONCE_PER_ROLLOUT.includes(activity);
+    points.push({ kind, activity, occurrence: once ? 1 : 1 + Math.floor(random() * 2) });
   }
   return points;
 }

@@ -62,6 +62,11 @@ export interface FakeWorld {
    * can act while a rollout is certainly mid-way (a fixed load time would race a busy machine).
    */
   hold(version: number): () => void;
+  /**
+   * Holds the termination of `replicaId` until the returned function is called (a hung replica
+   * that ignores SIGTERM and is killed only at the end of its grace period).
+   */
+  holdTermination(replicaId: string): () => void;
 }
 
 /** Resolves when `released` does (or rejects when the activity is cancelled), heartbeating meanwhile. */
@@ -139,7 +144,16 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
         release();
       };
     },
+    holdTermination(replicaId) {
+      let release!: () => void;
+      terminationHolds.set(replicaId, new Promise<void>((r) => (release = r)));
+      return () => {
+        terminationHolds.delete(replicaId);
+        release();
+      };
+    },
   };
+  const terminationHolds = new Map<string, Promise<void>>();
   const holds = new Map<number, Promise<void>>();
   const versionOf = (replicaId: string): number => Number(/-v(\d+)-r\d+$/.exec(replicaId)?.[1]);
   world.activities = {
@@ -196,6 +210,8 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
       return { drained: true, inflight: 0 };
     },
     async terminateReplica(input: TerminateReplicaInput) {
+      const held = terminationHolds.get(input.replicaId);
+      if (held) await heldUntil(held);
       // A killed replica is terminated too (its record and resources), once.
       const wasThere = world.running.delete(input.replicaId) || world.killed.delete(input.replicaId);
       if (wasThere) world.terminated.push(input.replicaId);

@@ -5,7 +5,7 @@
  * `test/histories/*.json` are real histories of representative rollouts (each strategy, the
  * control messages, automatic and manual rollbacks, an in-place update, a self-healing
  * replacement, a GPU shortfall, a rollback cancelling a stuck launch, a canary hold that
- * continued as new), recorded on the time-skipping server with in-memory activities by
+ * continued as new, a hung replica replaced while its termination waits), recorded on the time-skipping server with in-memory activities by
  * `RECORD_HISTORIES=1 npx jest test/workflows/replay.test.ts`, which records only scenarios that
  * have no file yet. Never re-record an existing one to make a change pass (that is exactly the
  * break this test exists to catch): see "Changing a workflow safely" in the README.
@@ -151,6 +151,24 @@ const scenarios: Record<string, Scenario> = {
     const d2 = await deploy(tq, v2(v1));
     await rolloutResult(d2.rolloutWorkflowId);
     return [serviceWorkflowId('h-heal')];
+  },
+  async self_healing_hung_replica(world, tq) {
+    const v1 = serviceSpec({ name: 'h-hung' });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const release = world.holdTermination('h-hung-v1-r1');
+    world.kill('h-hung-v1-r1', 'failed 3 readiness probes in a row (last: timeout)');
+    await env.sleep(WATCH_WINDOW_MS);
+    const service = env.client.workflow.getHandle(serviceWorkflowId('h-hung'));
+    // The replacement serves before the hung replica's termination ends.
+    await waitFor(async () => (await service.query(serviceStatusQuery)).replicas.filter((r) => r.status === 'READY').length === 2);
+    release();
+    await waitFor(async () => {
+      const s = await service.query(serviceStatusQuery);
+      return s.replicas.length === 2 && s.replicas.every((r) => r.status === 'READY');
+    });
+    const d2 = await deploy(tq, v2(v1));
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [serviceWorkflowId('h-hung')];
   },
 };
 

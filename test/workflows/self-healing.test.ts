@@ -52,6 +52,33 @@ test('a serving replica that dies is taken out of traffic and replaced by one of
   });
 });
 
+test('a hung replica is replaced while its termination is still waiting out the grace period', async () => {
+  await withWorker({}, async (world, tq) => {
+    await rolloutResult((await deploy(tq, serviceSpec({ name: 'heal-hung', rollout: { strategy: 'rolling', max_surge: 1, max_unavailable: 0, timeout: '30m' } }))).rolloutWorkflowId);
+    const [hung, kept] = (await statusOf('heal-hung')).replicas.map((r) => r.id);
+    const release = world.holdTermination(hung);
+    world.kill(hung, 'failed 3 readiness probes in a row (last: timeout)');
+    await nextWatchWindow();
+    // The replacement serves while the hung one is still shutting down: the service is whole again
+    // without waiting for the termination.
+    await waitFor(async () => {
+      const s = await statusOf('heal-hung');
+      return s.replicas.filter((r) => r.status === 'READY' && r.id !== hung).length === 2;
+    });
+    const during = await statusOf('heal-hung');
+    expect(during.replicas.find((r) => r.id === hung)?.status).toBe('SHUTTING_DOWN');
+    expect(world.terminated).not.toContain(hung);
+    const lastTraffic = world.trafficCalls[world.trafficCalls.length - 1].map((b) => b.replicaId);
+    expect(lastTraffic).toContain(kept);
+    expect(lastTraffic).not.toContain(hung);
+    expect(lastTraffic).toHaveLength(2);
+    release();
+    await waitFor(async () => summary(await statusOf('heal-hung')).join() === '1:READY,1:READY');
+    expect(world.terminated).toContain(hung);
+    expect((await statusOf('heal-hung')).healing?.replaced).toBe(1);
+  });
+});
+
 test('every serving replica dies: traffic has no backend (503, not 502), then all are replaced', async () => {
   await withWorker({}, async (world, tq) => {
     await rolloutResult((await deploy(tq, serviceSpec({ name: 'heal2', replicas: 3 }))).rolloutWorkflowId);

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import { ProviderError } from '../types';
+import { liveness, startTimeOf } from './proc';
 
 /** Runs the functions given for one key one after another, in call order. */
 export class KeyedMutex {
@@ -33,8 +34,10 @@ export interface FileLockOptions {
 const POLL_MS = 50;
 
 /**
- * Holds `lockPath` while `fn` runs. The holder touches the file every staleMs/3, so a long
- * hold (a terminate waiting out its grace period) is not mistaken for a crashed holder.
+ * Holds `lockPath` while `fn` runs. The file names its holder (pid and start time): a lock whose
+ * holder is dead (a worker killed mid-launch) is taken over at once, so the next attempt does not
+ * wait out staleMs. Where that cannot be told, the holder touches the file every staleMs/3, so a
+ * long hold (a terminate waiting out its grace period) is not mistaken for a crashed holder.
  * Known gap: two waiters that both judge a lock stale may race to replace it; stale locks
  * only come from a crash in the middle of a launch, so this is accepted.
  */
@@ -44,13 +47,14 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, op
   for (;;) {
     try {
       const fd = fs.openSync(lockPath, 'wx');
-      fs.writeSync(fd, JSON.stringify({ pid: process.pid, at: new Date().toISOString() }));
+      const holder: LockHolder = { pid: process.pid, startTime: startTimeOf(process.pid), at: new Date().toISOString() };
+      fs.writeSync(fd, JSON.stringify(holder));
       fs.closeSync(fd);
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    if (isStale(lockPath, staleMs)) {
+    if (holderIsDead(lockPath) || isStale(lockPath, staleMs)) {
       fs.rmSync(lockPath, { force: true });
       continue;
     }
@@ -74,6 +78,25 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, op
     clearInterval(refresh);
     fs.rmSync(lockPath, { force: true });
   }
+}
+
+interface LockHolder {
+  pid: number;
+  startTime: number | null;
+  at: string;
+}
+
+/** The holder recorded in the file has exited (or its pid now belongs to another process). */
+function holderIsDead(lockPath: string): boolean {
+  let holder: Partial<LockHolder>;
+  try {
+    holder = JSON.parse(fs.readFileSync(lockPath, 'utf8')) as Partial<LockHolder>;
+  } catch {
+    return false; // Gone, or being written right now: staleness decides.
+  }
+  if (typeof holder.pid !== 'number' || !Number.isInteger(holder.pid) || holder.pid <= 0) return false;
+  if (holder.pid === process.pid) return false; // Our own: the in-process mutex orders those.
+  return liveness(holder.pid, typeof holder.startTime === 'number' ? holder.startTime : null) !== 'alive';
 }
 
 function isStale(lockPath: string, staleMs: number): boolean {
