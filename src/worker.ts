@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createActivities } from './activities';
 import { HEARTBEAT_EVERY_MS } from './activities/heartbeat';
+import { secretDirsFrom } from './activities/secret-files';
 import { LocalProvider } from './providers/local';
 import { replicaUserFrom, type ReplicaUser } from './providers/local/replica-identity';
 import type { Provider } from './providers/types';
@@ -32,6 +33,10 @@ export interface WorkerConfig {
   routerPublicUrl: string;
   /** Who replicas run as (ROLLOUT_REPLICA_USER, resolved); undefined = the worker's own user. */
   replicaUser?: ReplicaUser;
+  /** ROUTER_TOKEN_FILE, when the token came from one: never readable as a secret. */
+  routerTokenFile?: string;
+  /** ROLLOUT_SECRET_DIRS, resolved: the only directories `from_file` secrets may come from; undefined = any. */
+  secretDirs?: string[];
 }
 
 /**
@@ -87,9 +92,15 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
   }
   let stateDir: string;
   try {
-    stateDir = prepareStateDir(env.ROLLOUT_STATE_DIR || '.rollout', 'ROLLOUT_STATE_DIR');
+    stateDir = prepareStateDir(env.ROLLOUT_STATE_DIR ?? '.rollout', 'ROLLOUT_STATE_DIR');
   } catch (err) {
     throw err instanceof StateDirError ? configError(err.message) : err;
+  }
+  let secretDirs: string[] | undefined;
+  try {
+    secretDirs = secretDirsFrom(env.ROLLOUT_SECRET_DIRS);
+  } catch (err) {
+    throw configError(err instanceof Error ? err.message : String(err));
   }
   return {
     temporalAddress,
@@ -101,6 +112,8 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
     routerToken,
     routerPublicUrl,
     replicaUser,
+    secretDirs,
+    routerTokenFile: env.ROUTER_TOKEN_FILE || undefined,
   };
 }
 
@@ -152,6 +165,12 @@ export async function createWorker(
     providers: createProviders(config),
     router: new RouterAdminClient(config.routerAdminUrl, config.routerToken),
     routerPublicUrl: config.routerPublicUrl,
+    // The state dir holds the router's admin token: no spec may hand it to a replica.
+    secretFiles: {
+      allowedDirs: config.secretDirs,
+      deniedDirs: [fs.realpathSync(config.stateDir)],
+      deniedFiles: config.routerTokenFile ? [fs.realpathSync(config.routerTokenFile)] : [],
+    },
   });
   return Worker.create({
     connection,

@@ -8,7 +8,6 @@ import type { Client } from '@temporalio/client';
 import { createControlForwarding } from './control-forwarding';
 import { heartbeatingWhile, keepHeartbeating } from './heartbeat';
 import { parseAccelerators } from '../spec/accelerators';
-import { readBoundedFileSync } from '../spec/read-file';
 import { resolveEnv, SecretUnavailableError } from '../spec/secrets';
 import type { Provider } from '../providers/types';
 import { ProviderError } from '../providers/types';
@@ -31,6 +30,7 @@ import type {
 import { FailureTypes } from './types';
 import type { LostReplica } from '../plan/healing';
 import { watchFleetUntilLost, watchUntilUnhealthy, type FleetWatchInput } from './watch';
+import { readSecretFile, type SecretFilePolicy } from './secret-files';
 
 export interface ActivityDeps {
   /** Forwards the service workflow's `control` update to its rollout; absent: that update is refused. */
@@ -39,6 +39,8 @@ export interface ActivityDeps {
   router: RouterAdminClient;
   /** The router's traffic URL as clients reach it, e.g. http://127.0.0.1:8080. */
   routerPublicUrl: string;
+  /** Where `from_file` secrets may (not) be read from. */
+  secretFiles?: SecretFilePolicy;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -64,7 +66,7 @@ export function createActivities(deps: ActivityDeps) {
       let env: Record<string, string>;
       try {
         // Secret references are resolved here, on the worker, and go only to the provider.
-        env = resolveEnv(spec.env, { env: process.env, readFile: readSecretFile });
+        env = resolveEnv(spec.env, { env: process.env, readFile: (file) => readSecretFile(file, deps.secretFiles) });
       } catch (err) {
         if (err instanceof SecretUnavailableError) {
           throw ApplicationFailure.create({ type: FailureTypes.invalidRequest, message: `${input.replicaId}: ${err.message}`, nonRetryable: true });
@@ -192,16 +194,4 @@ function asFailure(err: unknown): unknown {
   return err;
 }
 
-/** A secret file holds a token or a key: at most this much of it. */
-const SECRET_FILE_MAX_BYTES = 64 * 1024;
-
-/**
- * A `from_file` secret, read bounded: a FIFO would block the worker's thread until someone writes
- * to it, and /dev/urandom would be read until memory runs out; either fails the launch instead.
- */
-export function readSecretFile(file: string): string {
-  const read = readBoundedFileSync(file, SECRET_FILE_MAX_BYTES);
-  if (read.ok) return read.bytes.toString('utf8');
-  const why = 'notRegular' in read ? `it is ${read.notRegular}, not a regular file` : 'tooLarge' in read ? `it is larger than ${SECRET_FILE_MAX_BYTES / 1024} KiB` : read.code;
-  throw Object.assign(new Error(why), { code: why });
-}
+export { readSecretFile };

@@ -10,7 +10,7 @@ import { projectRoot } from '../temporal/project-root';
 import type { ControlAction } from '../workflows/types';
 import type { ControlOptions } from './commands/control';
 import { CliError, ExitCode } from './errors';
-import { isUnreachable } from './unreachable';
+import { describeFailure } from './failure-text';
 
 // Commands are loaded when run, so `rollout router` and `rollout worker` do not carry the
 // modules of the others (the Temporal client's protobufs weigh ~20 MB of heap in the router).
@@ -28,18 +28,18 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<number>): (...a
     try {
       process.exitCode = await fn(...args);
     } catch (err) {
-      if (err instanceof CliError) {
-        process.stderr.write(`error: ${err.message}\n`);
-        process.exitCode = err.exitCode;
-      } else if (isUnreachable(err)) {
-        process.stderr.write(`error: Temporal became unreachable: ${err instanceof Error ? err.message : String(err)}\n`);
-        process.exitCode = ExitCode.unreachable;
-      } else {
-        process.stderr.write(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-        process.exitCode = ExitCode.failed;
-      }
+      const failure = describeFailure(err);
+      process.stderr.write(`error: ${failure.message}\n`);
+      // `-o json`: a pipeline parsing stdout gets the error as JSON too (the text stays on stderr).
+      if (args.some(wantsJson)) process.stdout.write(JSON.stringify({ error: { message: failure.message, exitCode: failure.exitCode } }) + '\n');
+      process.exitCode = failure.exitCode;
     }
   };
+}
+
+/** Commander hands each action its options object: `--output json` there. */
+function wantsJson(arg: unknown): boolean {
+  return typeof arg === 'object' && arg !== null && (arg as { output?: unknown }).output === 'json';
 }
 
 export function buildProgram(): Command {

@@ -22,7 +22,7 @@ import { RouterAdminClient } from '../router/client';
 import { resolveBinary, TEMPORAL_CLI } from '../temporal/binaries';
 import { unusablePorts } from './free-ports';
 import { lockStateDir, StateDirInUseError } from './stack-lock';
-import { prepareStateDir, StateDirError } from './state-dir';
+import { prepareStateDirUndoably, StateDirError } from './state-dir';
 import { Supervised } from './supervised';
 
 export interface DevOptions {
@@ -70,8 +70,9 @@ interface ChildRecord {
 export async function startDevStack(opts: DevOptions): Promise<DevStack> {
   // A file, /proc/self, a directory we may not write to: said in one line, before anything starts.
   let stateDir: string;
+  let undoStateDir: () => void;
   try {
-    stateDir = prepareStateDir(opts.stateDir, '--state-dir');
+    ({ dir: stateDir, undo: undoStateDir } = prepareStateDirUndoably(opts.stateDir, '--state-dir'));
   } catch (err) {
     if (err instanceof StateDirError) throw new DevStackError(err.message, 2);
     throw err;
@@ -94,6 +95,7 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
   ]);
   if (problems.length > 0) {
     unlock();
+    undoStateDir();
     throw new DevStackError(`cannot start the stack, nothing was started or cleaned up:\n  ${problems.join('\n  ')}`, 2);
   }
   try {

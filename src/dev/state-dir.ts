@@ -32,6 +32,16 @@ const why = (err: unknown): string => {
 
 /** Makes sure `dir` is a directory this process can create files in; returns its absolute path. `setting` names it in messages. */
 export function prepareStateDir(dir: string, setting: string): string {
+  return prepareStateDirUndoably(dir, setting).dir;
+}
+
+export interface PreparedStateDir {
+  dir: string;
+  /** Removes the directories this call created, deepest first, where they are still empty (a refused start leaves nothing behind). */
+  undo(): void;
+}
+
+export function prepareStateDirUndoably(dir: string, setting: string): PreparedStateDir {
   const fail = (problem: string) => new StateDirError(`${setting} ${dir === '' ? '""' : dir}: ${problem}`);
   if (dir.trim() === '') throw fail('expected a directory path, got an empty one');
   if (dir.includes('\0')) throw fail('expected a directory path without NUL characters');
@@ -55,11 +65,23 @@ export function prepareStateDir(dir: string, setting: string): string {
     if (!st.isDirectory()) throw fail(at === absolute ? `not a directory (it is ${describe(st)})` : `${at} is not a directory (it is ${describe(st)})`);
     break;
   }
+  const created: string[] = [];
+  const undo = (): void => {
+    for (const part of [...created].reverse()) {
+      try {
+        fs.rmdirSync(part);
+      } catch {
+        return; // Not empty (something else wrote there meanwhile): leave it and its parents.
+      }
+    }
+  };
   for (const part of missing) {
     try {
       fs.mkdirSync(part);
+      created.push(part);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST' && fs.statSync(part).isDirectory()) continue; // created meanwhile
+      undo();
       throw fail(`cannot create the directory ${part} (${why(err)})`);
     }
   }
@@ -67,10 +89,11 @@ export function prepareStateDir(dir: string, setting: string): string {
   try {
     fs.writeFileSync(probe, '', { flag: 'wx' });
   } catch (err) {
+    undo();
     throw fail(`cannot create files in it (${why(err)})`);
   }
   fs.rmSync(probe, { force: true });
-  return absolute;
+  return { dir: absolute, undo };
 }
 
 function describe(st: fs.Stats): string {

@@ -21,6 +21,8 @@ export interface PlanStage {
   primaryReplicas: number;
   primaryPercent: number;
   note: string;
+  /** Set on the last stage when the simulation stopped early (see PLAN_WORK_BUDGET). */
+  truncated?: true;
 }
 
 export interface SimulationInput {
@@ -33,8 +35,15 @@ export interface SimulationInput {
   observed?: ObservedReplica[];
 }
 
-/** More planner calls than this means a planner that cannot finish: a bug, reported as such. */
-const MAX_ITERATIONS = 10_000;
+/**
+ * How much simulating `rollout plan` does at most, in planner calls × replicas (each call is
+ * linear in the replicas): about a second, or whatever a plain rollout of every replica needs. A
+ * spec far beyond it (1000 replicas moved one at a time through dozens of canary steps) gets the
+ * stages up to there and a last one saying the plan stops there; the rollout has no such limit.
+ */
+export const PLAN_WORK_BUDGET = 4_000_000;
+
+class PlanBudgetSpent extends Error {}
 
 export function simulateRollout(input: SimulationInput): PlanStage[] {
   let seq = 0;
@@ -65,57 +74,71 @@ export function simulateRollout(input: SimulationInput): PlanStage[] {
     }
   };
   let iterations = 0;
+  const replicas = input.toSpec.replicas + (input.fromSpec?.replicas ?? 0);
+  // Every plain rollout fits (one replica at a time takes two planner calls per replica).
+  const maxIterations = Math.max(4 * replicas + 100, Math.floor(PLAN_WORK_BUDGET / Math.max(1, replicas)));
   const guard = (): void => {
-    if (++iterations > MAX_ITERATIONS) throw new Error(`the planner did not finish within ${MAX_ITERATIONS} steps (a bug)`);
+    if (++iterations > maxIterations) throw new PlanBudgetSpent();
   };
-
-  if (!input.fromSpec || input.fromVersion === 0 || !isTrafficLed(input.toSpec)) {
-    for (;;) {
-      guard();
-      const step = planStep({
-        strategy: input.toSpec.rollout.strategy,
-        replicas: input.toSpec.replicas,
-        maxSurge: input.toSpec.rollout.max_surge,
-        maxUnavailable: input.toSpec.rollout.max_unavailable,
-        targetVersion: input.toVersion,
-        observed,
-      });
-      apply(step, [{ version: input.toVersion, count: step.launch }]);
-      const pct = trafficPercentByVersion(step.traffic)[String(input.toVersion)] ?? 0;
-      record(pct, step.note);
-      if (step.done) return stages;
-    }
+  try {
+    return simulateStages();
+  } catch (err) {
+    if (!(err instanceof PlanBudgetSpent)) throw err;
+    const last = stages[stages.length - 1] ?? { canaryReplicas: 0, canaryPercent: 0, primaryReplicas: 0, primaryPercent: 0 };
+    const note = `… the plan stops here, after ${maxIterations} planner steps for ${input.toSpec.replicas} replica(s); the rollout goes on the same way to the end`;
+    stages.push({ ...last, note, truncated: true });
+    return stages;
   }
 
-  const fromSpec = input.fromSpec;
-  let canaryPercent = 0;
-  for (const s of canarySteps(input.toSpec)) {
-    if (!('weight' in s)) {
-      const canaryReplicas = observed.filter((r) => r.version === input.toVersion).length;
-      stages.push({ canaryReplicas, canaryPercent: round(canaryPercent), primaryReplicas: observed.length - canaryReplicas, primaryPercent: round(100 - canaryPercent), note: describeStep(s) });
-      continue;
+  function simulateStages(): PlanStage[] {
+    if (!input.fromSpec || input.fromVersion === 0 || !isTrafficLed(input.toSpec)) {
+      for (;;) {
+        guard();
+        const step = planStep({
+          strategy: input.toSpec.rollout.strategy,
+          replicas: input.toSpec.replicas,
+          maxSurge: input.toSpec.rollout.max_surge,
+          maxUnavailable: input.toSpec.rollout.max_unavailable,
+          targetVersion: input.toVersion,
+          observed,
+        });
+        apply(step, [{ version: input.toVersion, count: step.launch }]);
+        const pct = trafficPercentByVersion(step.traffic)[String(input.toVersion)] ?? 0;
+        record(pct, step.note);
+        if (step.done) return stages;
+      }
     }
-    for (;;) {
-      guard();
-      const step = planCanaryStep({
-        canary: { version: input.toVersion, replicas: input.toSpec.replicas },
-        primary: { version: input.fromVersion, replicas: fromSpec.replicas },
-        weight: s.weight,
-        rollingBack: false,
-        surgePercent: surgePercentOf(input.toSpec),
-        observed,
-      });
-      apply(step, [
-        { version: input.toVersion, count: step.launch },
-        { version: input.fromVersion, count: step.launchPrimary },
-      ]);
-      canaryPercent = step.canaryPercent;
-      if (step.reached) break;
-      record(canaryPercent, step.note);
+
+    const fromSpec = input.fromSpec;
+    let canaryPercent = 0;
+    for (const s of canarySteps(input.toSpec)) {
+      if (!('weight' in s)) {
+        const canaryReplicas = observed.filter((r) => r.version === input.toVersion).length;
+        stages.push({ canaryReplicas, canaryPercent: round(canaryPercent), primaryReplicas: observed.length - canaryReplicas, primaryPercent: round(100 - canaryPercent), note: describeStep(s) });
+        continue;
+      }
+      for (;;) {
+        guard();
+        const step = planCanaryStep({
+          canary: { version: input.toVersion, replicas: input.toSpec.replicas },
+          primary: { version: input.fromVersion, replicas: fromSpec.replicas },
+          weight: s.weight,
+          rollingBack: false,
+          surgePercent: surgePercentOf(input.toSpec),
+          observed,
+        });
+        apply(step, [
+          { version: input.toVersion, count: step.launch },
+          { version: input.fromVersion, count: step.launchPrimary },
+        ]);
+        canaryPercent = step.canaryPercent;
+        if (step.reached) break;
+        record(canaryPercent, step.note);
+      }
+      record(canaryPercent, s.weight === 100 ? `done: ${input.toSpec.replicas} v${input.toVersion} replica(s) carry all traffic` : `${describeStep(s)} reached`);
     }
-    record(canaryPercent, s.weight === 100 ? `done: ${input.toSpec.replicas} v${input.toVersion} replica(s) carry all traffic` : `${describeStep(s)} reached`);
+    return stages;
   }
-  return stages;
 }
 
 const round = (x: number): number => Math.round(x * 10) / 10;

@@ -23,6 +23,8 @@ export interface RouterOptions {
   logger?: pino.Logger;
   /** How long close() lets requests in flight finish before cutting them (default 10 s). */
   closeGraceMs?: number;
+  /** How long a replica may take to send its response headers before the client gets 504 (default 300 s; 0 = no limit). */
+  upstreamTimeoutMs?: number;
 }
 
 export interface RunningRouter {
@@ -45,6 +47,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   };
   if (opts.statePath) env.ROUTER_STATE_PATH = opts.statePath;
   if (opts.closeGraceMs !== undefined) env.ROUTER_CLOSE_GRACE_MS = String(opts.closeGraceMs);
+  if (opts.upstreamTimeoutMs !== undefined) env.ROUTER_UPSTREAM_TIMEOUT_MS = String(opts.upstreamTimeoutMs);
   return launchRouter(env, { logger: opts.logger });
 }
 

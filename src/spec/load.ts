@@ -15,13 +15,30 @@ export class SpecValidationError extends Error {
   }
 }
 
+/**
+ * The first line of a yaml error (prettyErrors adds the source excerpt below it), without the
+ * colon that introduced the excerpt; the parser's own stack overflow said as what it means.
+ */
+function yamlErrorLine(message: string): string {
+  const first = message.split('\n')[0].replace(/:\s*$/, '');
+  return first.replace(/^(?:RangeError: )?Maximum call stack size exceeded/, TOO_DEEP);
+}
+
+const TOO_DEEP = 'nested too deeply to read (a spec needs a few levels)';
+/** A broken document can give hundreds of parse errors; the first few say what is wrong. */
+const YAML_ERRORS_SHOWN = 10;
+
 export function parseSpec(yamlText: string): SpecResult {
   if (utf8Bytes(yamlText) > SPEC_LIMITS.specBytes) {
     return { ok: false, issues: [{ path: '(file)', message: `expected a spec of at most ${SPEC_LIMITS.specBytes / 1024} KiB, got ${Math.ceil(utf8Bytes(yamlText) / 1024)} KiB` }] };
   }
   const doc = YAML.parseDocument(yamlText, { prettyErrors: true });
   if (doc.errors.length > 0) {
-    return { ok: false, issues: doc.errors.map((e) => ({ path: '(yaml)', message: e.message.split('\n')[0] })) };
+    const lines = doc.errors.map((e) => yamlErrorLine(e.message));
+    // A stack overflow is reported once per level the parser unwinds: the deepest one says it all.
+    const tooDeep = lines.find((l) => l.startsWith(TOO_DEEP));
+    const shown = tooDeep ? [tooDeep] : [...new Set(lines)].slice(0, YAML_ERRORS_SHOWN);
+    return { ok: false, issues: shown.map((message) => ({ path: '(yaml)', message })) };
   }
   let value: unknown;
   try {

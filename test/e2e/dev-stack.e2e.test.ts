@@ -103,6 +103,11 @@ test('a port another program holds: exit 2 naming the flag, nothing started or c
     expect(fs.existsSync(path.join(stateDir, 'routes.json'))).toBe(true);
     expect(fs.existsSync(path.join(stateDir, 'stack.json'))).toBe(false);
     expect(fs.existsSync(path.join(stateDir, 'stack.lock'))).toBe(false); // released
+    // A state dir that did not exist is not left behind by a refused start.
+    const fresh = path.join(stateDir, 'not-yet', 'state');
+    const refused = await devUntilExit((await devArgs(['--router-port', String(taken)], fresh)).args);
+    expect(refused.code).toBe(2);
+    expect(fs.existsSync(path.join(stateDir, 'not-yet'))).toBe(false);
   } finally {
     blocker.close();
   }

@@ -192,6 +192,27 @@ describe('the rollout section: canarySteps, isTrafficLed, surgePercentOf, descri
 const row = (s: PlanStage): string => `C${s.canaryReplicas} ${s.canaryPercent}% · P${s.primaryReplicas} ${s.primaryPercent}%`;
 
 describe('simulateRollout (the stages of `rollout plan`)', () => {
+  test('1000 replicas moved one at a time through 99 alternating canary steps: the plan stops early and says so, in bounded time', () => {
+    const steps = Array.from({ length: 98 }, (_, i) => `{weight: ${i % 2 === 0 ? 99 : 1}}`).join(', ');
+    const toSpec = spec(`replicas: 1000\nenv: {MODEL: b}\nrollout: {strategy: canary, max_surge: 1, max_unavailable: 0, steps: [${steps}, {weight: 100}]}\n`);
+    const started = Date.now();
+    const stages = simulateRollout({ fromSpec: spec('replicas: 1000\n'), fromVersion: 1, toVersion: 2, toSpec });
+    const last = stages[stages.length - 1];
+    expect(last.truncated).toBe(true);
+    expect(last.note).toMatch(/^… the plan stops here, after \d+ planner steps for 1000 replica\(s\)/);
+    expect(stages.slice(0, -1).every((s) => s.truncated === undefined)).toBe(true);
+    // It went as far as the budget allows (the first step is well on its way), not just one stage.
+    expect(stages.length).toBeGreaterThan(100);
+    // Not a timing assertion on the machine: only that the work is bounded (a loop would hit the jest timeout).
+    expect(Date.now() - started).toBeLessThan(60_000);
+  });
+
+  test('an ordinary plan is not truncated', () => {
+    const stages = simulateRollout({ fromSpec: spec('replicas: 1000\n'), fromVersion: 1, toVersion: 2, toSpec: spec('replicas: 1000\nenv: {MODEL: b}\nrollout: {max_surge: 1, max_unavailable: 0}\n') });
+    expect(stages.some((s) => s.truncated)).toBe(false);
+    expect(stages[stages.length - 1].note).toBe('done: 1000 v2 replica(s) ready');
+  });
+
   test('4 replicas, steps [10, pause 10m, 50, pause {}, 100]', () => {
     const stages = simulateRollout({
       fromSpec: spec('replicas: 4\n'),

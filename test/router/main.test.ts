@@ -10,6 +10,7 @@ test.each([
   [{ ROUTER_TOKEN: 't', ROUTER_TRAFFIC_PORT: 'eighty' }, /ROUTER_TRAFFIC_PORT must be a port number \(0-65535\), got "eighty"/],
   [{ ROUTER_TOKEN: 't', ROUTER_TRAFFIC_PORT: '0', ROUTER_ADMIN_PORT: '70000' }, /ROUTER_ADMIN_PORT must be a port number/],
   [{ ROUTER_TOKEN: 't', ROUTER_TRAFFIC_PORT: '0', ROUTER_ADMIN_PORT: '0', ROUTER_CLOSE_GRACE_MS: 'soon' }, /ROUTER_CLOSE_GRACE_MS must be a number of milliseconds/],
+  [{ ROUTER_TOKEN: 't', ROUTER_TRAFFIC_PORT: '0', ROUTER_ADMIN_PORT: '0', ROUTER_UPSTREAM_TIMEOUT_MS: '5s' }, /ROUTER_UPSTREAM_TIMEOUT_MS must be a number of milliseconds/],
 ])('%p is refused', async (env, message) => {
   await expect(runRouterFromEnv(env)).rejects.toThrow(message);
 });

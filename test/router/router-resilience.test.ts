@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { RouterAdminClient, RouterRequestError, RouterUnavailableError } from '../../src/router/client';
@@ -203,4 +204,31 @@ test('hop-by-hop headers, and those the client names in Connection, are not forw
   expect(seen['proxy-authorization']).toBeUndefined();
   expect(seen).toMatchObject({ authorization: 'Bearer user', 'x-request-id': 'r1' });
   expect(seen.host).toBe(new URL((await admin.getService('svc'))!.backends[0].url).host);
+});
+
+test('a replica that accepts the connection and never answers: 504 after ROUTER_UPSTREAM_TIMEOUT_MS, not a request held forever; a stream that has started is not cut', async () => {
+  const timed = await startRouter({ trafficPort: 0, adminPort: 0, token: TOKEN, upstreamTimeoutMs: 300 });
+  const hung = net.createServer(() => undefined); // reads nothing, answers nothing
+  const hungPort = await freePort();
+  await new Promise<void>((resolve) => hung.listen(hungPort, '127.0.0.1', resolve));
+  try {
+    const timedAdmin = new RouterAdminClient(timed.adminUrl, TOKEN);
+    await timedAdmin.setBackends('hung', [{ replicaId: 'h1', version: 1, url: `http://127.0.0.1:${hungPort}`, weight: 1 }]);
+    const res = await fetch(`${timed.trafficUrl}/hung/v1/models`, { signal: AbortSignal.timeout(60_000) });
+    expect(res.status).toBe(504);
+    expect(await res.text()).toContain('replica h1 sent no response within 300 ms');
+    // The stats count it as a 5xx of that version.
+    expect((await timedAdmin.countersByVersion('hung'))['1']).toMatchObject({ requests: 1, errors5xx: 1 });
+
+    // An SSE stream whose headers came at once runs past the timeout (5 events 100 ms apart), to its end.
+    const streaming = await upstream('s');
+    await timedAdmin.setBackends('stream', [{ replicaId: 's1', version: 1, url: streaming, weight: 1 }]);
+    const sse = await fetch(`${timed.trafficUrl}/stream/sse`);
+    expect(sse.status).toBe(200);
+    const body = await sse.text();
+    expect(body.match(/^data:/gm)?.length).toBe(5);
+  } finally {
+    hung.close();
+    await timed.close();
+  }
 });

@@ -70,4 +70,48 @@ describe('from_file on the worker (readSecretFile)', () => {
     expect(readSecretFile(path.join(dir, 'token'))).toBe('hf_abc\n');
     fs.rmSync(dir, { recursive: true, force: true });
   });
+
+  test("never the worker's state dir or its router token file; only ROLLOUT_SECRET_DIRS when set, links resolved first", () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- as above
+    const { secretDirsFrom } = require('../../src/activities/secret-files') as typeof import('../../src/activities/secret-files');
+    const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'secret-policy-')));
+    try {
+      const [state, secrets, elsewhere] = ['state', 'secrets', 'elsewhere'].map((d) => path.join(root, d));
+      for (const d of [state, secrets, elsewhere]) fs.mkdirSync(d);
+      fs.writeFileSync(path.join(state, 'router.token'), 'admin-token');
+      fs.writeFileSync(path.join(secrets, 'hf'), 'hf_ok');
+      fs.writeFileSync(path.join(elsewhere, 'key'), 'private');
+      fs.writeFileSync(path.join(elsewhere, 'router.token'), 'admin-token-2');
+      // A link inside the allowed dir that points out of it.
+      fs.symlinkSync(path.join(elsewhere, 'key'), path.join(secrets, 'escape'));
+      fs.symlinkSync(path.join(state, 'router.token'), path.join(elsewhere, 'to-token'));
+
+      const open = { deniedDirs: [state], deniedFiles: [path.join(elsewhere, 'router.token')] };
+      expect(() => readSecretFile(path.join(state, 'router.token'), open)).toThrow("it is in the worker's own state dir");
+      expect(() => readSecretFile(path.join(elsewhere, 'to-token'), open)).toThrow("it is in the worker's own state dir");
+      expect(() => readSecretFile(path.join(elsewhere, 'router.token'), open)).toThrow("it is the worker's router token file");
+      expect(readSecretFile(path.join(elsewhere, 'key'), open)).toBe('private');
+
+      const allowed = secretDirsFrom(`${secrets}:`);
+      expect(allowed).toEqual([secrets]);
+      const closed = { ...open, allowedDirs: allowed };
+      expect(readSecretFile(path.join(secrets, 'hf'), closed)).toBe('hf_ok');
+      expect(() => readSecretFile(path.join(elsewhere, 'key'), closed)).toThrow(`it is outside ROLLOUT_SECRET_DIRS (${secrets})`);
+      expect(() => readSecretFile(path.join(secrets, 'escape'), closed)).toThrow(/outside ROLLOUT_SECRET_DIRS/);
+      // A sibling whose name starts like the allowed dir is not inside it.
+      fs.mkdirSync(`${secrets}-not`);
+      fs.writeFileSync(`${secrets}-not/x`, 'x');
+      expect(() => readSecretFile(`${secrets}-not/x`, closed)).toThrow(/outside ROLLOUT_SECRET_DIRS/);
+      expect(() => readSecretFile('relative/path', closed)).toThrow('expected an absolute path');
+      expect(() => readSecretFile(path.join(secrets, 'missing'), closed)).toThrow('ENOENT');
+
+      expect(secretDirsFrom(undefined)).toBeUndefined();
+      expect(secretDirsFrom('')).toBeUndefined();
+      expect(() => secretDirsFrom('relative')).toThrow('ROLLOUT_SECRET_DIRS: expected absolute directory paths separated by ":", got "relative"');
+      expect(() => secretDirsFrom(path.join(secrets, 'hf'))).toThrow(/is not a directory/);
+      expect(() => secretDirsFrom(path.join(root, 'nope'))).toThrow(/ENOENT/);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
 });

@@ -127,11 +127,20 @@ describe('parseSpec', () => {
     expect(Date.now() - started).toBeLessThan(5000); // refused, not expanded (9^9 strings)
   });
 
+  test('YAML nested deeper than the parser can follow: one line that says so, no dangling colon', () => {
+    const r = parseSpec(`name: x\nrun: y\nenv: ${'['.repeat(5000)}${']'.repeat(5000)}\n`);
+    expect(r).toEqual({ ok: false, issues: [{ path: '(yaml)', message: expect.stringMatching(/^nested too deeply to read \(a spec needs a few levels\) at line 3, column \d+$/) }] });
+  });
+
   test('a file that is not UTF-8 is refused, not silently mangled', async () => {
     const { loadSpecFile } = await import('../../src/spec/load');
     const file = path.join(os.tmpdir(), `latin1-${process.pid}.yaml`);
     fs.writeFileSync(file, Buffer.from('name: a\nrun: x\nenv:\n  GREETING: "caf\xe9"\n', 'latin1'));
-    expect(await loadSpecFile(file)).toEqual({ ok: false, issues: [{ path: '(file)', message: `${file} is not UTF-8 text` }] });
+    try {
+      expect(await loadSpecFile(file)).toEqual({ ok: false, issues: [{ path: '(file)', message: `${file} is not UTF-8 text` }] });
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
   });
 
   describe('loadSpecFile reads a bounded amount of a regular file only', () => {

@@ -47,6 +47,7 @@ struct Config {
     admin_port: u16,
     state_path: Option<PathBuf>,
     grace: Duration,
+    upstream_timeout: Duration,
     exit_with_stdin: bool,
 }
 
@@ -66,6 +67,12 @@ fn config() -> Result<Config, String> {
         None => 10_000,
         Some(raw) => raw.parse::<u64>().map_err(|_| format!("ROUTER_CLOSE_GRACE_MS must be a number of milliseconds, got \"{raw}\""))?,
     };
+    // How long a replica may take to send its response headers (a hung replica must not hold a
+    // client forever); streams are not cut once they have started. 0 turns it off.
+    let upstream_timeout_ms = match env("ROUTER_UPSTREAM_TIMEOUT_MS") {
+        None => 300_000,
+        Some(raw) => raw.parse::<u64>().map_err(|_| format!("ROUTER_UPSTREAM_TIMEOUT_MS must be a number of milliseconds, got \"{raw}\""))?,
+    };
     Ok(Config {
         token,
         traffic_host: env("ROUTER_HOST").unwrap_or_else(|| "127.0.0.1".into()),
@@ -74,6 +81,7 @@ fn config() -> Result<Config, String> {
         admin_port: port("ROUTER_ADMIN_PORT", 8081)?,
         state_path: env("ROUTER_STATE_PATH").map(PathBuf::from),
         grace: Duration::from_millis(grace_ms),
+        upstream_timeout: if upstream_timeout_ms == 0 { Duration::MAX } else { Duration::from_millis(upstream_timeout_ms) },
         exit_with_stdin: env("ROUTER_EXIT_WITH_STDIN").is_some_and(|v| v == "1"),
     })
 }
@@ -89,7 +97,7 @@ fn fail(message: &str) -> ! {
 async fn main() {
     let config = config().unwrap_or_else(|e| fail(&e));
     let routes = routes::RouteStore::open(config.state_path.clone()).unwrap_or_else(|e| fail(&e));
-    let shared = Shared::new(routes, &config.token);
+    let shared = Shared::new(routes, &config.token, config.upstream_timeout);
 
     let traffic = bind(&config.traffic_host, config.traffic_port).await.unwrap_or_else(|e| fail(&format!("traffic port: {e}")));
     let admin = bind(&config.admin_host, config.admin_port).await.unwrap_or_else(|e| fail(&format!("admin port: {e}")));

@@ -106,7 +106,16 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ClientBo
         }
 
         let attempt = Attempt::start(shared.clone(), service.clone(), backend.clone());
-        match shared.client.request(upstream).await {
+        let answer = match tokio::time::timeout(shared.upstream_timeout, shared.client.request(upstream)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                // Not retried elsewhere: the replica may be working on it (a request must not run twice).
+                attempt.finish_with_status(StatusCode::GATEWAY_TIMEOUT.as_u16());
+                log::warn("replica did not answer in time", json!({ "service": &*service, "replica": &*backend.replica_id, "timeoutMs": shared.upstream_timeout.as_millis() as u64 }));
+                return json_error(StatusCode::GATEWAY_TIMEOUT, &format!("replica {} sent no response within {} ms", backend.replica_id, shared.upstream_timeout.as_millis()));
+            }
+        };
+        match answer {
             Ok(response) => {
                 shared.ejections().answered(&backend.replica_id);
                 return proxied_response(response, attempt);

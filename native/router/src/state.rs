@@ -29,11 +29,13 @@ pub struct Shared {
     pub stats: Mutex<RouterStats>,
     pub ejections: Mutex<Ejections>,
     pub client: Client<HttpConnector, UpstreamBody>,
+    /// How long a replica may take to send its response headers.
+    pub upstream_timeout: Duration,
     token_digest: [u8; 32],
 }
 
 impl Shared {
-    pub fn new(routes: RouteStore, token: &str) -> Arc<Shared> {
+    pub fn new(routes: RouteStore, token: &str, upstream_timeout: Duration) -> Arc<Shared> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
@@ -47,6 +49,7 @@ impl Shared {
             stats: Mutex::new(RouterStats::default()),
             ejections: Mutex::new(Ejections::default()),
             client,
+            upstream_timeout,
             token_digest: Sha256::digest(token.as_bytes()).into(),
         })
     }

@@ -1,0 +1,31 @@
+/**
+ * What the CLI says, and which exit code it gives, for an error a command threw: its own
+ * errors as they are, Temporal not answering (exit 3), Temporal answering with a refusal (exit 1,
+ * in the server's words, with what to do where we know), and anything else by its message (the
+ * stack only with ROLLOUT_DEBUG=1: it is a bug report, not something a user can act on).
+ */
+import { CliError, ExitCode } from './errors';
+import { GRPC_FAILED_PRECONDITION, grpcCodeOf, grpcDetailsOf, isUnreachable } from './unreachable';
+
+export interface FailureText {
+  message: string;
+  exitCode: number;
+}
+
+export function describeFailure(err: unknown): FailureText {
+  if (err instanceof CliError) return { message: err.message, exitCode: err.exitCode };
+  const text = err instanceof Error ? err.message : String(err);
+  if (isUnreachable(err)) return { message: `Temporal became unreachable: ${text}`, exitCode: ExitCode.unreachable };
+  const code = grpcCodeOf(err);
+  if (code === GRPC_FAILED_PRECONDITION) {
+    // E.g. an update to a workflow whose first workflow task has not completed: no worker has
+    // run it yet (none is polling, or the one that took it crashed and the task timed out).
+    return {
+      message: `Temporal refused the request: ${grpcDetailsOf(err)} (the workflow has not been run by a worker yet: is \`rollout worker\` or \`rollout dev\` running against this Temporal and task queue? It goes on once one is)`,
+      exitCode: ExitCode.failed,
+    };
+  }
+  if (code !== undefined) return { message: `Temporal refused the request: ${grpcDetailsOf(err)}`, exitCode: ExitCode.failed };
+  const stack = process.env.ROLLOUT_DEBUG === '1' && err instanceof Error ? err.stack : undefined;
+  return { message: stack ?? `${text} (set ROLLOUT_DEBUG=1 for the stack trace)`, exitCode: ExitCode.failed };
+}
