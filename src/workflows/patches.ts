@@ -20,4 +20,6 @@ export const PATCHES = {
    * terminated (a hung replica takes its whole grace period to stop), surge permitting.
    */
   healLaunchesWhileRemoving: 'heal-launches-while-removing',
+  /** The service forwards a control signal's payload compacted (a reason clipped, junk as a short text), not as it came. */
+  compactForwardedSignals: 'compact-forwarded-signals',
 } as const;

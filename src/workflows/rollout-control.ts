@@ -84,8 +84,14 @@ export const ROLLBACK_REASON_MAX = 500;
  */
 export function reasonText(reason: string): string {
   const clean = reason.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
-  return clean.length > ROLLBACK_REASON_MAX ? `${clean.slice(0, ROLLBACK_REASON_MAX)}… (${clean.length} characters)` : clean;
+  if (clean.length <= ROLLBACK_REASON_MAX) return clean;
+  // Clipped already (the service clips what it forwards): kept, so the first length is what shows.
+  const clipped = CLIPPED_SUFFIX.exec(clean);
+  if (clipped && clipped.index === ROLLBACK_REASON_MAX) return clean;
+  return `${clean.slice(0, ROLLBACK_REASON_MAX)}… (${clean.length} characters)`;
 }
+
+const CLIPPED_SUFFIX = /… \(\d+ characters\)$/;
 
 /** Everything a RolloutControl holds, as plain data: carried across continue-as-new. */
 export interface ControlSnapshot {

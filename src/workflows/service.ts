@@ -37,6 +37,7 @@ import { failureMessage } from './failure-message';
 import { PATCHES } from './patches';
 import { rolloutWorkflow } from './rollout';
 import { malformedRequest } from './rollout-control';
+import { compactPercentArg, compactRollbackArg } from './signal-payloads';
 import { healService, watchServiceReplicas } from './service-healing';
 import { serviceStatusOf } from './service-status';
 import type { DeployInput, RolloutSummary, ServiceState, ServiceWorkflowInput } from './types';
@@ -121,8 +122,11 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
   setHandler(resumeSignal, () => forward('resume', (id) => handle(id).signal(resumeSignal)));
   setHandler(advanceSignal, () => forward('advance', (id) => handle(id).signal(advanceSignal)));
   setHandler(promoteSignal, () => forward('promote', (id) => handle(id).signal(promoteSignal)));
-  setHandler(setCanaryPercentSignal, (arg) => forward('setCanaryPercent', (id) => handle(id).signal(setCanaryPercentSignal, arg)));
-  setHandler(rollbackSignal, (arg) => forward('rollback', (id) => handle(id).signal(rollbackSignal, arg)));
+  // A signal's payload is in this history once already (the signal itself): what is forwarded is
+  // only what the rollout can use, so a megabyte of junk is not written a second time.
+  const compact = <T>(arg: T, compacted: (a: T) => T): T => (patched(PATCHES.compactForwardedSignals) ? compacted(arg) : arg);
+  setHandler(setCanaryPercentSignal, (arg) => forward('setCanaryPercent', (id) => handle(id).signal(setCanaryPercentSignal, compact(arg, compactPercentArg))));
+  setHandler(rollbackSignal, (arg) => forward('rollback', (id) => handle(id).signal(rollbackSignal, compact(arg, compactRollbackArg))));
   setHandler(
     controlUpdate,
     async (req) => {

@@ -558,6 +558,36 @@ describe(`control inputs fuzzed in every phase (seed ${SEED})`, () => {
     },
     120_000,
   );
+
+  test(
+    "a large signal payload enters the service's history once: the rollout gets it compacted (junk as a short text, a reason clipped)",
+    async () => {
+      await withWorker({}, async (_world: FakeWorld, tq) => {
+        const service = 'fzbig';
+        await rolloutResult((await deploy(tq, held(service, 'v1'))).rolloutWorkflowId);
+        const id = (await deploy(tq, held(service, 'v2'))).rolloutWorkflowId;
+        await reach(id, (s) => s.stepIndex === 1 && s.canaryPercent === 50, 'v2 held at its pause step');
+        const junk = 'x'.repeat(200_000);
+        const serviceHandle = handleOf(serviceWorkflowId(service));
+        counts.signals += 2;
+        await serviceHandle.signal('setCanaryPercent', { percent: junk });
+        await serviceHandle.signal('rollback', { reason: `why ${'y'.repeat(200_000)}` });
+        await signalsHandled(serviceWorkflowId(service));
+        const serviceBytes = JSON.stringify(await historyOf(serviceWorkflowId(service))).length;
+        // Each payload once (base64 in the JSON: 4/3 of 200 KB), not twice.
+        expect(serviceBytes).toBeLessThan(2 * 200_000 * (4 / 3) + 200_000);
+        const s = await reach(id, (st) => st.phase === 'rolled_back' || st.phase === 'rolling_back', 'the rollback');
+        expect(s.refused.some((r) => r.includes('<text of 200000 characters>'))).toBe(true);
+        const rolloutBytes = JSON.stringify(await historyOf(id)).length;
+        expect(rolloutBytes).toBeLessThan(100_000);
+        const result = await rolloutResult(id);
+        expect(result.reason).toContain(`why ${'y'.repeat(100)}`);
+        expect(result.reason).toContain('… (200004 characters)');
+        await expectNoFailedWorkflowTask(serviceWorkflowId(service));
+      });
+    },
+    120_000,
+  );
 });
 
 // ── the same junk through the tools people use ────────────────────────────────

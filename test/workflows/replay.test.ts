@@ -152,6 +152,20 @@ const scenarios: Record<string, Scenario> = {
     await rolloutResult(d2.rolloutWorkflowId);
     return [serviceWorkflowId('h-heal')];
   },
+  async service_forwards_compacted_signals(_world, tq) {
+    const v1 = canary('h-signals', [{ weight: 50 }, { pause: {} }]);
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const d2 = await deploy(tq, v2(v1));
+    const h = env.client.workflow.getHandle(d2.rolloutWorkflowId);
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).stepIndex === 1);
+    const service = env.client.workflow.getHandle(serviceWorkflowId('h-signals'));
+    await service.signal('setCanaryPercent', { percent: 'z'.repeat(100) });
+    await service.signal('setCanaryPercent', 30);
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).canaryPercent === 30);
+    await service.signal('rollback', { reason: `recorded ${'r'.repeat(600)}` });
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [serviceWorkflowId('h-signals'), d2.rolloutWorkflowId];
+  },
   async self_healing_hung_replica(world, tq) {
     const v1 = serviceSpec({ name: 'h-hung' });
     await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
