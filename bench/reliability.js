@@ -9,7 +9,7 @@
  *   - the spec fuzz (FUZZ_RUNS per property);
  *   - the history replay;
  * then merges them into bench/results/reliability.json and prints the README's table.
- * Exit code: non-zero when a suite failed or a chaos point took more than 30 s longer than its
+ * Exit code: non-zero when a suite failed or a chaos point took more than 15 s longer than its
  * crash-free baseline.
  */
 const { spawnSync } = require('node:child_process');
@@ -20,7 +20,7 @@ const path = require('node:path');
 const ROOT = path.resolve(__dirname, '..');
 const RESULTS = path.join(ROOT, 'bench', 'results');
 const PARTS = ['worker-crash', 'replica-faults', 'control-fuzz', 'spec-fuzz'];
-const EXTRA_SECONDS_ALLOWED = 30;
+const EXTRA_SECONDS_ALLOWED = 15;
 
 const suites = [
   'test/chaos/worker-crash.test.ts',

@@ -19,7 +19,7 @@ class AnnounceActivity {
 
   async execute(input, next) {
     const { activityType, workflowExecution, attempt } = this.ctx.info;
-    process.stdout.write(`chaos: activity ${activityType} ${workflowExecution.workflowId} attempt ${attempt}\n`);
+    process.stdout.write(`chaos: activity ${activityType} ${workflowExecution.workflowId} attempt ${attempt} at ${new Date().toISOString()}\n`);
     if (HELD.has(activityType)) await new Promise((resolve) => setTimeout(resolve, HOLD_MS));
     return next(input);
   }

@@ -264,6 +264,8 @@ async function runRollout(kind: Kind, point?: Point): Promise<PointResult> {
   const load = startLoad(`${router.trafficUrl}/${service}`, { clients: 2 });
   await load.until((r) => r.requests >= 10, `${service} answering through the router`);
   const started = Date.now();
+  const outputFrom = workerOutput.length;
+  let killedAt = '';
   let landed = false;
   let killed: Promise<void> | undefined;
   let armed = kind !== 'rollback'; // a rollback's point counts once the rollback was asked for
@@ -274,6 +276,7 @@ async function runRollout(kind: Kind, point?: Point): Promise<PointResult> {
     if (workflowId !== rolloutId && workflowId !== serviceWorkflowId(service)) return;
     if (++seen < point.occurrence) return;
     landed = true;
+    killedAt = new Date().toISOString();
     killed = killWorker().then(startWorker);
   };
   const { value: result, pids } = await watchingPids(service, async () => {
@@ -314,6 +317,8 @@ async function runRollout(kind: Kind, point?: Point): Promise<PointResult> {
     startedTwice,
   };
   if (point) results.push(pointResult);
+  // CHAOS_TRACE=1: what the workers said during a point that took long (to find where the time went).
+  if (process.env.CHAOS_TRACE === '1' && (pointResult.extraSeconds ?? 0) > 20) console.log(`[chaos] trace of ${JSON.stringify(pointResult)} (started ${new Date(started).toISOString()}, killed ${killedAt}):\n${workerOutput.slice(outputFrom)}`);
   console.log(`[chaos] ${JSON.stringify(pointResult)}${report.failures.length ? ` failures: ${report.failures.slice(0, 3).join(' | ')}` : ''}`);
   // The end state a crash-free rollout has.
   expect({ kind, outcome: result.outcome }).toEqual({ kind, outcome: kind === 'rollback' ? 'rolled_back' : 'succeeded' });
@@ -396,7 +401,9 @@ afterAll(async () => {
   if (stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
 }, 120_000);
 
-const points = choosePoints(POINTS, SEED);
+/** CHAOS_ONLY=kind:activity:occurrence runs that one point CHAOS_POINTS times (to study one point). */
+const only = process.env.CHAOS_ONLY?.split(':');
+const points = only ? Array.from({ length: POINTS }, (): Point => ({ kind: only[0] as Kind, activity: only[1], occurrence: Number(only[2] ?? 1) })) : choosePoints(POINTS, SEED);
 
 if (SOAK) {
   test.each(KINDS)('baseline: a %s rollout without a crash', async (kind) => {

@@ -141,6 +141,43 @@ describe('LocalProvider after its worker process was killed', () => {
   });
 });
 
+describe('LocalProvider after a launch cut short between its spawn and its record', () => {
+  /** The state a worker SIGKILLed right after spawning leaves: the process runs, an intent names its port, no record. */
+  async function cutShort(replicaId: string): Promise<ReplicaHandle> {
+    const handle = await sandbox.provider().launch(launchRequest(replicaId));
+    await eventually(() => answers(handle.endpoint), 30_000, 'the replica to answer');
+    const records = path.join(sandbox.stateDir, 'replicas');
+    fs.rmSync(path.join(records, `${replicaId}.json`));
+    const port = Number(handle.endpoint.split(':')[2]);
+    fs.writeFileSync(path.join(records, `${replicaId}.launching`), JSON.stringify({ replicaId, port, gpuIds: [], createdAt: new Date().toISOString() }));
+    return handle;
+  }
+
+  it('a retried launch records the process that runs instead of starting a second one', async () => {
+    const handle = await cutShort('r0');
+    const again = await sandbox.provider().launch(launchRequest('r0'));
+    expect(again).toEqual(handle);
+    expect(fs.existsSync(path.join(sandbox.stateDir, 'replicas', 'r0.launching'))).toBe(false);
+    expect(await sandbox.provider().describe('r0')).toMatchObject({ state: 'running', externalId: handle.externalId });
+  });
+
+  it('terminate stops that process although it has no record', async () => {
+    const handle = await cutShort('r1');
+    await sandbox.provider().terminate('r1');
+    expect(liveGroupMembers(pidOf(handle.externalId))).toEqual([]);
+    expect(fs.existsSync(path.join(sandbox.stateDir, 'replicas', 'r1.launching'))).toBe(false);
+  });
+
+  it('an intent whose process never started is cleared and the launch starts one', async () => {
+    const records = path.join(sandbox.stateDir, 'replicas');
+    fs.mkdirSync(records, { recursive: true });
+    fs.writeFileSync(path.join(records, 'r2.launching'), JSON.stringify({ replicaId: 'r2', port: 1, gpuIds: [], createdAt: new Date().toISOString() }));
+    const handle = await sandbox.provider().launch(launchRequest('r2'));
+    await eventually(() => answers(handle.endpoint), 30_000, 'the replica to answer');
+    expect(fs.existsSync(path.join(records, 'r2.launching'))).toBe(false);
+  });
+});
+
 describe('LocalProvider terminate', () => {
   it('stops the replica, removes its record and lock, and succeeds again when repeated', async () => {
     const provider = sandbox.provider();

@@ -30,7 +30,7 @@ import {
 import { readTail } from './log-files';
 import { KeyedMutex, withFileLock } from './locks';
 import { pickFreePort } from './ports';
-import { liveGroupMembers, liveness, signalGroup, startTimeOf } from './proc';
+import { groupLeadersWithEnv, liveGroupMembers, liveness, signalGroup, startTimeOf } from './proc';
 import { REPLICA_ID_PATTERN, ReplicaRecords, type LocalReplicaRecord } from './records';
 
 export interface LocalProviderOptions {
@@ -139,7 +139,7 @@ export class LocalProvider implements Provider {
     await this.byId.run(replicaId, () =>
       withFileLock(this.records.lockPathOf(replicaId), async () => {
         const record = this.records.read(replicaId);
-        if (!record) return;
+        if (!record) return this.stopCutShortLaunch(replicaId);
         await this.stopGroup(record);
         this.records.remove(replicaId);
         this.forget(record);
@@ -190,7 +190,55 @@ export class LocalProvider implements Provider {
       this.records.remove(req.replicaId);
       this.forget(existing);
     }
-    return this.allocation.run('host', () => withFileLock(this.allocationLockPath, () => this.spawnReplica(req)));
+    return this.allocation.run('host', () => withFileLock(this.allocationLockPath, async () => this.adoptCutShortLaunch(req) ?? this.spawnReplica(req)));
+  }
+
+  /**
+   * A launch cut short between its spawn and its record (the worker killed) left an intent: the
+   * process it may have started is found by its REPLICA_ID and PORT and recorded now, so a retry
+   * never starts a second one. Undefined when there was no such launch, or it started nothing.
+   */
+  private adoptCutShortLaunch(req: LaunchRequest): ReplicaHandle | undefined {
+    const intent = this.records.readIntent(req.replicaId);
+    if (!intent) return undefined;
+    const [pid, ...extra] = groupLeadersWithEnv({ REPLICA_ID: req.replicaId, PORT: String(intent.port) });
+    for (const other of extra) signalGroup(other, 'SIGKILL'); // cannot happen with one intent per id; never leave two
+    if (pid === undefined) {
+      this.records.removeIntent(req.replicaId);
+      return undefined;
+    }
+    const record: LocalReplicaRecord = {
+      replicaId: req.replicaId,
+      service: req.service,
+      version: req.version,
+      pid,
+      pgid: pid,
+      startTime: startTimeOf(pid),
+      port: intent.port,
+      endpoint: this.endpointOf(intent.port),
+      gpuIds: intent.gpuIds,
+      run: req.run,
+      createdAt: intent.createdAt,
+    };
+    this.records.writeSync(record);
+    this.records.removeIntent(req.replicaId);
+    this.portsHandedOut.add(intent.port);
+    this.logger.info({ replicaId: req.replicaId, pid, port: intent.port }, 'replica found running after a launch that was cut short: recorded, not started again');
+    return toHandle(record);
+  }
+
+  /** Stops a process a cut-short launch left without a record (terminate of a replica that has only an intent). */
+  private async stopCutShortLaunch(replicaId: string): Promise<void> {
+    const intent = this.records.readIntent(replicaId);
+    if (!intent) return;
+    for (const pid of groupLeadersWithEnv({ REPLICA_ID: replicaId, PORT: String(intent.port) })) {
+      await this.stopGroup({ replicaId, pid, pgid: pid });
+    }
+    this.records.removeIntent(replicaId);
+  }
+
+  private endpointOf(port: number): string {
+    return `http://${this.host.includes(':') ? `[${this.host}]` : this.host}:${port}`;
   }
 
   private async spawnReplica(req: LaunchRequest): Promise<ReplicaHandle> {
@@ -212,6 +260,7 @@ export class LocalProvider implements Provider {
 
     const logPath = this.logPathOf(req.replicaId);
     const fd = fs.openSync(logPath, 'a');
+    this.records.writeIntentSync({ replicaId: req.replicaId, port, gpuIds, createdAt: new Date().toISOString() });
     let child: ChildProcess;
     try {
       fs.writeSync(fd, `--- ${new Date().toISOString()} launching ${req.replicaId} (${req.service} v${req.version}) on port ${port}: ${req.run}\n`);
@@ -224,12 +273,14 @@ export class LocalProvider implements Provider {
       });
     } catch (err) {
       // Node refuses the arguments themselves (a NUL byte in a value): no retry can fix that.
+      this.records.removeIntent(req.replicaId);
       throw new ProviderError(`could not start ${req.replicaId}: ${(err as Error).message}`, 'InvalidRequest', false);
     } finally {
       fs.closeSync(fd); // the child holds its own copy
     }
     const pid = child.pid;
     if (pid === undefined) {
+      this.records.removeIntent(req.replicaId);
       const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => child.once('error', resolve));
       const permanent = error?.code !== undefined && PERMANENT_SPAWN_ERRORS.has(error.code);
       throw new ProviderError(
@@ -247,7 +298,7 @@ export class LocalProvider implements Provider {
       pgid: pid,
       startTime: startTimeOf(pid),
       port,
-      endpoint: `http://${this.host.includes(':') ? `[${this.host}]` : this.host}:${port}`,
+      endpoint: this.endpointOf(port),
       gpuIds,
       run: req.run,
       createdAt: new Date().toISOString(),
@@ -257,9 +308,11 @@ export class LocalProvider implements Provider {
     } catch (err) {
       // Without a record nobody could find this process again: do not let it run.
       signalGroup(pid, 'SIGKILL');
+      this.records.removeIntent(req.replicaId);
       throw new ProviderError(`could not record replica ${req.replicaId}: ${(err as Error).message}`, 'ProviderError', true);
     }
 
+    this.records.removeIntent(req.replicaId);
     this.portsHandedOut.add(port);
     this.track(req.replicaId, child);
     this.logger.info({ replicaId: req.replicaId, pid, port, gpuIds }, 'replica launched');
@@ -355,9 +408,10 @@ export class LocalProvider implements Provider {
    * left. A pid now used by another process means our group is gone: the kernel does not reuse
    * a pid while a process group of that id exists, so there is nothing of ours to signal.
    */
-  private async stopGroup(record: LocalReplicaRecord): Promise<void> {
-    if (liveness(record.pid, record.startTime) === 'reused') return;
-    const gone = (): boolean => liveness(record.pid, record.startTime) !== 'alive' && liveGroupMembers(record.pgid).length === 0;
+  private async stopGroup(record: Pick<LocalReplicaRecord, 'replicaId' | 'pid' | 'pgid'> & { startTime?: number | null }): Promise<void> {
+    const startTime = record.startTime ?? null;
+    if (liveness(record.pid, startTime) === 'reused') return;
+    const gone = (): boolean => liveness(record.pid, startTime) !== 'alive' && liveGroupMembers(record.pgid).length === 0;
     if (gone()) return;
 
     signalGroup(record.pgid, 'SIGTERM');

@@ -3,6 +3,7 @@
  * process, and lock files (`open(…, 'wx')`) between processes sharing a state dir
  * (an old worker still shutting down while its replacement starts).
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { ProviderError } from '../types';
 import { liveness, startTimeOf } from './proc';
@@ -45,15 +46,7 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, op
   const staleMs = opts.staleMs ?? 30_000;
   const waitUntil = Date.now() + (opts.waitMs ?? staleMs * 4);
   for (;;) {
-    try {
-      const fd = fs.openSync(lockPath, 'wx');
-      const holder: LockHolder = { pid: process.pid, startTime: startTimeOf(process.pid), at: new Date().toISOString() };
-      fs.writeSync(fd, JSON.stringify(holder));
-      fs.closeSync(fd);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
+    if (takeLock(lockPath)) break;
     if (holderIsDead(lockPath) || isStale(lockPath, staleMs)) {
       fs.rmSync(lockPath, { force: true });
       continue;
@@ -77,6 +70,27 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, op
   } finally {
     clearInterval(refresh);
     fs.rmSync(lockPath, { force: true });
+  }
+}
+
+/**
+ * Creates the lock file with its holder already in it: written to a file of our own, then
+ * hard-linked into place (link(2) fails if the lock exists, like open's O_EXCL). With open then
+ * write, a worker killed between the two left an empty lock that named no holder, and the next
+ * attempt waited out staleMs (30 s) for it.
+ */
+function takeLock(lockPath: string): boolean {
+  const holder: LockHolder = { pid: process.pid, startTime: startTimeOf(process.pid), at: new Date().toISOString() };
+  const mine = `${lockPath}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
+  fs.writeFileSync(mine, JSON.stringify(holder), { flag: 'wx' });
+  try {
+    fs.linkSync(mine, lockPath);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  } finally {
+    fs.rmSync(mine, { force: true });
   }
 }
 

@@ -76,6 +76,31 @@ export function liveGroupMembers(pgid: number): number[] {
   return members;
 }
 
+/**
+ * Live process-group leaders whose environment holds every `name=value` of `env` (read from
+ * /proc/<pid>/environ: as root, or for processes of the same user). For finding a replica whose
+ * launch was cut short between its spawn and its record: its REPLICA_ID and PORT say which it is.
+ */
+export function groupLeadersWithEnv(env: Record<string, string>): number[] {
+  if (!hasProc) return [];
+  const wanted = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const found: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const stat = readProcStat(pid);
+    if (!stat || stat.pgrp !== pid || stat.state === 'Z' || stat.state === 'X') continue;
+    let vars: string[];
+    try {
+      vars = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    } catch {
+      continue; // Another user's, or gone meanwhile.
+    }
+    if (wanted.every((w) => vars.includes(w))) found.push(pid);
+  }
+  return found;
+}
+
 /** Sends `signal` to every process of the group; false when the group no longer exists. */
 export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   try {

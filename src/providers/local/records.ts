@@ -23,6 +23,18 @@ export interface LocalReplicaRecord {
   createdAt: string;
 }
 
+/**
+ * Written just before a replica is spawned and removed once its record is: a launch cut short
+ * in between (the worker killed) leaves this, and the next attempt looks for the process it
+ * may have started (by its REPLICA_ID and PORT) instead of starting a second one.
+ */
+export interface LaunchIntent {
+  replicaId: string;
+  port: number;
+  gpuIds: number[];
+  createdAt: string;
+}
+
 /** Replica ids become file names: keep them to a safe alphabet. */
 export const REPLICA_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -37,6 +49,31 @@ export class ReplicaRecords {
 
   lockPathOf(replicaId: string): string {
     return path.join(this.dir, `${replicaId}.lock`);
+  }
+
+  private intentPathOf(replicaId: string): string {
+    return path.join(this.dir, `${replicaId}.launching`);
+  }
+
+  writeIntentSync(intent: LaunchIntent): void {
+    const target = this.intentPathOf(intent.replicaId);
+    const tmp = `${target}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(intent));
+    fs.renameSync(tmp, target);
+  }
+
+  readIntent(replicaId: string): LaunchIntent | undefined {
+    try {
+      const value = JSON.parse(fs.readFileSync(this.intentPathOf(replicaId), 'utf8')) as Partial<LaunchIntent>;
+      if (typeof value.port !== 'number' || !Array.isArray(value.gpuIds)) return undefined;
+      return { replicaId, port: value.port, gpuIds: value.gpuIds.filter((g) => Number.isInteger(g)), createdAt: String(value.createdAt) };
+    } catch {
+      return undefined; // None (the usual case), or not ours.
+    }
+  }
+
+  removeIntent(replicaId: string): void {
+    fs.rmSync(this.intentPathOf(replicaId), { force: true });
   }
 
   writeSync(record: LocalReplicaRecord): void {
