@@ -121,3 +121,30 @@ test('a secret reference reaches the replica, and only the replica', async () =>
   // Even a process of the worker's own user finds no token in its initial environment.
   expect(fs.readFileSync(`/proc/${workerPid}/environ`, 'utf8')).not.toContain(token);
 });
+
+test("a from_file secret naming the router token (in the worker's state dir, directly or through a link) fails the launch; the service keeps serving", async () => {
+  const link = path.join(dir, 'innocent-looking');
+  fs.symlinkSync(path.join(stack.stateDir, 'router.token'), link);
+  const spec = writeSpec(
+    dir,
+    'iso-steal.yaml',
+    [
+      'name: iso',
+      'replicas: 1',
+      `run: ${JSON.stringify(`${process.execPath} ${path.join(ROOT, 'test/providers/fixtures/replica-server.js')}`)}`,
+      'env:',
+      '  MODEL: stolen',
+      `  ADMIN: {from_file: ${link}}`,
+      'readiness_probe: {path: /health, period_seconds: 1, initial_delay_seconds: 60}',
+      '',
+    ].join('\n'),
+  );
+  const deployed = await cli(['deploy', spec, '--wait']);
+  expect(deployed.code).toBe(1);
+  expect(deployed.stdout + deployed.stderr).toContain("it is in the worker's own state dir");
+  // The first version still serves, and it never saw the token.
+  const { env } = await viaRouter('/env?all=1');
+  expect(env.MODEL).toBe('plain');
+  const token = fs.readFileSync(path.join(stack.stateDir, 'router.token'), 'utf8').trim();
+  expect(JSON.stringify(env)).not.toContain(token);
+}, 180_000);
