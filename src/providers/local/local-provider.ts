@@ -207,19 +207,7 @@ export class LocalProvider implements Provider {
       this.records.removeIntent(req.replicaId);
       return undefined;
     }
-    const record: LocalReplicaRecord = {
-      replicaId: req.replicaId,
-      service: req.service,
-      version: req.version,
-      pid,
-      pgid: pid,
-      startTime: startTimeOf(pid),
-      port: intent.port,
-      endpoint: this.endpointOf(intent.port),
-      gpuIds: intent.gpuIds,
-      run: req.run,
-      createdAt: intent.createdAt,
-    };
+    const record = this.recordOf(req, pid, intent.port, intent.gpuIds, intent.createdAt);
     this.records.writeSync(record);
     this.records.removeIntent(req.replicaId);
     this.portsHandedOut.add(intent.port);
@@ -237,8 +225,10 @@ export class LocalProvider implements Provider {
     this.records.removeIntent(replicaId);
   }
 
-  private endpointOf(port: number): string {
-    return `http://${this.host.includes(':') ? `[${this.host}]` : this.host}:${port}`;
+  /** The record of replica `req` running as process group `pid` (it leads its own group). */
+  private recordOf(req: LaunchRequest, pid: number, port: number, gpuIds: number[], createdAt: string): LocalReplicaRecord {
+    const endpoint = `http://${this.host.includes(':') ? `[${this.host}]` : this.host}:${port}`;
+    return { replicaId: req.replicaId, service: req.service, version: req.version, pid, pgid: pid, startTime: startTimeOf(pid), port, endpoint, gpuIds, run: req.run, createdAt };
   }
 
   private async spawnReplica(req: LaunchRequest): Promise<ReplicaHandle> {
@@ -290,19 +280,7 @@ export class LocalProvider implements Provider {
       );
     }
 
-    const record: LocalReplicaRecord = {
-      replicaId: req.replicaId,
-      service: req.service,
-      version: req.version,
-      pid,
-      pgid: pid,
-      startTime: startTimeOf(pid),
-      port,
-      endpoint: this.endpointOf(port),
-      gpuIds,
-      run: req.run,
-      createdAt: new Date().toISOString(),
-    };
+    const record = this.recordOf(req, pid, port, gpuIds, new Date().toISOString());
     try {
       this.records.writeSync(record);
     } catch (err) {
