@@ -169,7 +169,8 @@ export async function createWorker(
     secretFiles: {
       allowedDirs: config.secretDirs,
       deniedDirs: [fs.realpathSync(config.stateDir)],
-      deniedFiles: config.routerTokenFile ? [fs.realpathSync(config.routerTokenFile)] : [],
+      // The token file by name and by inode (a hard link elsewhere), and the stack's own copy.
+      deniedFiles: [...(config.routerTokenFile ? [fs.realpathSync(config.routerTokenFile)] : []), path.join(fs.realpathSync(config.stateDir), 'router.token')],
     },
   });
   return Worker.create({

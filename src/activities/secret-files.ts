@@ -20,6 +20,15 @@ export interface SecretFilePolicy {
   deniedFiles?: string[];
 }
 
+function sameFile(a: string, b: string): boolean {
+  try {
+    const [sa, sb] = [fs.statSync(a), fs.statSync(b)];
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false;
+  }
+}
+
 const inside = (file: string, dir: string): boolean => file === dir || file.startsWith(dir.endsWith(path.sep) ? dir : dir + path.sep);
 
 function failure(why: string): Error {
@@ -33,17 +42,21 @@ function failure(why: string): Error {
  */
 export function readSecretFile(file: string, policy: SecretFilePolicy = {}): string {
   if (!path.isAbsolute(file)) throw failure('expected an absolute path');
+  const outside = (p: string): boolean => policy.allowedDirs !== undefined && !policy.allowedDirs.some((d) => inside(p, d));
+  const outsideError = () => failure(`it is outside ROLLOUT_SECRET_DIRS (${policy.allowedDirs?.join(':')})`);
+  // The path as written first: a file outside the allowed dirs is refused before anything is
+  // looked up, so a deployer cannot probe which files exist elsewhere (ENOENT or not).
+  if (outside(path.resolve(file))) throw outsideError();
   let real: string;
   try {
     real = fs.realpathSync(file);
   } catch (err) {
     throw failure((err as NodeJS.ErrnoException).code ?? 'cannot resolve it');
   }
+  if (outside(real)) throw outsideError(); // a link out of the allowed dirs
   if (policy.deniedDirs?.some((d) => inside(real, d))) throw failure("it is in the worker's own state dir");
-  if (policy.deniedFiles?.includes(real)) throw failure("it is the worker's router token file");
-  if (policy.allowedDirs && !policy.allowedDirs.some((d) => inside(real, d))) {
-    throw failure(`it is outside ROLLOUT_SECRET_DIRS (${policy.allowedDirs.join(':')})`);
-  }
+  // By inode too: a hard link to the token file elsewhere is the same file under another name.
+  if (policy.deniedFiles?.some((denied) => denied === real || sameFile(denied, real))) throw failure("it is the worker's router token file");
   const read = readBoundedFileSync(real, SECRET_FILE_MAX_BYTES);
   if (read.ok) return read.bytes.toString('utf8');
   throw failure('notRegular' in read ? `it is ${read.notRegular}, not a regular file` : 'tooLarge' in read ? `it is larger than ${SECRET_FILE_MAX_BYTES / 1024} KiB` : read.code);

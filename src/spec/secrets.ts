@@ -54,6 +54,11 @@ export function resolveEnv(env: Record<string, EnvValue>, readers: SecretReaders
         throw new SecretUnavailableError(name, `cannot read ${value.from_file} on the worker (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
       }
     }
+    // The kernel cannot pass a NUL byte in an environment value, and Node's refusal quotes the
+    // value: said here without it, so a secret never reaches a message (status, history, logs).
+    if (isSecretRef(value) && out[name].includes('\0')) {
+      throw new SecretUnavailableError(name, `the secret ${'from_env' in value ? `in ${value.from_env}` : `in ${value.from_file}`} holds a NUL byte, which an environment value cannot`);
+    }
   }
   return out;
 }

@@ -68,12 +68,13 @@ describe('rollout plan (the CLI, Temporal unreachable)', () => {
     expect(r.stdout).toMatch(/^4 +2 +100% +0 +0% +done: 2 v2 replica\(s\) ready$/m);
   });
 
-  test('an invalid spec: exit 2, the field path on stderr, nothing on stdout', () => {
+  test('an invalid spec: exit 2, the field path on stderr, with -o json the same error as JSON on stdout (no plan)', () => {
     const file = path.join(dir, 'bad.yaml');
     fs.writeFileSync(file, 'name: llm\nrun: x\nrollout: {strategy: canary, steps: [{weight: 150}]}\n');
     const r = rollout(file, '-o', 'json');
     expect(r.status).toBe(2);
-    expect(r.stdout).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ error: { message: expect.stringContaining('rollout.steps.0.weight: expected a whole percent from 1 to 100, got 150'), exitCode: 2 } });
+    expect(rollout(file).stdout).toBe('');
     expect(r.stderr).toMatch(/^error: invalid spec .*bad\.yaml:\n {2}rollout\.steps\.0\.weight: expected a whole percent from 1 to 100, got 150/);
   });
 });

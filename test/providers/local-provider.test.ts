@@ -90,6 +90,14 @@ describe('LocalProvider launch', () => {
     expect(await sandbox.provider().describe('big')).toMatchObject({ state: 'missing' });
   });
 
+  it("refuses a NUL byte in a value without quoting the value (it may be a secret)", async () => {
+    const err = await sandbox.provider().launch(launchRequest('nul', { env: { X: 'SECRET-VALUE\0tail' } })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProviderError);
+    expect((err as ProviderError).message).toMatch(/^could not start nul: .*null bytes$/);
+    expect((err as ProviderError).message).not.toContain('SECRET');
+    expect(await sandbox.provider().describe('nul')).toMatchObject({ state: 'missing' });
+  });
+
   it('rejects an id that cannot be a file name as a bad request', async () => {
     await expectProviderError(sandbox.provider().launch(launchRequest('../etc/x')), 'InvalidRequest', false);
   });

@@ -53,6 +53,19 @@ test('literalSecretsIn names literal values under credential-like names', () => 
   expect(literalSecretsIn({ HF_TOKEN: 'hf_x', API_KEY: 'k', MODEL: 'm', DB_PASSWORD: 'p', REF_TOKEN: { from_env: 'X' }, EMPTY_SECRET: '' })).toEqual(['API_KEY', 'DB_PASSWORD', 'HF_TOKEN']);
 });
 
+test('a secret holding a NUL byte fails with a message that does not quote it', () => {
+  const value = 'TOP-SECRET-VALUE\0tail';
+  let message = '';
+  try {
+    resolveEnv({ A: { from_file: '/x/secret' } }, { env: {}, readFile: () => value });
+  } catch (err) {
+    message = (err as Error).message;
+  }
+  expect(message).toMatch(/the secret in \/x\/secret holds a NUL byte/);
+  expect(message).not.toContain('TOP-SECRET');
+  expect(() => resolveEnv({ B: { from_env: 'S' } }, { env: { S: value }, readFile: () => '' })).toThrow(/the secret in S holds a NUL byte/);
+});
+
 describe('from_file on the worker (readSecretFile)', () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded here only: the activities pull in the worker's dependencies
   const { readSecretFile } = require('../../src/activities') as typeof import('../../src/activities');
@@ -104,6 +117,11 @@ describe('from_file on the worker (readSecretFile)', () => {
       expect(() => readSecretFile(`${secrets}-not/x`, closed)).toThrow(/outside ROLLOUT_SECRET_DIRS/);
       expect(() => readSecretFile('relative/path', closed)).toThrow('expected an absolute path');
       expect(() => readSecretFile(path.join(secrets, 'missing'), closed)).toThrow('ENOENT');
+      // Outside the allowed dirs, a missing file says the same as an existing one: no probing.
+      expect(() => readSecretFile(path.join(elsewhere, 'no-such-file'), closed)).toThrow(/outside ROLLOUT_SECRET_DIRS/);
+      // A hard link to the token file is the token file.
+      fs.linkSync(path.join(elsewhere, 'router.token'), path.join(secrets, 'hard'));
+      expect(() => readSecretFile(path.join(secrets, 'hard'), closed)).toThrow("it is the worker's router token file");
 
       expect(secretDirsFrom(undefined)).toBeUndefined();
       expect(secretDirsFrom('')).toBeUndefined();

@@ -49,7 +49,9 @@ export async function planCommand(specPath: string, opts: PlanOptions): Promise<
     );
   }
   const view = planView(spec, 'status' in serving ? serving.status : undefined, opts.force ?? false);
-  process.stdout.write(opts.output === 'json' ? JSON.stringify(view, null, 2) + '\n' : renderPlan(view, spec, 'offline' in serving));
+  // `truncated`: the simulation stopped early (its last stage says where); a script need not read notes.
+  const json = { ...view, truncated: view.stages.some((s) => s.truncated === true) };
+  process.stdout.write(opts.output === 'json' ? JSON.stringify(json, null, 2) + '\n' : renderPlan(view, spec, 'offline' in serving));
   return ExitCode.ok;
 }
 

@@ -87,7 +87,8 @@ export function renderStatus(view: StatusView, rolloutLink?: string): string {
   lines.push('');
   const rows = [
     ['REPLICA', 'VERSION', 'STATUS', 'ENDPOINT', 'ERROR'],
-    ...view.replicas.map((r) => [r.id, `v${r.version}`, r.status, r.endpoint ?? '-', r.status === 'FAILED' ? (r.message ?? '') : '']),
+    // A lost replica keeps its error while it shuts down (FAILED, then SHUTTING_DOWN).
+    ...view.replicas.map((r) => [r.id, `v${r.version}`, r.status, r.endpoint ?? '-', r.status === 'FAILED' || r.status === 'SHUTTING_DOWN' ? (r.message ?? '') : '']),
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   for (const row of rows) lines.push(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());

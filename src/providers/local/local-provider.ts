@@ -263,8 +263,10 @@ export class LocalProvider implements Provider {
       });
     } catch (err) {
       // Node refuses the arguments themselves (a NUL byte in a value): no retry can fix that.
+      // Its message quotes the value ("Received '…'"), which may be a secret: cut there.
       this.records.removeIntent(req.replicaId);
-      throw new ProviderError(`could not start ${req.replicaId}: ${(err as Error).message}`, 'InvalidRequest', false);
+      const why = (err as Error).message.replace(/\.?\s*Received[\s\S]*$/, '');
+      throw new ProviderError(`could not start ${req.replicaId}: ${why}`, 'InvalidRequest', false);
     } finally {
       fs.closeSync(fd); // the child holds its own copy
     }
@@ -393,6 +395,9 @@ export class LocalProvider implements Provider {
     if (gone()) return;
 
     signalGroup(record.pgid, 'SIGTERM');
+    // A stopped process (SIGSTOP, a debugger) would only see its SIGTERM when continued: continue
+    // it, as systemd does, so that it can finish its requests and exit within the grace period.
+    signalGroup(record.pgid, 'SIGCONT');
     if (await waitFor(gone, this.graceMs)) return;
 
     this.logger.warn({ replicaId: record.replicaId, pid: record.pid, graceMs: this.graceMs }, 'replica ignored SIGTERM: sending SIGKILL');
