@@ -73,3 +73,25 @@ describe('worker AWS config', () => {
     });
   });
 });
+
+describe('deploy/aws', () => {
+  const root = path.resolve(__dirname, '..', '..');
+
+  test('the example worker config is valid', () => {
+    expect(parseAwsWorkerConfig(fs.readFileSync(path.join(root, 'deploy/aws/worker-config.example.yaml'), 'utf8')).ok).toBe(true);
+  });
+
+  test('the IAM policy allows every EC2 call the provider makes, and terminates only tagged instances', () => {
+    const policy = JSON.parse(fs.readFileSync(path.join(root, 'deploy/aws/iam-policy.json'), 'utf8')) as { Statement: { Action: string | string[]; Condition?: Record<string, Record<string, string>> }[] };
+    const allowed = new Set(policy.Statement.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action])));
+    const dir = path.join(root, 'src/providers/aws');
+    const source = fs.readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('\n');
+    const used = [...new Set([...source.matchAll(/\b(?:new ([A-Z]\w+)Command|paginate([A-Z]\w+))\(/g)].map((m) => `ec2:${m[1] ?? m[2]}`))].sort();
+    expect(used).toEqual(['ec2:DescribeImages', 'ec2:DescribeInstanceTypeOfferings', 'ec2:DescribeInstances', 'ec2:DescribeSubnets', 'ec2:RunInstances', 'ec2:TerminateInstances']);
+    expect(used.filter((a) => !allowed.has(a))).toEqual([]);
+    const terminate = policy.Statement.filter((s) => s.Action === 'ec2:TerminateInstances');
+    expect(terminate).toHaveLength(1);
+    expect(terminate[0].Condition).toEqual({ Null: { 'aws:ResourceTag/gpu-rollout:service': 'false' } });
+    expect(allowed.has('iam:PassRole')).toBe(true);
+  });
+});
