@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import { CreateSubnetCommand, DescribeVpcsCommand, EC2Client, type EC2ClientConfig } from '@aws-sdk/client-ec2';
 import { freePort } from './ports';
@@ -50,13 +51,18 @@ export async function startMoto(opts: MotoOptions = {}): Promise<Moto> {
   const logFile = opts.logFile ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'moto-')), 'moto.log');
   const log = fs.openSync(logFile, 'a');
   // Its own process group (detached), so stop() ends moto and anything it forked, and only that.
-  const child = spawn(MOTO_SERVER, ['-H', '127.0.0.1', '-p', String(port)], {
+  // The shell around it ends moto when our end of its stdin closes, i.e. when this process dies
+  // in any way (even SIGKILL, where no exit handler runs): no moto outlives its test.
+  // (A background job's stdin is /dev/null unless redirected: hence the copy on fd 3.)
+  const watchdog = 'exec 3<&0; "$0" -H 127.0.0.1 -p "$1" & m=$!; (read _ <&3; kill $m) & wait $m';
+  const child = spawn('/bin/sh', ['-c', watchdog, MOTO_SERVER, String(port)], {
     detached: true,
-    stdio: ['ignore', log, log],
+    stdio: ['pipe', log, log],
     env: { ...process.env, ...opts.env },
   });
   fs.closeSync(log);
   child.unref();
+  (child.stdin as Socket).unref(); // the pipe alone must not keep the test process alive
   let exited = false;
   const exit = new Promise<void>((resolve) => child.once('exit', () => resolve(void (exited = true))));
   const pgid = child.pid!;
@@ -67,12 +73,17 @@ export async function startMoto(opts: MotoOptions = {}): Promise<Moto> {
       // the group is gone already
     }
   };
+  const onExit = () => signal('SIGKILL');
+  process.once('exit', onExit);
   const stop = async () => {
-    if (exited) return;
-    signal('SIGTERM');
-    const killer = setTimeout(() => signal('SIGKILL'), 5000);
-    await exit;
-    clearTimeout(killer);
+    process.removeListener('exit', onExit);
+    if (!exited) {
+      signal('SIGTERM');
+      const killer = setTimeout(() => signal('SIGKILL'), 5000);
+      await exit;
+      clearTimeout(killer);
+    }
+    signal('SIGKILL'); // the watchdog's reader, which outlives moto until its stdin closes
   };
   try {
     // Any HTTP answer means the server is listening (moto answers unknown paths too).
