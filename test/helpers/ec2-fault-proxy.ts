@@ -185,8 +185,10 @@ export class Ec2FaultProxy {
       const { code } = rule.error;
       const status = rule.error.status ?? EC2_ERROR_STATUS[code] ?? 400;
       call.status = status;
-      res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8' });
-      return void res.end(ec2ErrorXml(code, rule.error.message ?? defaultMessage(code, params, az)));
+      const requestId = crypto.randomUUID();
+      // EC2 sends the request id in the body and in this header; the SDK's $metadata.requestId reads the header.
+      res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8', 'x-amzn-requestid': requestId });
+      return void res.end(ec2ErrorXml(code, rule.error.message ?? defaultMessage(code, params, az), requestId));
     }
     const answer = await this.forward(req, body);
     call.status = answer.status;

@@ -232,6 +232,7 @@ describe('the EC2 fault proxy', () => {
     expect(err?.name).toBe('InsufficientInstanceCapacity');
     expect(err?.$metadata.httpStatusCode).toBe(500);
     expect(err?.$fault).toBe('server');
+    expect((err?.$metadata as { requestId?: string }).requestId).toMatch(/^[0-9a-f-]{36}$/);
     expect(err?.message).toContain('p4d.24xlarge capacity in the Availability Zone you requested (us-east-1a)');
     // By Placement too, with no subnet in the call.
     await expect(launch({ ...p4d, SubnetId: undefined, Placement: { AvailabilityZone: 'us-east-1a' } }, once)).rejects.toMatchObject({ name: 'InsufficientInstanceCapacity' });
