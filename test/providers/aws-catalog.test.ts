@@ -1,16 +1,17 @@
 /** The GPU catalog against moto's copy of EC2's DescribeInstanceTypes (GPU name, count, memory, vCPUs) and offerings. */
 import { DescribeInstanceTypeOfferingsCommand, EC2Client, paginateDescribeInstanceTypes, type InstanceTypeInfo } from '@aws-sdk/client-ec2';
 import { CATALOG, catalogEntry, instanceTypesFor } from '../../src/providers/aws/catalog';
-import { awsTestEnv, startMoto, type MotoServer } from '../helpers/moto-server';
+import { awsTestEnv } from '../helpers/aws-test-env';
+import { startMoto, type Moto } from '../helpers/moto';
 
-let moto: MotoServer;
+let moto: Moto;
 let restoreEnv: () => void;
 let ec2: EC2Client;
 const described = new Map<string, InstanceTypeInfo>();
 
 beforeAll(async () => {
   moto = await startMoto();
-  restoreEnv = awsTestEnv(moto.url);
+  restoreEnv = awsTestEnv(moto.endpoint);
   ec2 = new EC2Client({});
   const types = Object.keys(CATALOG.instance_types);
   for await (const page of paginateDescribeInstanceTypes({ client: ec2 }, { InstanceTypes: types as never[] })) {

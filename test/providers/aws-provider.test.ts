@@ -1,5 +1,5 @@
 /**
- * The AWS provider against moto's EC2 API on loopback (test/helpers/moto-server.ts): launch
+ * The AWS provider against moto's EC2 API on loopback (test/helpers/moto.ts): launch
  * (tags, user data, client token, endpoint), idempotent launch after a crash, describe's state
  * mapping, terminate of what is gone, list, and bad configuration failing fast.
  */
@@ -20,12 +20,13 @@ import type { AwsWorkerConfig } from '../../src/providers/aws/config';
 import { renderUserData } from '../../src/providers/aws/user-data';
 import { ProviderError, type LaunchRequest } from '../../src/providers/types';
 import type { ResourcesSpec } from '../../src/spec/types';
-import { assertLoopback, awsTestEnv, startMoto, type MotoServer } from '../helpers/moto-server';
+import { assertLoopback, awsTestEnv } from '../helpers/aws-test-env';
+import { startMoto, type Moto } from '../helpers/moto';
 
 const logger = pino({ level: 'silent' });
 const AMI = 'ami-12c6146b';
 
-let moto: MotoServer;
+let moto: Moto;
 let restoreEnv: () => void;
 let ec2: EC2Client;
 let subnets: { id: string; az: string }[];
@@ -58,7 +59,7 @@ const tag = (i: Instance, key: string) => i.Tags?.find((t) => t.Key === key)?.Va
 
 beforeAll(async () => {
   moto = await startMoto();
-  restoreEnv = awsTestEnv(moto.url);
+  restoreEnv = awsTestEnv(moto.endpoint);
   assertLoopback(process.env.AWS_ENDPOINT_URL);
   ec2 = new EC2Client({});
   const out = await ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'default-for-az', Values: ['true'] }] }));
@@ -82,7 +83,7 @@ describe('the SDK honours the standard endpoint variables', () => {
   });
 
   test('AWS_ENDPOINT_URL_EC2 alone works too', async () => {
-    const restore = awsTestEnv(moto.url, 'AWS_ENDPOINT_URL_EC2');
+    const restore = awsTestEnv(moto.endpoint, 'AWS_ENDPOINT_URL_EC2');
     try {
       expect(process.env.AWS_ENDPOINT_URL).toBeUndefined();
       const client = new EC2Client({});
@@ -91,7 +92,7 @@ describe('the SDK honours the standard endpoint variables', () => {
       client.destroy();
     } finally {
       restore();
-      awsTestEnv(moto.url);
+      awsTestEnv(moto.endpoint);
     }
   });
 });
@@ -250,19 +251,19 @@ describe('describe, terminate, list', () => {
 });
 
 describe('bad configuration fails fast, not retryable (moto with AMI and instance type validation)', () => {
-  let strict: MotoServer;
+  let strict: Moto;
   let restore: () => void;
   let strictSubnets: string[];
   beforeAll(async () => {
-    strict = await startMoto({ MOTO_ENABLE_AMI_VALIDATION: '1', MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION: '1' });
-    restore = awsTestEnv(strict.url);
+    strict = await startMoto({ env: { MOTO_ENABLE_AMI_VALIDATION: '1', MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION: '1' } });
+    restore = awsTestEnv(strict.endpoint);
     const client = new EC2Client({});
     strictSubnets = ((await client.send(new DescribeSubnetsCommand({}))).Subnets ?? []).map((s) => s.SubnetId ?? '');
     client.destroy();
   });
   afterAll(async () => {
     restore?.();
-    awsTestEnv(moto.url);
+    awsTestEnv(moto.endpoint);
     await strict?.stop();
   });
 
