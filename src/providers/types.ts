@@ -2,6 +2,8 @@
  * Where replicas live. A provider is a narrow interface: launch, describe, terminate.
  * Every call is idempotent, keyed by the replica id the workflow chose.
  */
+import type { ResourcesSpec } from '../spec/types';
+
 export interface LaunchRequest {
   /** Deterministic id chosen by the workflow, e.g. `llm-v2-r3`. Launching an id that exists returns it. */
   replicaId: string;
@@ -15,6 +17,13 @@ export interface LaunchRequest {
   /** Accelerator name from the spec (`A100`), informative. */
   accelerator?: string;
   instanceType?: string;
+  /** The spec's `resources`, for providers that read more of it than the GPUs (aws). */
+  resources?: ResourcesSpec;
+  /**
+   * Names of `env` entries whose values came from secret references (resolved on the worker).
+   * A provider that cannot keep a value secret (aws: user data is readable) refuses them.
+   */
+  secretNames?: string[];
 }
 
 export type ProviderReplicaState = 'running' | 'exited' | 'missing';

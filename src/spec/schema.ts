@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { resolveLimits } from '../plan/limits';
 import { parseDurationMs } from './duration';
 import { SPEC_LIMITS as L, utf8Bytes } from './limits';
+import { isSecretRef } from './secrets';
 import { showValue } from './show-value';
 import type { ServiceSpec } from './types';
 
@@ -45,6 +46,7 @@ const duration = z.string({ error: expected('a duration like "90s", "10m" or "2h
   { error: expected(`a duration like "90s", "10m", "2h" or "1h30m", greater than 0 and at most ${L.durationMs / 86_400_000}d`) },
 );
 
+const ltVersion = expected('a version: a number, "$Latest" or "$Default"');
 const resources = z.strictObject({
   provider: z.enum(['local', 'aws'], { error: expected('"local" or "aws"') }).default('local'),
   accelerators: shortText('an accelerator like "A100:1" or "L4:2"')
@@ -54,7 +56,33 @@ const resources = z.strictObject({
     })
     .optional(),
   instance_type: shortText('an instance type name').optional(),
+  // provider aws only (checked below); no defaults, so a spec of another provider, or one stored
+  // before these fields existed, parses to exactly what it was (no spurious "resources changed").
+  region: z.string({ error: expected('an AWS region like "us-east-1"') }).regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, { error: expected('an AWS region like "us-east-1"') }).optional(),
+  image_id: z.string({ error: expected('an AMI id like "ami-0123456789abcdef0"') }).regex(/^ami-[0-9a-f]{8,17}$/, { error: expected('an AMI id like "ami-0123456789abcdef0"') }).optional(),
+  launch_template: z
+    .strictObject(
+      {
+        id: z.string({ error: expected('a launch template id like "lt-0123456789abcdef0"') }).regex(/^lt-[0-9a-f]{8,17}$/, { error: expected('a launch template id like "lt-0123456789abcdef0"') }).optional(),
+        name: z.string({ error: expected('a launch template name') }).regex(/^[a-zA-Z0-9()./_-]{3,128}$/, { error: expected('a launch template name (3–128 letters, digits and ( ) . / _ -)') }).optional(),
+        version: z
+          .union([z.string().regex(/^(\$Latest|\$Default|[1-9][0-9]{0,17})$/, { error: ltVersion }), z.number().int({ error: ltVersion }).min(1, { error: ltVersion })], { error: ltVersion })
+          .transform(String)
+          .optional(),
+      },
+      { error: expected('a launch template {id: lt-…} or {name: …}, with an optional version') },
+    )
+    .refine((t) => (t.id === undefined) !== (t.name === undefined), { error: 'expected exactly one of id and name' })
+    .optional(),
+  spot: z.boolean({ error: expected('true or false') }).optional(),
+  spot_fallback_on_demand: z.boolean({ error: expected('true or false') }).optional(),
+  root_volume_gb: wholeIn(1, 16_384, ' of GiB').optional(),
+  public_ip: z.boolean({ error: expected('true or false') }).optional(),
+  port: wholeIn(1, 65_535).optional(),
 });
+
+/** `resources` fields that only the aws provider reads. */
+export const AWS_ONLY_RESOURCES = ['region', 'image_id', 'launch_template', 'spot', 'spot_fallback_on_demand', 'root_volume_gb', 'public_ip', 'port'] as const;
 
 const probeSecondsExpected = expected(`a number of seconds > 0 and at most ${L.probeSeconds}`);
 const probeSeconds = z.number({ error: probeSecondsExpected }).positive({ error: probeSecondsExpected }).max(L.probeSeconds, { error: probeSecondsExpected });
@@ -160,6 +188,7 @@ export const serviceSpecSchema = z
     rollout: rollout.prefault({}),
   })
   .superRefine((spec, ctx) => {
+    awsResourceIssues(spec).forEach((issue) => ctx.addIssue({ code: 'custom', ...issue }));
     // A reference counts as its text; its value is checked at launch.
     const envBytes = Object.entries(spec.env).reduce((n, [k, v]) => n + utf8Bytes(k) + utf8Bytes(typeof v === 'string' ? v : JSON.stringify(v)) + 2, utf8Bytes(spec.run));
     if (envBytes > L.envTotalBytes) {
@@ -204,6 +233,38 @@ export const serviceSpecSchema = z
       });
     }
   });
+
+/**
+ * The aws fields make sense only with `provider: aws`, and an aws replica's environment is
+ * written into its instance's user data, which anyone allowed `ec2:DescribeInstanceAttribute`
+ * can read: secret references are refused there until they are resolved on the instance.
+ */
+function awsResourceIssues(spec: ServiceSpec): { path: (string | number)[]; message: string }[] {
+  const r = spec.resources;
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  if (r.provider !== 'aws') {
+    for (const field of AWS_ONLY_RESOURCES) {
+      if (r[field] !== undefined) issues.push({ path: ['resources', field], message: `${field} is read only with provider: aws (provider is ${r.provider})` });
+    }
+    return issues;
+  }
+  if (r.spot_fallback_on_demand !== undefined && r.spot !== true) {
+    issues.push({ path: ['resources', 'spot_fallback_on_demand'], message: 'spot_fallback_on_demand needs spot: true' });
+  }
+  if (r.instance_type === undefined && r.accelerators === undefined && r.launch_template === undefined) {
+    issues.push({ path: ['resources'], message: 'provider aws needs accelerators (the catalog chooses the instance type), instance_type or launch_template' });
+  }
+  for (const [name, value] of Object.entries(spec.env)) {
+    if (isSecretRef(value)) {
+      issues.push({
+        path: ['env', name],
+        message:
+          'secret references are not supported with provider: aws yet (the value would be written into the instance\'s user data, which ec2:DescribeInstanceAttribute reads in plain text); give the instance an IAM role that reads it itself',
+      });
+    }
+  }
+  return issues;
+}
 
 // Compile-time proof that the schema's output is the ServiceSpec type, both ways.
 type SchemaOutput = z.output<typeof serviceSpecSchema>;

@@ -16,6 +16,24 @@ export interface ResourcesSpec {
   /** `"A100:1"`, `"L4:2"`, `"A100"` (= 1). Absent: the replica needs no GPU. */
   accelerators?: string;
   instance_type?: string;
+  // The fields below are read by the aws provider only (the schema refuses them elsewhere); none
+  // has a default in the spec: the provider's defaults are in providers/aws/launch-plan.ts.
+  /** AWS region; must be the worker's (its AWS config or environment). */
+  region?: string;
+  /** AMI; else the launch template's, else the worker's AWS config `image_id`. */
+  image_id?: string;
+  /** An EC2 launch template (by id or name), with the version to use (default `$Default`). */
+  launch_template?: { id?: string; name?: string; version?: string };
+  /** Launch as a spot instance (default false). */
+  spot?: boolean;
+  /** With `spot`: once spot capacity is out in every AZ and type, launch on demand (default false). */
+  spot_fallback_on_demand?: boolean;
+  /** Size of the root EBS volume (gp3), GiB; default: the AMI's. */
+  root_volume_gb?: number;
+  /** Reach the replica at its public address instead of its private one (default false). */
+  public_ip?: boolean;
+  /** The port the replica listens on (each instance has its own address), default 8000. */
+  port?: number;
 }
 
 export interface ReadinessProbeSpec {
