@@ -14,8 +14,11 @@ export type BoundedRead =
   | { ok: false; notRegular: string }
   /** More than maxBytes; `size` when the file said so up front. */
   | { ok: false; tooLarge: true; size?: number }
-  /** open or read failed: the errno code (ENOENT, EACCES…). */
-  | { ok: false; code: string };
+  /** open or read failed: the errno code (ENOENT, EACCES…); or the caller's check of the open file said no (`refused`: its reason). */
+  | { ok: false; code: string; refused?: string };
+
+/** Looks at the file as opened (its descriptor and fstat) before anything is read: a reason to refuse it, or undefined. */
+export type OpenFileCheck = (fd: number, st: fs.Stats) => string | undefined;
 
 /** What a non-regular file is, for a message: "a directory", "a character device"… */
 export function fileKind(st: fs.Stats): string {
@@ -27,7 +30,7 @@ export function fileKind(st: fs.Stats): string {
   return 'not a regular file';
 }
 
-export function readBoundedFileSync(file: string, maxBytes: number): BoundedRead {
+export function readBoundedFileSync(file: string, maxBytes: number, check?: OpenFileCheck): BoundedRead {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
@@ -36,6 +39,8 @@ export function readBoundedFileSync(file: string, maxBytes: number): BoundedRead
   }
   try {
     const st = fs.fstatSync(fd);
+    const refused = check?.(fd, st);
+    if (refused !== undefined) return { ok: false, code: 'REFUSED', refused };
     if (!st.isFile()) return { ok: false, notRegular: fileKind(st) };
     if (st.size > maxBytes) return { ok: false, tooLarge: true, size: st.size };
     // Read to the end, but at most one byte past the limit: a file can grow, and files in /proc say 0.

@@ -109,16 +109,28 @@ describe('from_file on the worker (readSecretFile)', () => {
       expect(allowed).toEqual([secrets]);
       const closed = { ...open, allowedDirs: allowed };
       expect(readSecretFile(path.join(secrets, 'hf'), closed)).toBe('hf_ok');
-      expect(() => readSecretFile(path.join(elsewhere, 'key'), closed)).toThrow(`it is outside ROLLOUT_SECRET_DIRS (${secrets})`);
-      expect(() => readSecretFile(path.join(secrets, 'escape'), closed)).toThrow(/outside ROLLOUT_SECRET_DIRS/);
+      expect(() => readSecretFile(path.join(elsewhere, 'key'), closed)).toThrow(`it is not a readable file inside ROLLOUT_SECRET_DIRS (${secrets})`);
+      expect(() => readSecretFile(path.join(secrets, 'escape'), closed)).toThrow(/not a readable file inside ROLLOUT_SECRET_DIRS/);
       // A sibling whose name starts like the allowed dir is not inside it.
       fs.mkdirSync(`${secrets}-not`);
       fs.writeFileSync(`${secrets}-not/x`, 'x');
-      expect(() => readSecretFile(`${secrets}-not/x`, closed)).toThrow(/outside ROLLOUT_SECRET_DIRS/);
+      expect(() => readSecretFile(`${secrets}-not/x`, closed)).toThrow(/not a readable file inside ROLLOUT_SECRET_DIRS/);
       expect(() => readSecretFile('relative/path', closed)).toThrow('expected an absolute path');
-      expect(() => readSecretFile(path.join(secrets, 'missing'), closed)).toThrow('ENOENT');
+      // Missing inside, missing or present outside, through a link or not: one answer (no probing).
+      const uniform = `it is not a readable file inside ROLLOUT_SECRET_DIRS (${secrets})`;
+      fs.symlinkSync('/etc/passwd', path.join(secrets, 'l-exist'));
+      fs.symlinkSync('/etc/no-such-file', path.join(secrets, 'l-missing'));
+      for (const probe of ['missing', 'l-exist', 'l-missing']) expect(() => readSecretFile(path.join(secrets, probe), closed)).toThrow(uniform);
+      expect(() => readSecretFile(path.join(secrets, 'missing'), open)).toThrow('ENOENT'); // unrestricted: errno as it is
+      // Any file of the state dir by inode, not only the token: a hard link to one elsewhere is refused.
+      fs.writeFileSync(path.join(state, 'stack.json'), '{}');
+      fs.linkSync(path.join(state, 'stack.json'), path.join(elsewhere, 'stack-hard'));
+      expect(() => readSecretFile(path.join(elsewhere, 'stack-hard'), open)).toThrow("it is in the worker's own state dir");
+      // Bytes that are not UTF-8 would reach the replica changed: refused.
+      fs.writeFileSync(path.join(elsewhere, 'binary'), Buffer.from([0x41, 0xff, 0xfe, 0x42]));
+      expect(() => readSecretFile(path.join(elsewhere, 'binary'), open)).toThrow('it is not UTF-8 text');
       // Outside the allowed dirs, a missing file says the same as an existing one: no probing.
-      expect(() => readSecretFile(path.join(elsewhere, 'no-such-file'), closed)).toThrow(/outside ROLLOUT_SECRET_DIRS/);
+      expect(() => readSecretFile(path.join(elsewhere, 'no-such-file'), closed)).toThrow(/not a readable file inside ROLLOUT_SECRET_DIRS/);
       // A hard link to the token file is the token file.
       fs.linkSync(path.join(elsewhere, 'router.token'), path.join(secrets, 'hard'));
       expect(() => readSecretFile(path.join(secrets, 'hard'), closed)).toThrow("it is the worker's router token file");
