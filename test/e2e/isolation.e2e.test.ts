@@ -141,7 +141,7 @@ test("a from_file secret naming the router token (in the worker's state dir, dir
   );
   const deployed = await cli(['deploy', spec, '--wait']);
   expect(deployed.code).toBe(1);
-  expect(deployed.stdout + deployed.stderr).toContain("it is in the worker's own state dir");
+  expect(deployed.stdout + deployed.stderr).toContain("it is the worker's router token file");
   // The first version still serves, and it never saw the token.
   const { env } = await viaRouter('/env?all=1');
   expect(env.MODEL).toBe('plain');
