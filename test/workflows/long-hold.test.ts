@@ -5,8 +5,6 @@
  * its state (step, hold, analysis tally, traffic, replicas), and is still controllable after.
  * Real time-skipping server, a week of skipped time; activities are in-memory fakes.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { StatsSnapshot } from '../../src/plan/analysis';
 import type { RolloutSpec, ServiceSpec } from '../../src/spec/types';
@@ -125,25 +123,6 @@ test('a canary held at {pause: {}} for a week, analysed every 10 minutes, contin
     expect(new Set(world.launched).size).toBe(world.launched.length);
   });
 }, 600_000);
-
-// The issue's own case, a week with a check every minute: about 10,000 checks, minutes of real
-// time on the test server, so only with LONG_HOLD_WEEK=1 (`npm run chaos` runs it).
-(process.env.LONG_HOLD_WEEK === '1' ? test : test.skip)('a canary held at {pause: {}} for a week, analysed every minute, continues as new and then promotes', async () => {
-  await withWorker({}, async (world, tq) => {
-    const v1 = held('weekminute', { steps: [{ weight: 50 }, { pause: {} }, { weight: 100 }] }, '1m');
-    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
-    healthyWeek(world, 'weekminute');
-    const d2 = await deploy(tq, v2(v1));
-    const runs = await holdFor(WEEK_MINUTES, 1, world, d2.rolloutWorkflowId, (s) => s.stepIndex === 1 && s.canaryPercent === 50);
-    console.log(`held a week at {pause: {}}, a check every minute: ${runs.length} runs of ${runs.map((r) => r.events).join(', ')} events`);
-    if (process.env.RELIABILITY_REPORT === '1') {
-      const out = path.join(__dirname, '..', '..', 'bench', 'results', 'long-hold.json');
-      fs.writeFileSync(out, JSON.stringify({ heldMinutes: WEEK_MINUTES, checkEveryMinutes: 1, runs: runs.length, eventsPerRun: runs.map((r) => r.events), historyLimit: HISTORY_LIMIT }, null, 2) + '\n');
-    }
-    await env.client.workflow.getHandle(d2.rolloutWorkflowId).executeUpdate(controlUpdate, { args: [{ action: 'advance' }] });
-    expect((await rolloutResult(d2.rolloutWorkflowId)).outcome).toBe('succeeded');
-  });
-}, 1_800_000);
 
 test('a canary held in manual mode for a day continues as new; a canary replica lost afterwards still rolls it back', async () => {
   await withWorker({}, async (world, tq) => {
