@@ -28,11 +28,9 @@ type Activities = ReturnType<typeof createActivities>;
 /** Failure types that no retry can fix. */
 const PERMANENT = ['InvalidRequest', 'CredentialsError', 'ProviderNotConfigured', 'ReplicaNotReady', 'ReplicaDied', 'ReplicaUnhealthy'];
 
-/**
- * Every activity either heartbeats within HEARTBEAT_TIMEOUT or has a start-to-close timeout
- * close to its real duration, so that after a worker crash the rollout goes on within seconds
- * of a worker being back (the next attempt is idempotent: it finds what the last one did).
- */
+// Every activity either heartbeats within HEARTBEAT_TIMEOUT or has a start-to-close timeout
+// close to its real duration, so that after a worker crash the rollout goes on within seconds
+// of a worker being back (the next attempt is idempotent: it finds what the last one did).
 
 // Calls to the router and the provider that take milliseconds: each attempt bounded tightly
 // (a crash inside one costs this long), with room for a busy machine; a timed-out attempt is retried.

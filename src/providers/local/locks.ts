@@ -3,10 +3,9 @@
  * process, and lock files (`open(…, 'wx')`) between processes sharing a state dir
  * (an old worker still shutting down while its replacement starts).
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { ProviderError } from '../types';
-import { liveness, startTimeOf } from './proc';
+import { createLock, holderAlive, lockHolder, thisProcess } from './lock-file';
 
 /** Runs the functions given for one key one after another, in call order. */
 export class KeyedMutex {
@@ -46,7 +45,7 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, op
   const staleMs = opts.staleMs ?? 30_000;
   const waitUntil = Date.now() + (opts.waitMs ?? staleMs * 4);
   for (;;) {
-    if (takeLock(lockPath)) break;
+    if (createLock(lockPath, thisProcess(), { at: new Date().toISOString() })) break;
     if (holderIsDead(lockPath) || isStale(lockPath, staleMs)) {
       fs.rmSync(lockPath, { force: true });
       continue;
@@ -73,44 +72,12 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, op
   }
 }
 
-/**
- * Creates the lock file with its holder already in it: written to a file of our own, then
- * hard-linked into place (link(2) fails if the lock exists, like open's O_EXCL). With open then
- * write, a worker killed between the two left an empty lock that named no holder, and the next
- * attempt waited out staleMs (30 s) for it.
- */
-function takeLock(lockPath: string): boolean {
-  const holder: LockHolder = { pid: process.pid, startTime: startTimeOf(process.pid), at: new Date().toISOString() };
-  const mine = `${lockPath}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
-  fs.writeFileSync(mine, JSON.stringify(holder), { flag: 'wx' });
-  try {
-    fs.linkSync(mine, lockPath);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return false;
-  } finally {
-    fs.rmSync(mine, { force: true });
-  }
-}
-
-interface LockHolder {
-  pid: number;
-  startTime: number | null;
-  at: string;
-}
-
-/** The holder recorded in the file has exited (or its pid now belongs to another process). */
+/** The holder named in the file has exited (or its pid now belongs to another process). */
 function holderIsDead(lockPath: string): boolean {
-  let holder: Partial<LockHolder>;
-  try {
-    holder = JSON.parse(fs.readFileSync(lockPath, 'utf8')) as Partial<LockHolder>;
-  } catch {
-    return false; // Gone, or being written right now: staleness decides.
-  }
-  if (typeof holder.pid !== 'number' || !Number.isInteger(holder.pid) || holder.pid <= 0) return false;
-  if (holder.pid === process.pid) return false; // Our own: the in-process mutex orders those.
-  return liveness(holder.pid, typeof holder.startTime === 'number' ? holder.startTime : null) !== 'alive';
+  const holder = lockHolder(lockPath);
+  // None named (gone, or not ours): staleness decides. Our own: the in-process mutex orders those.
+  if (!holder || holder.pid === process.pid) return false;
+  return !holderAlive(holder);
 }
 
 function isStale(lockPath: string, staleMs: number): boolean {
