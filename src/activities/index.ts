@@ -31,6 +31,7 @@ import { FailureTypes } from './types';
 import type { LostReplica } from '../plan/healing';
 import { watchFleetUntilLost, watchUntilUnhealthy, type FleetWatchInput } from './watch';
 import { readSecretFile, type SecretFilePolicy } from './secret-files';
+import { createStrayReplicaActivities } from './stray-replicas';
 
 export interface ActivityDeps {
   /** Forwards the service workflow's `control` update to its rollout; absent: that update is refused. */
@@ -61,6 +62,7 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     ...createControlForwarding(deps.temporalClient),
+    ...createStrayReplicaActivities(deps.providers),
 
     async launchReplica(input: LaunchReplicaInput): Promise<LaunchReplicaResult> {
       const { spec } = input;

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { projectRoot } from '../temporal/project-root';
 import type { ControlAction } from '../workflows/types';
 import type { ControlOptions } from './commands/control';
+import type { GcOptions } from './commands/gc';
 import { CliError, ExitCode } from './errors';
 import { describeFailure } from './failure-text';
 
@@ -19,6 +20,7 @@ const deployCommand = async (...a: Parameters<typeof import('./commands/deploy')
 const planCommand = async (...a: Parameters<typeof import('./commands/plan').planCommand>) => (await import('./commands/plan')).planCommand(...a);
 const statusCommand = async (...a: Parameters<typeof import('./commands/status').statusCommand>) => (await import('./commands/status')).statusCommand(...a);
 const validateCommand = async (...a: Parameters<typeof import('./commands/validate').validateCommand>) => (await import('./commands/validate')).validateCommand(...a);
+const gcCommand = async (...a: Parameters<typeof import('./commands/gc').gcCommand>) => (await import('./commands/gc')).gcCommand(...a);
 const controlCommand = async (action: ControlAction, service: string, opts: ControlOptions) => (await import('./commands/control')).controlCommand(action, service, opts);
 
 const outputOption = () => new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
@@ -115,6 +117,14 @@ export function buildProgram(): Command {
     .option('--force', 'plan as if every replica were replaced, even when nothing or only scaling changed')
     .addOption(outputOption())
     .action(action((spec: string, opts: { force?: boolean; output: 'text' | 'json' }) => planCommand(spec, opts)));
+
+  program
+    .command('gc')
+    .description("terminate the replicas the providers hold for a service that none of its versions owns (EC2 instances tagged for it, found by tag); refused during a rollout")
+    .argument('<service>', 'service name')
+    .option('--dry-run', 'list the strays, terminate nothing')
+    .addOption(outputOption())
+    .action(action((service: string, opts: GcOptions) => gcCommand(service, opts)));
 
   const runWorkerAction = action(async () => {
     const { runWorker, workerConfigFromEnv, WorkerStartError } = await import('../worker');

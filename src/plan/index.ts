@@ -3,6 +3,7 @@ export { planStep } from './planner';
 export { planCanaryStep } from './canary';
 export { canarySteps, describeStep, isTrafficLed, surgePercentOf } from './steps';
 export { simulateRollout, type PlanStage, type SimulationInput } from './simulate';
+export { estimateRollout, firstCheckAfter, type EstimateInput, type RolloutEstimate } from './estimate';
 export { resolveLimits, parseQuantity } from './limits';
 export { trafficPercentByVersion } from './traffic';
 export type { CanaryPlanInput, CanaryPlanStep, ObservedReplica, PlanInput, PlanStep, ReplicaStatus, RolloutLimits, TrafficWeight } from './types';

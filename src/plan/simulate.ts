@@ -7,6 +7,9 @@
  *   canary 1 25% · primary 4 75%   holding at v2 25%
  *   canary 1 25% · primary 4 75%   pause until resumed
  *   canary 1 25% · primary 3 75%   … then canary 2 50% … → canary 4 100% · primary 0 0%
+ *
+ * Each stage also says what it waits for, for the estimate (estimate.ts): `launched` replicas to
+ * load, and (traffic-led) the canary `step` it belongs to, e.g. the pause it holds at.
  */
 import type { ServiceSpec } from '../spec/types';
 import { planCanaryStep } from './canary';
@@ -21,6 +24,16 @@ export interface PlanStage {
   primaryReplicas: number;
   primaryPercent: number;
   note: string;
+  /**
+   * Replicas launched on the way into this stage (either version): the stage lasts until they are
+   * READY, i.e. their load time. Absent: none (the stage only moves traffic or removes replicas).
+   */
+  launched?: number;
+  /**
+   * Traffic-led rollouts (canary steps, constrained surge): the index in `canarySteps(toSpec)` of
+   * the step this stage belongs to. A pause step has exactly one stage (it holds there).
+   */
+  step?: number;
   /** Set on the last stage when the simulation stopped early (see PLAN_WORK_BUDGET). */
   truncated?: true;
 }
@@ -52,25 +65,38 @@ export function simulateRollout(input: SimulationInput): PlanStage[] {
     Array.from({ length: input.fromSpec ? input.fromSpec.replicas : 0 }, () => ({ id: `r${String(++seq).padStart(6, '0')}`, version: input.fromVersion, status: 'READY' as const }));
   seq = Math.max(seq, observed.length);
   const stages: PlanStage[] = [];
+  /** Launched since the last recorded stage: they load during the next one (the estimate's load waits). */
+  let unrecordedLaunches = 0;
+  /** The canary step being walked (traffic-led only). */
+  let stepIndex: number | undefined;
   const record = (canaryPercent: number, note: string): void => {
     const canaryReplicas = observed.filter((r) => r.version === input.toVersion).length;
     const last = stages[stages.length - 1];
-    // A step that changed nothing only renames the stage it ends.
+    const launched = unrecordedLaunches;
+    unrecordedLaunches = 0;
+    // A step that changed nothing only renames the stage it ends (and keeps its step: a pause
+    // stage renamed by the next step still is where the pause held).
     if (last && last.canaryReplicas === canaryReplicas && last.canaryPercent === round(canaryPercent) && last.primaryReplicas === observed.length - canaryReplicas) {
       last.note = note;
+      if (launched > 0) last.launched = (last.launched ?? 0) + launched;
       return;
     }
     const primaryReplicas = observed.length - canaryReplicas;
     // Before a first deploy's replicas are ready nothing serves: 0% on both sides.
     const primaryPercent = primaryReplicas === 0 && canaryPercent === 0 ? 0 : round(100 - canaryPercent);
-    stages.push({ canaryReplicas, canaryPercent: round(canaryPercent), primaryReplicas, primaryPercent, note });
+    stages.push({ canaryReplicas, canaryPercent: round(canaryPercent), primaryReplicas, primaryPercent, note, ...stageFacts(launched) });
   };
+  const stageFacts = (launched: number): Pick<PlanStage, 'launched' | 'step'> => ({
+    ...(launched > 0 ? { launched } : {}),
+    ...(stepIndex !== undefined ? { step: stepIndex } : {}),
+  });
   /** Removed replicas are gone and launched ones READY by the next step. */
   const apply = (step: PlanStep, launches: { version: number; count: number }[]): void => {
     const removed = new Set(step.remove);
     observed = observed.filter((r) => !removed.has(r.id));
     for (const { version, count } of launches) {
       for (let i = 0; i < count; i++) observed.push({ id: `r${String(++seq).padStart(6, '0')}`, version, status: 'READY' });
+      unrecordedLaunches += count;
     }
   };
   let iterations = 0;
@@ -86,7 +112,8 @@ export function simulateRollout(input: SimulationInput): PlanStage[] {
     if (!(err instanceof PlanBudgetSpent)) throw err;
     const last = stages[stages.length - 1] ?? { canaryReplicas: 0, canaryPercent: 0, primaryReplicas: 0, primaryPercent: 0 };
     const note = `… the plan stops here, after ${maxIterations} planner steps for ${input.toSpec.replicas} replica(s); the rollout goes on the same way to the end`;
-    stages.push({ ...last, note, truncated: true });
+    // The same replicas as the last stage, nothing launched into it: it stands for the unplanned rest.
+    stages.push({ canaryReplicas: last.canaryReplicas, canaryPercent: last.canaryPercent, primaryReplicas: last.primaryReplicas, primaryPercent: last.primaryPercent, note, truncated: true });
     return stages;
   }
 
@@ -111,10 +138,11 @@ export function simulateRollout(input: SimulationInput): PlanStage[] {
 
     const fromSpec = input.fromSpec;
     let canaryPercent = 0;
-    for (const s of canarySteps(input.toSpec)) {
+    for (const [index, s] of canarySteps(input.toSpec).entries()) {
+      stepIndex = index;
       if (!('weight' in s)) {
         const canaryReplicas = observed.filter((r) => r.version === input.toVersion).length;
-        stages.push({ canaryReplicas, canaryPercent: round(canaryPercent), primaryReplicas: observed.length - canaryReplicas, primaryPercent: round(100 - canaryPercent), note: describeStep(s) });
+        stages.push({ canaryReplicas, canaryPercent: round(canaryPercent), primaryReplicas: observed.length - canaryReplicas, primaryPercent: round(100 - canaryPercent), note: describeStep(s), step: index });
         continue;
       }
       for (;;) {

@@ -3,11 +3,13 @@
  * Names are the wire names: `temporal workflow signal --name pause` uses them as-is.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { ControlRequest, DeployInput, DeployResult, RollbackInput, RolloutStatus, ServiceStatus } from './types';
+import type { ControlRequest, DeployInput, DeployResult, GcInput, GcResult, RollbackInput, RolloutStatus, ServiceStatus } from './types';
 
 // Service workflow
 export const deployUpdate = defineUpdate<DeployResult, [DeployInput]>('deploy');
 export const serviceStatusQuery = defineQuery<ServiceStatus>('status');
+/** `rollout gc`: the service's replicas that no record owns, terminated unless `dryRun`. */
+export const gcUpdate = defineUpdate<GcResult, [GcInput]>('gc');
 
 // Rollout workflow (the service workflow forwards the same signals to its active rollout)
 export const pauseSignal = defineSignal('pause');

@@ -22,4 +22,14 @@ export const PATCHES = {
   healLaunchesWhileRemoving: 'heal-launches-while-removing',
   /** The service forwards a control signal's payload compacted (a reason clipped, junk as a short text), not as it came. */
   compactForwardedSignals: 'compact-forwarded-signals',
+  /**
+   * A rollout that ends terminates the replicas of the version that lost (or, after a success,
+   * left) which the provider still holds and the rollout no longer remembers (found by tag on EC2).
+   */
+  sweepStrayReplicas: 'sweep-stray-replicas',
+  /**
+   * After a rollout workflow itself failed (cancelled, terminated), the service puts traffic back
+   * on the replicas it knows and terminates every replica of the failed version.
+   */
+  sweepAfterFailedRollout: 'sweep-after-failed-rollout',
 } as const;

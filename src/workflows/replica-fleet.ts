@@ -210,6 +210,8 @@ export class ReplicaFleet {
   private async lifecycle(record: ReplicaRecord, spec: ServiceSpec, launchSettled: () => void): Promise<void> {
     const waits = longWaits(spec.readiness_probe.initial_delay_seconds);
     const provider = spec.resources.provider;
+    // Workflow time (deterministic, no command in history): the load time is measured from here.
+    const launchStartedAt = Date.now();
     try {
       const launched = await launchReplica
         .executeWithOptions({ summary: `launch ${record.id}` }, [{ replicaId: record.id, service: this.input.service, version: record.version, spec }])
@@ -224,6 +226,7 @@ export class ReplicaFleet {
         { replicaId: record.id, provider, endpoint: launched.endpoint, probe, deadline },
       ]);
       record.status = 'READY';
+      record.loadSeconds = Math.round((Date.now() - launchStartedAt) / 100) / 10;
       this.wake();
       await waits.watchReplica.executeWithOptions({ summary: `watch ${record.id}` }, [{ replicaId: record.id, provider, endpoint: launched.endpoint, probe }]);
     } catch (err) {

@@ -30,6 +30,7 @@ import {
 import { PATCHES } from './patches';
 import { ReplicaFleet } from './replica-fleet';
 import { RolloutControl } from './rollout-control';
+import { sweepStrayReplicas } from './stray-sweep';
 import type { ControlRequest, RolloutInput, RolloutPhase, RolloutResult, RolloutStatus } from './types';
 import { rolloutWorkflowId } from './types';
 
@@ -223,6 +224,23 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   }
 
   await fleet.stopWatching();
+  // The provider may hold replicas of the losing version that the rollout does not remember (a
+  // launch whose result a crash lost, a duplicate): found by the provider's listing, terminated.
+  // (Patched: a rollout started before this replays as it ran.)
+  if (patched(PATCHES.sweepStrayReplicas)) {
+    const leaving = control.phase === 'succeeded' ? input.fromVersion : input.toVersion;
+    const owned = new Set(fleet.records().map((r) => r.id));
+    if (leaving > 0) {
+      try {
+        const providers = [...new Set([toSpec.resources.provider, (fromSpec ?? toSpec).resources.provider])];
+        const swept = await sweepStrayReplicas({ service: input.service, keepReplicaIds: [...owned], versions: [leaving], providers }, { summary: `v${leaving} of ${input.service}` });
+        if (swept.length) log.warn('terminated stray replicas', { version: leaving, replicas: swept.map((s) => `${s.replicaId} (${s.externalId})`) });
+      } catch (err) {
+        // The outcome stands; `rollout gc` finds what is left.
+        log.error('could not sweep stray replicas', { version: leaving, error: String(err) });
+      }
+    }
+  }
   note = control.phase === 'succeeded' ? `v${input.toVersion} serves all traffic` : (control.reason ?? control.phase);
   setCurrentDetails(`**${control.phase}**: ${note}`);
   const succeeded = control.phase === 'succeeded';

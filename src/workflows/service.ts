@@ -26,6 +26,7 @@ import {
   advanceSignal,
   controlUpdate,
   deployUpdate,
+  gcUpdate,
   pauseSignal,
   promoteSignal,
   resumeSignal,
@@ -38,6 +39,7 @@ import { PATCHES } from './patches';
 import { rolloutWorkflow } from './rollout';
 import { malformedRequest } from './rollout-control';
 import { compactPercentArg, compactRollbackArg } from './signal-payloads';
+import { collectGarbage, gcRefusal, recoverFromFailedRollout } from './service-gc';
 import { healService, watchServiceReplicas } from './service-healing';
 import { serviceStatusOf } from './service-status';
 import type { DeployInput, RolloutSummary, ServiceState, ServiceWorkflowInput } from './types';
@@ -151,6 +153,12 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
     },
   );
   setHandler(serviceStatusQuery, () => serviceStatusOf(state));
+  setHandler(gcUpdate, (req) => collectGarbage(state, req ?? {}, () => state.activeRollout !== undefined || pending !== undefined), {
+    validator: (_req) => {
+      const refusal = gcRefusal(state, pending?.version);
+      if (refusal) throw new Error(refusal);
+    },
+  });
 
   // A rollout or continue-as-new takes precedence over watching and healing.
   const interrupted = () => pending !== undefined || workflowInfo().continueAsNewSuggested;
@@ -208,6 +216,9 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
         log.error('rollout workflow failed', { workflowId, error: String(err) });
         summary = { version, workflowId, outcome: 'failed', reason: `rollout workflow failed: ${String(err)}` };
         pending = undefined;
+        // It did not roll back: what it launched would run on, unowned. (Patched: a service
+        // replaying a history from before this ran nothing here.)
+        if (state.activeRollout && patched(PATCHES.sweepAfterFailedRollout)) await recoverFromFailedRollout(state, version, deploy.spec);
       }
       state.history = [...state.history, summary].slice(-HISTORY_KEPT);
       state.activeRollout = undefined;

@@ -7,11 +7,14 @@ import type { DeployMode } from '../spec/diff';
 import type { CanaryStep, ServiceSpec } from '../spec/types';
 import type { AnalysisSnapshot } from './canary-analysis';
 import type { ControlSnapshot } from './rollout-control';
+import type { StrayReplica } from '../activities/stray-replicas';
 
 export const TASK_QUEUE = 'gpu-rollout';
 
 export const serviceWorkflowId = (service: string): string => `service-${service}`;
 export const rolloutWorkflowId = (service: string, version: number): string => `rollout-${service}-v${version}`;
+/** `rollout gc` of a service that has no running service workflow. */
+export const gcWorkflowId = (service: string): string => `gc-${service}`;
 
 export interface ReplicaRecord {
   id: string;
@@ -23,6 +26,11 @@ export interface ReplicaRecord {
   gpus: number;
   /** Why it failed, when FAILED. */
   message?: string;
+  /**
+   * Seconds from its launch until READY (workflow time), once READY: what `rollout plan`
+   * takes as the load time of the next rollout's replicas. Absent on replicas recorded before.
+   */
+  loadSeconds?: number;
 }
 
 export interface DeployInput {
@@ -208,6 +216,22 @@ export interface RolloutStatus {
   refused: string[];
   /** Runs of this rollout workflow so far: more than 1 once a long hold continued as new. */
   run: number;
+}
+
+export interface GcInput {
+  /** List the strays, terminate nothing. */
+  dryRun?: boolean;
+}
+
+/** What `rollout gc` found (and terminated, unless a dry run). */
+export interface GcResult {
+  service: string;
+  dryRun: boolean;
+  strays: StrayReplica[];
+  /** Replica ids terminated ([] on a dry run). */
+  terminated: string[];
+  /** Why less was done than asked. */
+  note?: string;
 }
 
 export interface RollbackInput {

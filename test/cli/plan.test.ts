@@ -68,6 +68,74 @@ describe('rollout plan (the CLI, Temporal unreachable)', () => {
     expect(r.stdout).toMatch(/^4 +2 +100% +0 +0% +done: 2 v2 replica\(s\) ready$/m);
   });
 
+  test('the estimate under the table and in JSON: a local spec (no dollars), from initial_delay_seconds offline', () => {
+    const file = path.join(dir, 'estimate-local.yaml');
+    // 2 replicas, surge 1, 60 s to load: two launches of one replica, 3 alive during each.
+    fs.writeFileSync(file, 'name: llm\nreplicas: 2\nrun: serve --port $PORT\nresources: {accelerators: L4:1}\nreadiness_probe: {initial_delay_seconds: 60}\n');
+    const text = rollout(file);
+    expect(text.status).toBe(0);
+    expect(text.stdout).toContain(
+      [
+        'estimate  ~2 min; +0.0333 replica-hours, +0.0333 GPU-hours above the steady state (2 replica(s))',
+        '          load time 60 s per launch: initial_delay_seconds (no running service read), the longest a replica may take to become READY',
+        '',
+      ].join('\n'),
+    );
+    expect(text.stdout).not.toMatch(/\$/);
+    const json = JSON.parse(rollout(file, '-o', 'json').stdout) as PlanView;
+    expect(json.estimate).toEqual({
+      durationSeconds: 120,
+      extraReplicaHours: 0.0333,
+      extraGpuHours: 0.0333,
+      gpusPerReplica: 1,
+      loadSeconds: 60,
+      loadTimeSource: 'initial_delay_seconds',
+      indefinitePauses: 0,
+      extraReplicasWhileHeld: 0,
+      lowerBound: false,
+    });
+    expect(json.stages.filter((s) => s.launched).map((s) => s.launched)).toEqual([1, 1]);
+  });
+
+  test('aws, accelerators A10G:1: priced at the catalog’s first type (g5.xlarge); a pause until resumed makes it a lower bound', () => {
+    const file = path.join(dir, 'estimate-g5.yaml');
+    // 4 replicas, canary [25, pause 10m, 50, pause {}, 100], 600 s to load: 4 launches of one
+    // replica (5 alive) and a 10-minute pause at 4 alive → 50 min, 1 replica × 40 min extra.
+    fs.writeFileSync(
+      file,
+      'name: llm\nreplicas: 4\nrun: serve --port $PORT\nresources: {provider: aws, accelerators: A10G:1}\nreadiness_probe: {initial_delay_seconds: 600}\nrollout: {strategy: canary, steps: [{weight: 25}, {pause: 10m}, {weight: 50}, {pause: {}}, {weight: 100}]}\n',
+    );
+    const text = rollout(file);
+    expect(text.status).toBe(0);
+    expect(text.stdout).toMatch(/^estimate {2}~50 min or more; \+0\.6667 replica-hours, \+0\.6667 GPU-hours above the steady state \(4 replica\(s\)\)$/m);
+    expect(text.stdout).toMatch(/^ {10}~\$0\.67 at g5\.xlarge, on-demand \$1\.006\/h \(us-east-1, catalog prices of \d{4}-\d{2}\)$/m);
+    expect(text.stdout).toMatch(/^ {10}a lower bound: 1 pause\(s\) until resumed not counted/m);
+    const { estimate } = JSON.parse(rollout(file, '-o', 'json').stdout) as PlanView;
+    expect(estimate).toMatchObject({
+      durationSeconds: 3000,
+      extraReplicaHours: 0.6667,
+      extraGpuHours: 0.6667,
+      extraCostUsd: 0.67,
+      loadSeconds: 600,
+      loadTimeSource: 'initial_delay_seconds',
+      indefinitePauses: 1,
+      lowerBound: true,
+      price: { instanceType: 'g5.xlarge', onDemandUsdPerHour: 1.006, region: 'us-east-1', spot: false },
+    });
+  });
+
+  test('aws, accelerators H100:8 (p5.48xlarge, price unknown): GPU-hours, no dollar figure, and the text says why', () => {
+    const file = path.join(dir, 'estimate-p5.yaml');
+    fs.writeFileSync(file, 'name: llm\nreplicas: 2\nrun: serve --port $PORT\nresources: {provider: aws, accelerators: "H100:8", spot: true}\nreadiness_probe: {initial_delay_seconds: 900}\n');
+    const text = rollout(file);
+    expect(text.status).toBe(0);
+    expect(text.stdout).toMatch(/^estimate {2}~30 min; \+0\.5 replica-hours, \+4 GPU-hours above the steady state/m);
+    expect(text.stdout).toMatch(/^ {10}no dollar figure: the catalog has no price it is sure of for p5\.48xlarge$/m);
+    const { estimate } = JSON.parse(rollout(file, '-o', 'json').stdout) as PlanView;
+    expect(estimate).toMatchObject({ durationSeconds: 1800, extraReplicaHours: 0.5, extraGpuHours: 4, gpusPerReplica: 8, price: { instanceType: 'p5.48xlarge', onDemandUsdPerHour: null, spot: true } });
+    expect(estimate).not.toHaveProperty('extraCostUsd');
+  });
+
   test('an invalid spec: exit 2, the field path on stderr, with -o json the same error as JSON on stdout (no plan)', () => {
     const file = path.join(dir, 'bad.yaml');
     fs.writeFileSync(file, 'name: llm\nrun: x\nrollout: {strategy: canary, steps: [{weight: 150}]}\n');
@@ -101,7 +169,9 @@ describe('planView (from a running service)', () => {
   test('only replicas changed: in place, one stage', () => {
     const view = planView(spec('replicas: 3\nenv: {MODEL: a}\n'), status(), false);
     expect(view).toMatchObject({ mode: 'in_place', fromVersion: 3, toVersion: 4 });
-    expect(view.stages).toEqual([{ canaryReplicas: 0, canaryPercent: 0, primaryReplicas: 3, primaryPercent: 100, note: 'v3 scaled from 2 to 3 replica(s) in place, nothing restarted' }]);
+    expect(view.stages).toEqual([{ canaryReplicas: 0, canaryPercent: 0, primaryReplicas: 3, primaryPercent: 100, note: 'v3 scaled from 2 to 3 replica(s) in place, nothing restarted', launched: 1 }]);
+    // The one new replica loads (initial_delay_seconds: nothing measured); the fleet never exceeds 3.
+    expect(view.estimate).toMatchObject({ durationSeconds: 1200, extraReplicaHours: 0, loadTimeSource: 'initial_delay_seconds' });
   });
 
   test('only the rollout section changed: in place, no stages', () => {
@@ -120,9 +190,50 @@ describe('planView (from a running service)', () => {
     expect(row(forced.stages[forced.stages.length - 1])).toBe('C2 100% · P0 0%');
   });
 
+  test('the load time: the slowest measured load of the serving version’s replicas, else initial_delay_seconds', () => {
+    const measured = status({
+      replicas: [
+        { id: 'r1', version: 3, status: 'READY', gpus: 0, loadSeconds: 42.5 },
+        { id: 'r2', version: 3, status: 'READY', gpus: 0, loadSeconds: 61 },
+        { id: 'r0', version: 2, status: 'SHUTTING_DOWN', gpus: 0, loadSeconds: 900 },
+      ],
+    });
+    const next = spec('replicas: 2\nenv: {MODEL: b}\nreadiness_probe: {initial_delay_seconds: 300}\n');
+    const view = planView(next, measured, false);
+    // Rolling 2, surge 1: two launches of 61 s each with 3 alive.
+    expect(view.estimate).toMatchObject({ durationSeconds: 122, loadSeconds: 61, loadTimeSource: 'measured', measuredReplica: 'r2', extraReplicaHours: 0.0339 });
+    expect(renderPlan(view, next)).toMatch(/^ {10}load time 61 s per launch: measured \(the slowest v3 replica to become READY: r2\)$/m);
+    const unmeasured = planView(next, status(), false);
+    expect(unmeasured.estimate).toMatchObject({ durationSeconds: 600, loadSeconds: 300, loadTimeSource: 'initial_delay_seconds' });
+    expect(unmeasured.estimate).not.toHaveProperty('measuredReplica');
+    expect(renderPlan(unmeasured, next)).toMatch(/load time 300 s per launch: initial_delay_seconds \(not measured yet on v3\)/);
+  });
+
+  test('nothing to do: an estimate of nothing in JSON, no estimate lines in the text', () => {
+    const same = spec('replicas: 2\nenv: {MODEL: a}\n');
+    const view = planView(same, status(), false);
+    expect(view.estimate).toMatchObject({ durationSeconds: 0, extraReplicaHours: 0, lowerBound: false });
+    expect(renderPlan(view, same)).not.toMatch(/estimate/);
+  });
+
+  test.each<[string, string, Record<string, unknown>, RegExp]>([
+    ['a launch template: no instance type to price', 'launch_template: {name: llm-gpu}', { instanceType: null, onDemandUsdPerHour: null }, /no dollar figure: the instance type comes from the launch template/],
+    ['an instance type the catalog lacks', 'instance_type: p3.2xlarge', { instanceType: 'p3.2xlarge', onDemandUsdPerHour: null }, /no dollar figure: p3\.2xlarge is not in the catalog/],
+    ['spot: the on-demand price, said to be an upper bound', 'instance_type: g5.12xlarge, spot: true', { instanceType: 'g5.12xlarge', onDemandUsdPerHour: 5.672, spot: true }, /~\$0\.38 at g5\.12xlarge, on-demand \$5\.672\/h .*; spot: an upper bound/],
+  ])('aws pricing, %s', (_name, resources, price, line) => {
+    const next = spec(`replicas: 2\nenv: {MODEL: b}\nresources: {provider: aws, ${resources}}\nreadiness_probe: {initial_delay_seconds: 120}\n`);
+    const view = planView(next, status(), false);
+    // Rolling 2, surge 1: 2 × 120 s with one replica extra = 0.0667 replica-hours.
+    expect(view.estimate).toMatchObject({ durationSeconds: 240, extraReplicaHours: 0.0667, price });
+    expect(renderPlan(view, next)).toMatch(line);
+  });
+
   test('a service that never served: a first deploy', () => {
     const view = planView(serving, status({ version: 0, nextVersion: 1, spec: undefined, replicas: [], traffic: {} }), false);
     expect(view).toMatchObject({ mode: 'rollout', reason: 'first deploy', fromVersion: 0, toVersion: 1 });
+    // All replicas at once, none above the steady state: one load, no extras.
+    expect(view.estimate).toMatchObject({ durationSeconds: 1200, extraReplicaHours: 0 });
+    expect(renderPlan(view, serving)).toMatch(/initial_delay_seconds \(a first deploy: nothing measured yet\)/);
     expect(view.stages.map((s) => [s.canaryReplicas, s.primaryReplicas])).toEqual([
       [2, 0],
       [2, 0],

@@ -56,6 +56,11 @@ export interface FaultRule {
    * out (it took effect, the client never hears), `before-forward` without forwarding it.
    */
   drop?: 'after-forward' | 'before-forward';
+  /**
+   * Runs once moto has carried the call out, before the client gets an answer (or, with
+   * `drop: 'after-forward'`, its reset): e.g. kill the worker right after RunInstances took effect.
+   */
+  afterForward?: (call: ProxiedCall) => void | Promise<void>;
 }
 
 export interface ProxiedCall {
@@ -192,6 +197,7 @@ export class Ec2FaultProxy {
     }
     const answer = await this.forward(req, body);
     call.status = answer.status;
+    await rule?.afterForward?.(call);
     // The call took effect at moto; the client only sees its connection reset.
     if (rule?.drop === 'after-forward') return void res.socket?.destroy();
     // Hop-by-hop headers are the proxy's own business; the body is sent whole, with its length.

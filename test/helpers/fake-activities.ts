@@ -17,6 +17,7 @@ import type {
   WatchReplicaInput,
 } from '../../src/activities/types';
 import type { FleetWatchInput } from '../../src/activities/watch';
+import type { FindStrayReplicasInput, TerminateStrayReplicasInput } from '../../src/activities/stray-replicas';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -158,6 +159,20 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
   const versionOf = (replicaId: string): number => Number(/-v(\d+)-r\d+$/.exec(replicaId)?.[1]);
   world.activities = {
     ...createControlForwarding(client),
+    // The "provider" lists what runs: a replica id is `<service>-v<version>-r<n>`.
+    async findStrayReplicas(input: FindStrayReplicasInput) {
+      const keep = new Set(input.keepReplicaIds);
+      return [...world.running]
+        .filter((id) => id.startsWith(`${input.service}-v`) && !keep.has(id) && (!input.versions || input.versions.includes(versionOf(id))))
+        .sort()
+        .map((replicaId) => ({ provider: 'local', replicaId, version: versionOf(replicaId), state: 'running', externalId: replicaId }));
+    },
+    async terminateStrayReplicas(input: TerminateStrayReplicasInput) {
+      for (const { replicaId } of input.replicas) {
+        if (world.running.delete(replicaId)) world.terminated.push(replicaId);
+      }
+      return { terminated: input.replicas.map((r) => r.replicaId) };
+    },
     async launchReplica(input: LaunchReplicaInput) {
       const failure = world.launchFailures.get(input.version);
       // Retried by the workflow's policy (1 minute apart at most: skipped time).

@@ -17,7 +17,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import fs from 'node:fs';
 import path from 'node:path';
-import { controlUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
+import { controlUpdate, gcUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
 import { WATCH_WINDOW_MS } from '../../src/workflows/serving-watch';
 import { serviceWorkflowId } from '../../src/workflows/types';
 import type { FakeWorld } from '../helpers/fake-activities';
@@ -183,6 +183,33 @@ const scenarios: Record<string, Scenario> = {
     const d2 = await deploy(tq, v2(v1));
     await rolloutResult(d2.rolloutWorkflowId);
     return [serviceWorkflowId('h-hung')];
+  },
+  async stray_sweep_after_rollback(world, tq) {
+    const v1 = serviceSpec({ name: 'h-stray', rollout: { strategy: 'rolling', max_surge: 1, max_unavailable: 0, timeout: '30m' } });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    world.running.add('h-stray-v2-r99');
+    world.readiness.set(2, { kind: 'never' });
+    const d2 = await deploy(tq, v2(v1));
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
+  async cancelled_rollout_cleanup_and_gc(world, tq) {
+    const v1 = serviceSpec({ name: 'h-gc' });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    world.readiness.set(2, { kind: 'never' });
+    const d2 = await deploy(tq, v2(v1));
+    const h = env.client.workflow.getHandle(d2.rolloutWorkflowId);
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).replicas.some((r) => r.version === 2 && world.running.has(r.id)));
+    await h.cancel();
+    const service = env.client.workflow.getHandle(serviceWorkflowId('h-gc'));
+    await waitFor(async () => (await service.query(serviceStatusQuery)).lastRollout?.version === 2);
+    world.running.add('h-gc-v1-r99');
+    await service.executeUpdate(gcUpdate, { args: [{ dryRun: true }] });
+    await service.executeUpdate(gcUpdate, { args: [{}] });
+    world.readiness.delete(2);
+    const d3 = await deploy(tq, v2(v1));
+    await rolloutResult(d3.rolloutWorkflowId);
+    return [serviceWorkflowId('h-gc')];
   },
 };
 

@@ -3,7 +3,8 @@
  * go through (replica counts and traffic per version), computed by the planners the workflow
  * uses, as if every replica became READY at once. Reads the running service when Temporal
  * answers within a few seconds, otherwise plans from `replicas` READY replicas of a previous
- * version. Starts and changes nothing.
+ * version. Starts and changes nothing. Under the stages: what the rollout costs (estimate.ts),
+ * from the serving replicas' measured load time, else `initial_delay_seconds`.
  */
 import { Client, Connection } from '@temporalio/client';
 import { simulateRollout, type PlanStage } from '../../plan';
@@ -14,6 +15,7 @@ import type { ServiceSpec } from '../../spec/types';
 import type { ServiceStatus } from '../../workflows/types';
 import { isUnreachable, temporalTarget, type TemporalTarget } from '../connection';
 import { CliError, ExitCode } from '../errors';
+import { planEstimate, renderEstimate, type PlanEstimate } from '../plan-estimate';
 import { serviceStatus } from '../service-handle';
 
 export interface PlanOptions {
@@ -29,6 +31,7 @@ export interface PlanView {
   fromVersion: number;
   toVersion: number;
   stages: PlanStage[];
+  estimate: PlanEstimate;
 }
 
 const CONNECT_TIMEOUT = '2s';
@@ -60,6 +63,11 @@ export async function planCommand(specPath: string, opts: PlanOptions): Promise<
  * `spec.replicas` READY replicas of a previous version. Pure.
  */
 export function planView(spec: ServiceSpec, status: ServiceStatus | undefined, force: boolean): PlanView {
+  const stages = planStages(spec, status, force);
+  return { ...stages, estimate: planEstimate(spec, status, stages.stages) };
+}
+
+function planStages(spec: ServiceSpec, status: ServiceStatus | undefined, force: boolean): Omit<PlanView, 'estimate'> {
   if (!status) {
     const stages = simulateRollout({ toSpec: spec, toVersion: 2, fromSpec: spec, fromVersion: 1 });
     return { service: spec.name, mode: 'rollout', reason: 'no running service read: a rollout from a previous version', fromVersion: 1, toVersion: 2, stages };
@@ -74,7 +82,8 @@ export function planView(spec: ServiceSpec, status: ServiceStatus | undefined, f
     const from = fromSpec?.replicas ?? spec.replicas;
     if (from === spec.replicas) return { ...base, stages: [] };
     const note = `v${status.version} scaled from ${from} to ${spec.replicas} replica(s) in place, nothing restarted`;
-    return { ...base, stages: [{ canaryReplicas: 0, canaryPercent: 0, primaryReplicas: spec.replicas, primaryPercent: 100, note }] };
+    const launched = spec.replicas > from ? { launched: spec.replicas - from } : {};
+    return { ...base, stages: [{ canaryReplicas: 0, canaryPercent: 0, primaryReplicas: spec.replicas, primaryPercent: 100, note, ...launched }] };
   }
   return { ...base, stages: simulateRollout({ toSpec: spec, toVersion, fromSpec, fromVersion: status.version, observed: fromSpec ? servingReplicas(status) : [] }) };
 }
@@ -109,6 +118,7 @@ export function renderPlan(view: PlanView, spec: ServiceSpec, assumed = false): 
   const rows = view.stages.map((s, i) => [String(i + 1), String(s.canaryReplicas), `${s.canaryPercent}%`, String(s.primaryReplicas), `${s.primaryPercent}%`, s.note]);
   const widths = header.map((_, i) => Math.max(...[header, ...rows].map((row) => row[i].length)));
   for (const row of [header, ...rows]) lines.push(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
+  lines.push('', ...renderEstimate(view, spec, assumed));
   return lines.join('\n') + '\n';
 }
 

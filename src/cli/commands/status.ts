@@ -9,6 +9,7 @@ import { ExitCode } from '../errors';
 import { describeCanary } from '../progress';
 import { serviceStatus } from '../service-handle';
 import { serviceArgument } from '../service-name';
+import { describeWaiting, waitingOn, type WaitingOn } from '../waiting';
 
 export interface StatusView {
   name: string;
@@ -20,6 +21,8 @@ export interface StatusView {
   lastRollout?: ServiceStatus['lastRollout'];
   /** Self-healing: replacements so far and the last loss. */
   healing?: ServiceStatus['healing'];
+  /** Activities being retried after failing (no EC2 capacity, throttling…): what the rollout, or the healing service, waits for. */
+  waiting: WaitingOn[];
 }
 
 export async function statusCommand(serviceArg: string, opts: { output?: 'text' | 'json' }): Promise<number> {
@@ -27,7 +30,7 @@ export async function statusCommand(serviceArg: string, opts: { output?: 'text' 
   const target = temporalTarget();
   const { client, close } = await connectClient(target);
   try {
-    const { status } = await serviceStatus(client, service);
+    const { status, handle } = await serviceStatus(client, service);
     let rollout: RolloutStatus | undefined;
     if (status.activeRollout) {
       try {
@@ -36,6 +39,7 @@ export async function statusCommand(serviceArg: string, opts: { output?: 'text' 
         rollout = undefined; // just finished: the service view is current
       }
     }
+    const waiting = await waitingOn(status.activeRollout ? client.workflow.getHandle(status.activeRollout.workflowId) : handle);
     const view: StatusView = {
       name: status.name,
       version: status.version,
@@ -45,6 +49,7 @@ export async function statusCommand(serviceArg: string, opts: { output?: 'text' 
       rollout,
       lastRollout: status.lastRollout,
       healing: status.healing,
+      waiting,
     };
     if (opts.output === 'json') process.stdout.write(JSON.stringify(view, null, 2) + '\n');
     else {
@@ -79,6 +84,7 @@ export function renderStatus(view: StatusView, rolloutLink?: string): string {
     const last = view.lastRollout;
     lines.push(`last      v${last.version} ${last.outcome}${last.reason ? `: ${last.reason}` : ''}`);
   }
+  for (const w of view.waiting) lines.push(`waiting   ${describeWaiting(w)}`);
   if (view.healing) {
     const h = view.healing;
     const when = h.lastLostAt ? ` at ${new Date(h.lastLostAt).toISOString()}` : '';

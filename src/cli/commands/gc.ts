@@ -1,0 +1,89 @@
+/**
+ * `rollout gc <service> [--dry-run] [--output json]`: finds the replicas the providers hold for a
+ * service that none of its versions owns (an EC2 instance tagged for it that no replica record
+ * names: a leak from a crash, a terminated rollout workflow, a hand-made launch) and terminates
+ * them. A running service answers its own `gc` update (it knows what it owns, and refuses during
+ * a rollout); a service with no running workflow gets a `gc-<service>` workflow, for which
+ * nothing is owned. The worker does the listing and terminating: the CLI needs no cloud
+ * credentials.
+ */
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { gcUpdate } from '../../workflows/messages';
+import { gcWorkflowId, serviceWorkflowId, TASK_QUEUE, type GcResult } from '../../workflows/types';
+import { connectClient, temporalTarget } from '../connection';
+import { CliError, ExitCode } from '../errors';
+import { serviceArgument } from '../service-name';
+
+export interface GcOptions {
+  dryRun?: boolean;
+  output?: 'text' | 'json';
+}
+
+export async function gcCommand(serviceArg: string, opts: GcOptions): Promise<number> {
+  const service = serviceArgument(serviceArg);
+  const input = { dryRun: opts.dryRun === true };
+  const { client, close } = await connectClient(temporalTarget());
+  try {
+    if (!opts.output || opts.output === 'text') process.stderr.write(`${input.dryRun ? 'looking for' : 'collecting'} ${service}'s stray replicas on the worker's providers…\n`);
+    // A worker does the work: if none polls, say so instead of hanging silently.
+    const noWorkerHint = setTimeout(() => process.stderr.write(`still waiting for a worker on task queue ${TASK_QUEUE} (is \`rollout dev\` or \`rollout worker\` running?)\n`), 15_000);
+    let result: GcResult;
+    try {
+      result = (await serviceIsRunning(client, service)) ? await viaService(client, service, input) : await viaGcWorkflow(client, service, input);
+    } finally {
+      clearTimeout(noWorkerHint);
+    }
+    process.stdout.write(opts.output === 'json' ? JSON.stringify(result, null, 2) + '\n' : renderGc(result));
+    return ExitCode.ok;
+  } finally {
+    await close();
+  }
+}
+
+async function serviceIsRunning(client: Client, service: string): Promise<boolean> {
+  try {
+    return (await client.workflow.getHandle(serviceWorkflowId(service)).describe()).status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}
+
+async function viaService(client: Client, service: string, input: { dryRun: boolean }): Promise<GcResult> {
+  try {
+    return await client.workflow.getHandle(serviceWorkflowId(service)).executeUpdate(gcUpdate, { args: [input] });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      const why = err.cause instanceof Error ? err.cause.message : err.message;
+      // Refused (a rollout in progress): nothing done, the caller should try later.
+      throw new CliError(`gc refused by ${serviceWorkflowId(service)}: ${why}`, ExitCode.invalidInput);
+    }
+    throw err;
+  }
+}
+
+async function viaGcWorkflow(client: Client, service: string, input: { dryRun: boolean }): Promise<GcResult> {
+  const workflowId = gcWorkflowId(service);
+  try {
+    const handle = await client.workflow.start('gcWorkflow', { workflowId, taskQueue: TASK_QUEUE, args: [service, input], staticSummary: `gc ${service}${input.dryRun ? ' (dry run)' : ''}` });
+    return (await handle.result()) as GcResult;
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) throw new CliError(`a gc of ${service} is already running (${workflowId}); wait for it`, ExitCode.failed);
+    throw err;
+  }
+}
+
+export function renderGc(result: GcResult): string {
+  const lines: string[] = [];
+  if (result.strays.length === 0) lines.push(`no stray replicas of ${result.service}`);
+  else {
+    const rows = [['REPLICA', 'VERSION', 'PROVIDER', 'STATE', 'ID'], ...result.strays.map((s) => [s.replicaId, `v${s.version}`, s.provider, s.state, s.externalId])];
+    const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+    for (const row of rows) lines.push(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
+    lines.push('');
+    if (result.dryRun) lines.push(`dry run: ${result.strays.length} stray replica(s) would be terminated; run without --dry-run to terminate them`);
+    else if (result.terminated.length) lines.push(`terminated ${result.terminated.length} stray replica(s)`);
+  }
+  if (result.note) lines.push(result.note);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,43 @@
+/**
+ * Finding and terminating a service's stray replicas from a workflow (see
+ * activities/stray-replicas.ts): at a rollout's end, after a rollout workflow failed, and for
+ * `rollout gc`. Workflow code: deterministic, no I/O.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import type { FindStrayReplicasInput, StrayReplica } from '../activities/stray-replicas';
+import { HEARTBEAT_TIMEOUT } from './heartbeat-timeout';
+
+type Activities = ReturnType<typeof createActivities>;
+
+const PERMANENT = ['InvalidRequest', 'CredentialsError', 'ProviderNotConfigured'];
+
+// A listing is one paginated call per provider; terminating waits for each replica to stop
+// (its grace period, an instance shutting down): both heartbeat.
+const { findStrayReplicas, terminateStrayReplicas } = proxyActivities<Activities>({
+  startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 20, nonRetryableErrorTypes: PERMANENT },
+});
+
+/** What the providers hold for the service that `input` does not keep. */
+export function findStrays(input: FindStrayReplicasInput, summary: string): Promise<StrayReplica[]> {
+  return findStrayReplicas.executeWithOptions({ summary: `find strays: ${summary}` }, [input]);
+}
+
+export async function terminateStrays(strays: StrayReplica[]): Promise<void> {
+  if (strays.length === 0) return;
+  await terminateStrayReplicas.executeWithOptions({ summary: `terminate ${strays.map((s) => s.replicaId).join(', ')}` }, [
+    { replicas: strays.map(({ provider, replicaId }) => ({ provider, replicaId })) },
+  ]);
+}
+
+/**
+ * The strays, filtered again by `stillOwned` once listed (what the workflow came to own while the
+ * listing ran), then terminated. Returns what was terminated.
+ */
+export async function sweepStrayReplicas(input: FindStrayReplicasInput, opts: { stillOwned?: (replicaId: string) => boolean; summary: string }): Promise<StrayReplica[]> {
+  const strays = (await findStrays(input, opts.summary)).filter((s) => !opts.stillOwned?.(s.replicaId));
+  await terminateStrays(strays);
+  return strays;
+}
