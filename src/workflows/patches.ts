@@ -32,4 +32,6 @@ export const PATCHES = {
    * on the replicas it knows and terminates every replica of the failed version.
    */
   sweepAfterFailedRollout: 'sweep-after-failed-rollout',
+  /** A canary step taken while the canary has no traffic yet (a timed pause first) needs no passed analysis check. */
+  noAnalysisBeforeTraffic: 'no-analysis-before-traffic',
 } as const;

@@ -193,7 +193,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
         control.finish(control.phase === 'rolling_out' ? 'succeeded' : 'rolled_back');
         break;
       }
-      if (control.progress(reachedWeight, analysis ? analysis.allowsProgress() : true, Date.now())) {
+      if (control.progress(reachedWeight, analysisAllowsProgress(), Date.now())) {
         analysis?.stepChanged();
         continue;
       }
@@ -252,6 +252,17 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     replicaSeq: fleet.seq,
     endpoint: fleet.endpoint,
   };
+
+  /**
+   * Analysis holds a step until a check passed in it. A step before the canary has any traffic
+   * (a timed pause first) has nothing to check: it waited for a check that never came, until the
+   * timeout rolled it back. (Patched: a rollout started before this replays as it ran.)
+   */
+  function analysisAllowsProgress(): boolean {
+    if (!analysis) return true;
+    if (analysis.allowsProgress()) return true;
+    return canaryPercent === 0 && patched(PATCHES.noAnalysisBeforeTraffic);
+  }
 
   async function replicaLedStep(): Promise<PlanStep> {
     const rollingBack = control.phase === 'rolling_back';

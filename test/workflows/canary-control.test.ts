@@ -389,6 +389,21 @@ describe('analysis', () => {
       expect((await rolloutResult(d2.rolloutWorkflowId)).outcome).toBe('succeeded');
     });
   });
+
+  test('a timed pause before the canary has traffic ends on time: there is nothing to analyse yet', async () => {
+    await withWorker({}, async (world, tq) => {
+      const v1 = canary('warmup', 2, {
+        steps: [{ pause: { duration: '10m' } }, { weight: 50 }, { weight: 100 }],
+        analysis: { interval: '1m', max_error_rate: 0.05, min_requests: 10, failure_limit: 0 },
+      });
+      await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+      world.stats.set('warmup', Array.from({ length: 60 }, (_, i) => snapshot([100 * i, 0], [100 * i, 0])));
+      const d2 = await deploy(tq, v2(v1));
+      const result = await rolloutResult(d2.rolloutWorkflowId);
+      expect(result.outcome).toBe('succeeded');
+      expect(result.reason).toBeUndefined();
+    });
+  });
 });
 
 describe('change detection', () => {

@@ -193,6 +193,18 @@ const scenarios: Record<string, Scenario> = {
     await rolloutResult(d2.rolloutWorkflowId);
     return [d2.rolloutWorkflowId];
   },
+  async canary_pause_before_traffic_with_analysis(world, tq) {
+    const spec = serviceSpec({
+      name: 'h-warm',
+      replicas: 2,
+      rollout: { strategy: 'canary', max_surge: 1, max_unavailable: 0, timeout: '120m', steps: [{ pause: { duration: '10m' } }, { weight: 100 }], analysis: { interval: '1m', max_error_rate: 0.05, min_requests: 10, failure_limit: 0 } },
+    });
+    await rolloutResult((await deploy(tq, spec)).rolloutWorkflowId);
+    world.stats.set('h-warm', Array.from({ length: 60 }, (_, i) => ({ '1': { requests: 100 * i, errors5xx: 0, ttfbBuckets: [] }, '2': { requests: 100 * i, errors5xx: 0, ttfbBuckets: [] } })));
+    const d2 = await deploy(tq, v2(spec));
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
   async cancelled_rollout_cleanup_and_gc(world, tq) {
     const v1 = serviceSpec({ name: 'h-gc' });
     await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
