@@ -6,11 +6,12 @@
  * progress owns replicas the service does not know yet, so gc refuses to run during one.
  * Workflow code: deterministic, no I/O.
  */
-import { log, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, log, proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import type { ServiceSpec } from '../spec/types';
+import { failureMessage } from './failure-message';
 import { findStrays, sweepStrayReplicas, terminateStrays } from './stray-sweep';
-import type { GcInput, GcResult, ServiceState } from './types';
+import { GC_FAILED, type GcInput, type GcResult, type ServiceState } from './types';
 
 const { setTraffic } = proxyActivities<ReturnType<typeof createActivities>>({
   startToCloseTimeout: '5 seconds',
@@ -32,11 +33,13 @@ export function gcRefusal(state: ServiceState, pendingVersion: number | undefine
  * is terminated (its first replicas may be among those listed).
  */
 export async function collectGarbage(state: ServiceState, input: GcInput, busy: () => boolean): Promise<GcResult> {
-  const dryRun = input?.dryRun === true;
-  const found = (await findStrays({ service: state.name, keepReplicaIds: state.replicas.map((r) => r.id) }, `gc ${state.name}`)).filter((s) => !owns(state, s.replicaId));
-  if (busy()) return { service: state.name, dryRun, strays: found, terminated: [], note: 'a rollout started meanwhile: nothing was terminated; run gc again once it has ended' };
-  if (!dryRun) await terminateStrays(found);
-  return { service: state.name, dryRun, strays: found, terminated: dryRun ? [] : found.map((s) => s.replicaId) };
+  return failingClearly(state.name, async () => {
+    const dryRun = input?.dryRun === true;
+    const found = (await findStrays({ service: state.name, keepReplicaIds: state.replicas.map((r) => r.id) }, `gc ${state.name}`, 'interactive')).filter((s) => !owns(state, s.replicaId));
+    if (busy()) return { service: state.name, dryRun, strays: found, terminated: [], note: 'a rollout started meanwhile: nothing was terminated; run gc again once it has ended' };
+    if (!dryRun) await terminateStrays(found, 'interactive');
+    return { service: state.name, dryRun, strays: found, terminated: dryRun ? [] : found.map((s) => s.replicaId) };
+  });
 }
 
 /**
@@ -44,10 +47,21 @@ export async function collectGarbage(state: ServiceState, input: GcInput, busy: 
  * terminated): nothing owns any of its replicas.
  */
 export async function collectGarbageOfGone(service: string, input: GcInput): Promise<GcResult> {
-  const dryRun = input?.dryRun === true;
-  const found = await findStrays({ service, keepReplicaIds: [] }, `gc ${service}`);
-  if (!dryRun) await terminateStrays(found);
-  return { service, dryRun, strays: found, terminated: dryRun ? [] : found.map((s) => s.replicaId) };
+  return failingClearly(service, async () => {
+    const dryRun = input?.dryRun === true;
+    const found = await findStrays({ service, keepReplicaIds: [] }, `gc ${service}`, 'interactive');
+    if (!dryRun) await terminateStrays(found, 'interactive');
+    return { service, dryRun, strays: found, terminated: dryRun ? [] : found.map((s) => s.replicaId) };
+  });
+}
+
+/** A provider that cannot list or terminate fails the gc with its own words (type GcFailed), not "activity task failed". */
+async function failingClearly(service: string, gc: () => Promise<GcResult>): Promise<GcResult> {
+  try {
+    return await gc();
+  } catch (err) {
+    throw ApplicationFailure.create({ type: GC_FAILED, message: `gc of ${service} failed: ${failureMessage(err)}`, nonRetryable: true });
+  }
 }
 
 /**

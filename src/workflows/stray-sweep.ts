@@ -13,21 +13,31 @@ type Activities = ReturnType<typeof createActivities>;
 const PERMANENT = ['InvalidRequest', 'CredentialsError', 'ProviderNotConfigured'];
 
 // A listing is one paginated call per provider; terminating waits for each replica to stop
-// (its grace period, an instance shutting down): both heartbeat.
-const { findStrayReplicas, terminateStrayReplicas } = proxyActivities<Activities>({
-  startToCloseTimeout: '15 minutes',
-  heartbeatTimeout: HEARTBEAT_TIMEOUT,
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 20, nonRetryableErrorTypes: PERMANENT },
-});
+// (its grace period, an instance shutting down): both heartbeat. At a rollout's end there is
+// time to ride out a provider's bad minutes; someone waiting on `rollout gc` gets an answer
+// within seconds instead (and can run it again).
+const activities = {
+  sweep: proxyActivities<Activities>({
+    startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 20, nonRetryableErrorTypes: PERMANENT },
+  }),
+  interactive: proxyActivities<Activities>({
+    startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '4s', maximumAttempts: 3, nonRetryableErrorTypes: PERMANENT },
+  }),
+};
+export type SweepPace = keyof typeof activities;
 
 /** What the providers hold for the service that `input` does not keep. */
-export function findStrays(input: FindStrayReplicasInput, summary: string): Promise<StrayReplica[]> {
-  return findStrayReplicas.executeWithOptions({ summary: `find strays: ${summary}` }, [input]);
+export function findStrays(input: FindStrayReplicasInput, summary: string, pace: SweepPace = 'sweep'): Promise<StrayReplica[]> {
+  return activities[pace].findStrayReplicas.executeWithOptions({ summary: `find strays: ${summary}` }, [input]);
 }
 
-export async function terminateStrays(strays: StrayReplica[]): Promise<void> {
+export async function terminateStrays(strays: StrayReplica[], pace: SweepPace = 'sweep'): Promise<void> {
   if (strays.length === 0) return;
-  await terminateStrayReplicas.executeWithOptions({ summary: `terminate ${strays.map((s) => s.replicaId).join(', ')}` }, [
+  await activities[pace].terminateStrayReplicas.executeWithOptions({ summary: `terminate ${strays.map((s) => s.replicaId).join(', ')}` }, [
     { replicas: strays.map(({ provider, replicaId }) => ({ provider, replicaId })) },
   ]);
 }

@@ -218,6 +218,9 @@ export interface RolloutStatus {
   run: number;
 }
 
+/** The failure type of a gc that could not list or terminate (the CLI's exit 1). */
+export const GC_FAILED = 'GcFailed';
+
 export interface GcInput {
   /** List the strays, terminate nothing. */
   dryRun?: boolean;

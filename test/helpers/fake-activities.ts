@@ -50,6 +50,8 @@ export interface FakeWorld {
   statsReads: string[];
   /** Versions whose launches fail with this (retryable) provider error, every attempt. */
   launchFailures: Map<number, { type: string; message: string }>;
+  /** When set, listing strays fails with it (a provider whose credentials are refused). */
+  strayListingFailure?: { type: string; message: string };
   /** What gpuCapacity answers: null (default) = the provider counts no GPUs. */
   totalGpus: number | null;
   /** Replicas killed by the test (id → why), reported lost by the next watchFleet that covers them. */
@@ -161,6 +163,8 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
     ...createControlForwarding(client),
     // The "provider" lists what runs: a replica id is `<service>-v<version>-r<n>`.
     async findStrayReplicas(input: FindStrayReplicasInput) {
+      const failure = world.strayListingFailure;
+      if (failure) throw ApplicationFailure.create({ type: failure.type, message: failure.message, nonRetryable: true });
       const keep = new Set(input.keepReplicaIds);
       return [...world.running]
         .filter((id) => id.startsWith(`${input.service}-v`) && !keep.has(id) && (!input.versions || input.versions.includes(versionOf(id))))

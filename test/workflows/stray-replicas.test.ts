@@ -124,6 +124,18 @@ test('gc: a dry run lists the strays, gc terminates them, owned replicas stay; r
   });
 });
 
+test('gc whose provider cannot list fails with the provider\'s words; the service goes on', async () => {
+  await withWorker({}, async (world, tq) => {
+    const v1 = serviceSpec({ name: 'gc2' });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    world.strayListingFailure = { type: 'CredentialsError', message: 'DescribeInstances: AuthFailure (credentials refused)' };
+    await expect(gc('gc2')).rejects.toMatchObject({ cause: { type: 'GcFailed', message: 'gc of gc2 failed: DescribeInstances: AuthFailure (credentials refused)' } });
+    world.strayListingFailure = undefined;
+    expect((await gc('gc2')).strays).toEqual([]);
+    expect((await statusOf('gc2')).replicas.map((r) => r.status)).toEqual(['READY', 'READY']);
+  });
+});
+
 test('gc of a service with no workflow: every replica the provider holds for it is a stray', async () => {
   await withWorker({}, async (world, tq) => {
     world.running.add('gone-v3-r1');

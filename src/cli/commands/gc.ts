@@ -7,9 +7,9 @@
  * nothing is owned. The worker does the listing and terminating: the CLI needs no cloud
  * credentials.
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { gcUpdate } from '../../workflows/messages';
-import { gcWorkflowId, serviceWorkflowId, TASK_QUEUE, type GcResult } from '../../workflows/types';
+import { GC_FAILED, gcWorkflowId, serviceWorkflowId, TASK_QUEUE, type GcResult } from '../../workflows/types';
 import { connectClient, temporalTarget } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { serviceArgument } from '../service-name';
@@ -55,6 +55,8 @@ async function viaService(client: Client, service: string, input: { dryRun: bool
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
       const why = err.cause instanceof Error ? err.cause.message : err.message;
+      // A provider could not list or terminate: the gc ran and failed (exit 1).
+      if (err.cause instanceof ApplicationFailure && err.cause.type === GC_FAILED) throw new CliError(why, ExitCode.failed);
       // Refused (a rollout in progress): nothing done, the caller should try later.
       throw new CliError(`gc refused by ${serviceWorkflowId(service)}: ${why}`, ExitCode.invalidInput);
     }
@@ -68,6 +70,7 @@ async function viaGcWorkflow(client: Client, service: string, input: { dryRun: b
     const handle = await client.workflow.start('gcWorkflow', { workflowId, taskQueue: TASK_QUEUE, args: [service, input], staticSummary: `gc ${service}${input.dryRun ? ' (dry run)' : ''}` });
     return (await handle.result()) as GcResult;
   } catch (err) {
+    if (err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure && err.cause.type === GC_FAILED) throw new CliError(err.cause.message, ExitCode.failed);
     if (err instanceof WorkflowExecutionAlreadyStartedError) throw new CliError(`a gc of ${service} is already running (${workflowId}); wait for it`, ExitCode.failed);
     throw err;
   }
