@@ -54,12 +54,21 @@ describe('a service name on the command line: the spec\'s rule, exit 2, before T
     ['advance', ''],
     ['promote', 'a'.repeat(41)],
     ['rollback', 'snake_case'],
+    ['gc', 'Bad Name!'],
   ])('rollout %s %j', (command, name) => {
     expectRefused(rollout([command, name]), rule);
   });
 
   test('set-canary: the name is checked before the percent', () => {
     expectRefused(rollout(['set-canary', 'Bad Name!', '30']), rule);
+  });
+
+  test('gc --dry-run: the name is checked first; a good one with Temporal not answering is exit 3 (in JSON too)', () => {
+    expectRefused(rollout(['gc', 'X', '--dry-run']), rule);
+    const r = rollout(['gc', 'llm', '--dry-run', '-o', 'json']);
+    expect(r.status).toBe(3);
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { exitCode: 3, message: expect.stringMatching(/cannot reach Temporal at 127\.0\.0\.1:1/) } });
+    expect(rollout(['gc']).status).toBe(2); // no service: a usage error
   });
 
   test('serviceArgument accepts what the spec accepts', () => {
