@@ -261,6 +261,8 @@ suite('provider aws, end to end on an emulated EC2', () => {
     const r2 = await deploy;
     expect(r2.code).toBe(1);
     expect(r2.stderr).toMatch(/rolled back: timed out after 40s/);
+    // deploy --wait said so too, as it waited.
+    expect(r2.stderr).toMatch(/^\[\d\d:\d\d\] waiting: launchReplica failed .*no g6e\.xlarge capacity in us-east-1a–b/m);
     const report = await load.stop();
     expect(report.failures).toEqual([]);
     expect(Object.keys(report.versions)).toEqual(['v1']);

@@ -3,13 +3,14 @@
  * touching anything), starts the service workflow if needed and sends it a `deploy` update,
  * then optionally follows the rollout until it ends (exit 0 succeeded, 1 rolled back/failed).
  */
-import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { loadSpecFile, formatIssues } from '../../spec/load';
 import { literalSecretsIn } from '../../spec/secrets';
 import { deployUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../workflows/messages';
 import type { serviceWorkflow } from '../../workflows/service';
-import type { RolloutResult, RolloutStatus } from '../../workflows/types';
+import type { RolloutResult } from '../../workflows/types';
 import { serviceWorkflowId, TASK_QUEUE } from '../../workflows/types';
+import { describeWaiting, waitingOn } from '../waiting';
 import { connectClient, servingUiUrl, temporalTarget, workflowUiLink } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { describeProgress } from '../progress';
@@ -133,22 +134,29 @@ async function serviceRuns(handle: { describe: () => Promise<{ status: { name: s
   }
 }
 
-/** Prints a progress line whenever the rollout's state changes (stderr, so stdout stays parseable). */
-function followRollout(
-  handle: { query: (q: typeof rolloutStatusQuery) => Promise<RolloutStatus> },
-  pollMs: number,
-  quiet: boolean,
-): { stop: () => Promise<void> } {
+/**
+ * Prints a progress line whenever the rollout's state changes (stderr, so stdout stays parseable),
+ * and, every few seconds, what it waits for when an activity is being retried (no EC2 capacity).
+ */
+function followRollout(handle: WorkflowHandle, pollMs: number, quiet: boolean): { stop: () => Promise<void> } {
   let stopped = false;
   let last = '';
+  let lastWaiting = '';
+  let polls = 0;
   const started = Date.now();
+  const say = (line: string) => process.stderr.write(`[${elapsed(Date.now() - started)}] ${line}\n`);
   const loop = (async () => {
     while (!stopped) {
       try {
         const status = await handle.query(rolloutStatusQuery);
         const line = describeProgress(status);
-        if (line !== last && !quiet) process.stderr.write(`[${elapsed(Date.now() - started)}] ${line}\n`);
+        if (line !== last && !quiet) say(line);
         last = line;
+        if (!quiet && polls++ % WAITING_EVERY_POLLS === 0) {
+          const waiting = (await waitingOn(handle)).map((w) => describeWaiting({ ...w, nextAttemptAt: undefined })).join('; ');
+          if (waiting && waiting !== lastWaiting) say(`waiting: ${waiting}`);
+          lastWaiting = waiting;
+        }
       } catch {
         // The rollout may be finishing; the final result is read separately.
       }
@@ -162,6 +170,9 @@ function followRollout(
     },
   };
 }
+
+/** How often (in progress polls) `--wait` asks what the rollout waits for: a describe is dearer than a query. */
+const WAITING_EVERY_POLLS = 5;
 
 /** Waits (briefly) until the service workflow no longer lists the rollout as active. */
 export async function serviceSettled(
