@@ -20,7 +20,9 @@
  *     and of one that has no workflow;
  *  g. a serving instance terminated through the EC2 API is replaced by self-healing;
  *  h. a rollout workflow terminated from outside (the UI's Terminate): no instance of its
- *     version is left, v1 serves.
+ *     version is left, v1 serves;
+ *  i. bad configuration (an AMI EC2 does not know, a permission the worker lacks) fails the
+ *     rollout at its first launch, not at its timeout, saying what to fix; v1 serves.
  * The tests share one stack and one emulated EC2, each on a service (and instance types) of its own.
  */
 import { DescribeImagesCommand, DescribeInstancesCommand, RunInstancesCommand, TerminateInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
@@ -77,6 +79,7 @@ suite('provider aws, end to end on an emulated EC2', () => {
     replicas?: number;
     instanceType?: string;
     accelerators?: string;
+    imageId?: string;
     extraEnv?: Record<string, string>;
     initialDelay?: number;
     timeout?: string;
@@ -96,6 +99,7 @@ suite('provider aws, end to end on an emulated EC2', () => {
         '  provider: aws',
         ...(o.instanceType ? [`  instance_type: ${o.instanceType}`] : []),
         ...(o.accelerators ? [`  accelerators: "${o.accelerators}"`] : []),
+        ...(o.imageId ? [`  image_id: ${o.imageId}`] : []),
         'readiness_probe:',
         '  path: /health',
         `  initial_delay_seconds: ${o.initialDelay ?? 90}`,
@@ -368,5 +372,22 @@ suite('provider aws, end to end on an emulated EC2', () => {
     expect(ids(await live('cut', 1))).toEqual(ids(v1));
     const res = await fetch(`${stack.routerUrl}/cut/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'hi', max_tokens: 2 }) });
     expect({ status: res.status, version: res.headers.get('x-model-version') }).toEqual({ status: 200, version: 'v1' });
+  }, 300_000);
+
+  test.each([
+    ['InvalidAMIID.NotFound', "The image id '[ami-0badbad0]' does not exist", /InvalidAMIID\.NotFound.*check resources\.image_id/],
+    ['UnauthorizedOperation', 'You are not authorized to perform this operation.', /UnauthorizedOperation.*lacks a permission: see deploy\/aws\/iam-policy\.json/],
+  ])('i. bad configuration (%s) fails the rollout at its first launch, saying what to fix; v1 serves', async (code, message, said) => {
+    const name = code === 'UnauthorizedOperation' ? 'noperm' : 'badami';
+    const v1 = await deployV1(name);
+    const rule = aws.proxy.addRule({ action: 'RunInstances', match: (p) => p.get('ImageId') === 'ami-0badbad0', error: { code, message } });
+    const r2 = await rolloutCli(stack, ['deploy', awsSpec({ name, version: 'v2', instanceType: 'g4dn.xlarge', imageId: 'ami-0badbad0', timeout: '30m' }), '--wait']);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toMatch(said);
+    // Not retried: one call (the SDK does not retry a 4xx either), whatever the 30-minute timeout.
+    expect(aws.proxy.counts[rule]).toBe(1);
+    expect(ids(await live(name, 1))).toEqual(ids(v1));
+    expect(await instancesOf(name, { version: 2 })).toEqual([]);
+    expect((await statusJson(name)).traffic).toEqual({ '1': 100 });
   }, 300_000);
 });
