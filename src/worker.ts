@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createActivities } from './activities';
 import { HEARTBEAT_EVERY_MS } from './activities/heartbeat';
 import { secretDirsFrom } from './activities/secret-files';
-import { AWS_CONFIG_ENV, AwsProvider, awsWorkerConfigFromEnv, type AwsWorkerConfig } from './providers/aws';
+import { AWS_CONFIG_ENV, AwsProvider, awsConfigProblem, awsWorkerConfigFromEnv, type AwsWorkerConfig } from './providers/aws';
 import { LocalProvider } from './providers/local';
 import { replicaUserFrom, type ReplicaUser } from './providers/local/replica-identity';
 import type { Provider } from './providers/types';
@@ -93,11 +93,9 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
   } catch (err) {
     throw configError(err instanceof Error ? err.message : String(err));
   }
+  const awsProblem = awsConfigProblem(env);
+  if (awsProblem) throw configError(awsProblem);
   const aws = awsWorkerConfigFromEnv(env);
-  if (aws && !aws.ok) {
-    const fileProblem = aws.issues.find((i) => i.path === '(file)');
-    throw configError(fileProblem ? fileProblem.message : `${AWS_CONFIG_ENV} ${env[AWS_CONFIG_ENV]}: ${aws.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
-  }
   let stateDir: string;
   try {
     stateDir = prepareStateDir(env.ROLLOUT_STATE_DIR ?? '.rollout', 'ROLLOUT_STATE_DIR');

@@ -21,6 +21,17 @@ const GRPC_NOT_FOUND = 5;
 
 export function createControlForwarding(client: Client | undefined) {
   return {
+    /** Whether the service's workflow runs now (for a gc of a service that had none when the gc began). */
+    async serviceWorkflowRunning(input: { workflowId: string }): Promise<boolean> {
+      if (!client) throw ApplicationFailure.create({ type: 'ProviderNotConfigured', message: 'this worker has no Temporal client to look the service up with', nonRetryable: true });
+      try {
+        return (await client.workflow.getHandle(input.workflowId).describe()).status.name === 'RUNNING';
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError || (isGrpcServiceError(err) && err.code === GRPC_NOT_FOUND)) return false;
+        throw err;
+      }
+    },
+
     async controlRollout(input: ControlRolloutInput): Promise<RolloutStatus> {
       if (!client) {
         throw ApplicationFailure.create({ type: 'ProviderNotConfigured', message: 'this worker has no Temporal client to forward control updates with', nonRetryable: true });

@@ -25,8 +25,10 @@ export interface FindStrayReplicasInput {
 
 export interface StrayReplica {
   provider: string;
+  /** '' for an instance tagged for the service without a replica tag. */
   replicaId: string;
-  version: number;
+  /** null: its version tag is missing or not a version. */
+  version: number | null;
   /** The provider's state: running, exited (a record or a stopped instance left behind). */
   state: string;
   /** Pid locally, instance id on AWS. */
@@ -34,7 +36,9 @@ export interface StrayReplica {
 }
 
 export interface TerminateStrayReplicasInput {
-  replicas: Pick<StrayReplica, 'provider' | 'replicaId'>[];
+  /** Absent in activities scheduled before the field: then each is terminated by replica id. */
+  service?: string;
+  replicas: Pick<StrayReplica, 'provider' | 'replicaId' | 'externalId'>[];
 }
 
 export function createStrayReplicaActivities(providers: Record<string, Provider>) {
@@ -46,19 +50,26 @@ export function createStrayReplicaActivities(providers: Record<string, Provider>
       const versions = input.versions ? new Set(input.versions) : undefined;
       const out: StrayReplica[] = [];
       for (const [name, provider] of chosen(input.providers)) {
-        let listed;
+        const inVersions = (v: number | null) => !versions || (v !== null && versions.has(v));
         try {
-          listed = await heartbeatingWhile(() => provider.list(input.service));
+          if (provider.listHeld) {
+            // One entry per instance, by the provider's tags: those with no replica tag, junk tags,
+            // or a second instance of an owned id are strays too.
+            for (const h of await heartbeatingWhile(() => provider.listHeld!(input.service))) {
+              if ((h.replicaId && keep.has(h.replicaId) && !h.stray) || !inVersions(h.version)) continue;
+              out.push({ provider: name, replicaId: h.replicaId, version: h.version, state: h.state, externalId: h.externalId });
+            }
+            continue;
+          }
+          for (const r of await heartbeatingWhile(() => provider.list(input.service))) {
+            if (r.state === 'missing' || keep.has(r.replicaId) || r.service !== input.service || !inVersions(r.version)) continue;
+            out.push({ provider: name, replicaId: r.replicaId, version: r.version, state: r.state, externalId: r.externalId });
+          }
         } catch (err) {
           throw asFailure(err, `listing ${input.service}'s replicas on ${name}`);
         }
-        for (const r of listed) {
-          if (r.state === 'missing' || keep.has(r.replicaId) || r.service !== input.service) continue;
-          if (versions && !versions.has(r.version)) continue;
-          out.push({ provider: name, replicaId: r.replicaId, version: r.version, state: r.state, externalId: r.externalId });
-        }
       }
-      return out.sort((a, b) => a.replicaId.localeCompare(b.replicaId));
+      return out.sort((a, b) => a.replicaId.localeCompare(b.replicaId) || a.externalId.localeCompare(b.externalId));
     },
 
     /** Terminates each (idempotent: one that is gone already is fine); heartbeats throughout. */
@@ -66,15 +77,18 @@ export function createStrayReplicaActivities(providers: Record<string, Provider>
       const terminated: string[] = [];
       await heartbeatingWhile(
         async () => {
-          for (const r of input.replicas) {
-            const provider = providers[r.provider];
-            if (!provider) throw ApplicationFailure.create({ type: 'ProviderNotConfigured', message: `provider "${r.provider}" is not configured on this worker`, nonRetryable: true });
+          for (const [name, group] of groupBy(input.replicas, (r) => r.provider)) {
+            const provider = providers[name];
+            if (!provider) throw ApplicationFailure.create({ type: 'ProviderNotConfigured', message: `provider "${name}" is not configured on this worker`, nonRetryable: true });
             try {
-              await provider.terminate(r.replicaId);
+              // By instance, within the service: a stray tagged with another service's replica id
+              // must not take that service's replica with it.
+              if (provider.terminateHeld && input.service !== undefined) await provider.terminateHeld(input.service, group.map((r) => r.externalId));
+              else for (const r of group) await provider.terminate(r.replicaId);
             } catch (err) {
-              throw asFailure(err, `terminating ${r.replicaId} on ${r.provider}`);
+              throw asFailure(err, `terminating ${group.map((r) => r.replicaId || r.externalId).join(', ')} on ${name}`);
             }
-            terminated.push(r.replicaId);
+            terminated.push(...group.map((r) => r.replicaId || r.externalId));
           }
         },
         () => ({ terminated: terminated.length }),
@@ -82,6 +96,12 @@ export function createStrayReplicaActivities(providers: Record<string, Provider>
       return { terminated };
     },
   };
+}
+
+function groupBy<T>(items: T[], key: (t: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) out.set(key(item), [...(out.get(key(item)) ?? []), item]);
+  return out;
 }
 
 function asFailure(err: unknown, what: string): unknown {

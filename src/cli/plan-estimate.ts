@@ -139,7 +139,7 @@ export function renderEstimate(view: Pick<PlanView, 'estimate' | 'fromVersion' |
   if (spec.rollout.analysis && view.stages.some((s) => s.step !== undefined)) {
     lines.push(`${pad}analysis every ${spec.rollout.analysis.interval}: each step but the last waits for a check, every check assumed to pass`);
   }
-  if (e.price) lines.push(pad + renderPrice(e.price, e.extraCostUsd));
+  if (e.price) lines.push(pad + renderPrice(e.price, e.extraCostUsd, spec));
   if (e.indefinitePauses > 0) {
     const held = e.extraReplicasWhileHeld > 0 ? `: ${e.extraReplicasWhileHeld} replica(s) above the steady state for as long as it holds` : '';
     lines.push(`${pad}a lower bound: ${e.indefinitePauses} pause(s) until resumed not counted (each holds until someone lets the rollout go on)${held}`);
@@ -149,9 +149,13 @@ export function renderEstimate(view: Pick<PlanView, 'estimate' | 'fromVersion' |
   return lines;
 }
 
-function renderPrice(price: AwsPrice, costUsd: number | undefined): string {
+function renderPrice(price: AwsPrice, costUsd: number | undefined, spec: ServiceSpec): string {
   const where = `${price.region}, catalog prices of ${price.pricesAsOf}`;
-  if (price.instanceType === null) return 'no dollar figure: the instance type comes from the launch template (not in the catalog)';
+  if (price.instanceType === null) {
+    return spec.resources.accelerators && !spec.resources.launch_template
+      ? `no dollar figure: the catalog has no instance type for accelerators ${spec.resources.accelerators} (a deploy refuses it: set instance_type)`
+      : 'no dollar figure: the instance type comes from the launch template (not in the catalog)';
+  }
   if (price.onDemandUsdPerHour === null || costUsd === undefined) {
     return catalogEntry(price.instanceType)
       ? `no dollar figure: the catalog has no price it is sure of for ${price.instanceType}`

@@ -6,6 +6,9 @@ import type { ServiceStatus } from '../workflows/types';
 import { serviceWorkflowId } from '../workflows/types';
 import { CliError, ExitCode } from './errors';
 
+/** No workflow for the service at all (never deployed, or its history is gone): exit 1. */
+export class ServiceNotFoundError extends CliError {}
+
 export async function serviceStatus(client: Client, service: string): Promise<{ handle: WorkflowHandle; status: ServiceStatus }> {
   const handle = client.workflow.getHandle(serviceWorkflowId(service));
   try {
@@ -16,7 +19,7 @@ export async function serviceStatus(client: Client, service: string): Promise<{ 
     return { handle, status: await handle.query(serviceStatusQuery) };
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
-      throw new CliError(`no service named "${service}" (no workflow ${serviceWorkflowId(service)}); deploy it with \`rollout deploy <spec.yaml>\``, ExitCode.failed);
+      throw new ServiceNotFoundError(`no service named "${service}" (no workflow ${serviceWorkflowId(service)}); deploy it with \`rollout deploy <spec.yaml>\``, ExitCode.failed);
     }
     throw err;
   }

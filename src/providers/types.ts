@@ -46,6 +46,20 @@ export interface ReplicaDescription extends ReplicaHandle {
   exitInfo?: string;
 }
 
+/** One thing a provider holds for a service (an EC2 instance), as `rollout gc` sees it. */
+export interface HeldReplica {
+  /** Its replica tag; '' when it has none. */
+  replicaId: string;
+  /** Its version tag; null when missing or not a version. */
+  version: number | null;
+  /** The provider's own state name (running, stopped, shutting-down…). */
+  state: string;
+  /** The instance id. */
+  externalId: string;
+  /** It cannot be the replica its tag names (tags that disagree with the id, a younger duplicate): a stray whoever owns the id. */
+  stray: boolean;
+}
+
 export interface GpuInventory {
   total: number;
   free: number;
@@ -81,4 +95,12 @@ export interface Provider {
   list(service?: string): Promise<ReplicaDescription[]>;
   /** GPU inventory (total/free). */
   gpus(): Promise<GpuInventory>;
+  /**
+   * Optional, for providers whose resources can exist without a record of ours (EC2 instances,
+   * found by tag): every one held for the service, one entry each; `rollout gc` and the sweeps
+   * use it instead of `list`, and terminate with `terminateHeld` (by external id, within the
+   * service: nothing of another service is touched).
+   */
+  listHeld?(service: string): Promise<HeldReplica[]>;
+  terminateHeld?(service: string, externalIds: string[]): Promise<void>;
 }

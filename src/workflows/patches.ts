@@ -34,4 +34,6 @@ export const PATCHES = {
   sweepAfterFailedRollout: 'sweep-after-failed-rollout',
   /** A canary step taken while the canary has no traffic yet (a timed pause first) needs no passed analysis check. */
   noAnalysisBeforeTraffic: 'no-analysis-before-traffic',
+  /** An activity that failed for good ends the rollout as failed (with its message) instead of failing the workflow. */
+  activityFailureEndsRollout: 'activity-failure-ends-rollout',
 } as const;

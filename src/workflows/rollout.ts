@@ -11,12 +11,13 @@
  * message, the deadline, a timed pause or the next analysis. Control state lives in
  * `RolloutControl`; rolling back is the same loop with the old version as the target.
  */
-import { allHandlersFinished, condition, continueAsNew, log, patched, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, condition, continueAsNew, log, patched, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import { canarySteps, isTrafficLed, planCanaryStep, planStep, surgePercentOf, trafficPercentByVersion } from '../plan';
 import type { PlanStep } from '../plan/types';
 import { parseDurationMs } from '../spec/duration';
 import type { ServiceSpec } from '../spec/types';
 import { CanaryAnalysis } from './canary-analysis';
+import { failureMessage } from './failure-message';
 import {
   advanceSignal,
   controlUpdate,
@@ -147,80 +148,90 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   const shortfall = !carried && patched(PATCHES.gpuShortfallFailsFast) ? await fleet.gpuShortfall(toSpec) : undefined;
   if (shortfall) rollBack(`not enough GPUs: ${shortfall}`);
 
-  for (;;) {
-    const now = Date.now();
-    if (control.timedOut(now)) {
-      if (control.phase === 'rolling_out') rollBack(`timed out after ${toSpec.rollout.timeout}`);
-      else {
-        control.finish('failed', `${control.reason ?? 'rollback'}; the rollback did not complete in time`);
-        // What is still loading serves nothing: remove it rather than leave it behind. Traffic
-        // stays on the READY replicas; the service's next deploy replaces every replica.
-        note = 'removing the replicas that are not ready';
-        await fleet.remove(fleet.records().filter((r) => r.status !== 'READY').map((r) => r.id));
-        break;
-      }
-    }
-    control.takeChanged();
-    fleet.settled();
-
-    if (analysis && canaryPercent > 0 && control.phase === 'rolling_out' && analysis.due(now)) {
-      const verdict = await analysis.check(input.toVersion, input.fromVersion);
-      if (verdict.rollback) rollBack(`analysis failed: ${verdict.reasons.join('; ')}`);
-      continue;
-    }
-
-    if (!control.holdsTraffic()) {
-      if (!hasPrimary && control.phase === 'rolling_back') {
-        // A first deploy has nothing to roll back to: remove everything it started.
-        note = 'removing every replica of the failed first deploy';
-        await fleet.setTraffic([]);
-        await fleet.remove(fleet.records().map((r) => r.id));
-        control.finish('failed');
-        break;
-      }
-      const step = control.trafficLed ? await trafficLedStep() : await replicaLedStep();
-      note = step.note;
-      setCurrentDetails(`**${status().phase}** (v${input.fromVersion} → v${input.toVersion}): ${note}`);
-      await fleet.setTraffic(step.traffic);
-      canaryPercent = trafficPercentByVersion(step.traffic)[String(input.toVersion)] ?? 0;
-      if (inPlace) canaryPercent = 0;
-      await fleet.remove(step.remove);
-      if (step.done) {
-        if (inPlace && control.phase === 'rolling_out') {
-          await fleet.relabel(input.fromVersion, input.toVersion);
-          note = `done: ${toSpec.replicas} v${input.toVersion} replica(s) ready, none restarted`;
+  try {
+    for (;;) {
+      const now = Date.now();
+      if (control.timedOut(now)) {
+        if (control.phase === 'rolling_out') rollBack(`timed out after ${toSpec.rollout.timeout}`);
+        else {
+          control.finish('failed', `${control.reason ?? 'rollback'}; the rollback did not complete in time`);
+          // What is still loading serves nothing: remove it rather than leave it behind. Traffic
+          // stays on the READY replicas; the service's next deploy replaces every replica.
+          note = 'removing the replicas that are not ready';
+          await fleet.remove(fleet.records().filter((r) => r.status !== 'READY').map((r) => r.id));
+          break;
         }
-        control.finish(control.phase === 'rolling_out' ? 'succeeded' : 'rolled_back');
-        break;
       }
-      if (control.progress(reachedWeight, analysisAllowsProgress(), Date.now())) {
-        analysis?.stepChanged();
+      control.takeChanged();
+      fleet.settled();
+
+      if (analysis && canaryPercent > 0 && control.phase === 'rolling_out' && analysis.due(now)) {
+        const verdict = await analysis.check(input.toVersion, input.fromVersion);
+        if (verdict.rollback) rollBack(`analysis failed: ${verdict.reasons.join('; ')}`);
         continue;
       }
-      if (step.remove.length > 0) continue; // capacity was freed: plan again at once
-    }
 
-    // A long hold: carry on in a fresh run before the history nears its limits. Only when all is
-    // still (every replica READY, nothing launching or being removed), so no activity is cut off
-    // half-way. (Patched: a rollout started before this replays as it ran.)
-    if (control.phase === 'rolling_out' && historyIsLong() && fleet.quiet() && patched(PATCHES.rolloutContinuesAsNew)) {
-      // The watches are not cancelled first: the run's end drops them (a running one is told so
-      // at its next heartbeat), and the next run starts its own.
-      await condition(allHandlersFinished);
-      return continueAsNew<typeof rolloutWorkflow>({
-        ...input,
-        replicas: fleet.records(),
-        replicaSeq: fleet.seq,
-        carried: { control: control.snapshot(), analysis: analysis?.snapshot(), note, canaryPercent, reachedWeight, traffic: fleet.traffic, endpoint: fleet.endpoint, run: run + 1 },
-      });
-    }
+      if (!control.holdsTraffic()) {
+        if (!hasPrimary && control.phase === 'rolling_back') {
+          // A first deploy has nothing to roll back to: remove everything it started.
+          note = 'removing every replica of the failed first deploy';
+          await fleet.setTraffic([]);
+          await fleet.remove(fleet.records().map((r) => r.id));
+          control.finish('failed');
+          break;
+        }
+        const step = control.trafficLed ? await trafficLedStep() : await replicaLedStep();
+        note = step.note;
+        setCurrentDetails(`**${status().phase}** (v${input.fromVersion} → v${input.toVersion}): ${note}`);
+        await fleet.setTraffic(step.traffic);
+        canaryPercent = trafficPercentByVersion(step.traffic)[String(input.toVersion)] ?? 0;
+        if (inPlace) canaryPercent = 0;
+        await fleet.remove(step.remove);
+        if (step.done) {
+          if (inPlace && control.phase === 'rolling_out') {
+            await fleet.relabel(input.fromVersion, input.toVersion);
+            note = `done: ${toSpec.replicas} v${input.toVersion} replica(s) ready, none restarted`;
+          }
+          control.finish(control.phase === 'rolling_out' ? 'succeeded' : 'rolled_back');
+          break;
+        }
+        if (control.progress(reachedWeight, analysisAllowsProgress(), Date.now())) {
+          analysis?.stepChanged();
+          continue;
+        }
+        if (step.remove.length > 0) continue; // capacity was freed: plan again at once
+      }
 
-    const wakeAt = [control.deadlineAt(Date.now()), control.pauseStepEndsAt(Date.now()), analysis && canaryPercent > 0 ? analysis.nextAt() : undefined]
-      .filter((t): t is number => typeof t === 'number')
-      .reduce((a, b) => Math.min(a, b), Infinity);
-    const woke = () => fleet.hasChanged() || control.hasChanged();
-    if (wakeAt === Infinity) await condition(woke);
-    else await condition(woke, Math.max(1, wakeAt - Date.now()));
+      // A long hold: carry on in a fresh run before the history nears its limits. Only when all is
+      // still (every replica READY, nothing launching or being removed), so no activity is cut off
+      // half-way. (Patched: a rollout started before this replays as it ran.)
+      if (control.phase === 'rolling_out' && historyIsLong() && fleet.quiet() && patched(PATCHES.rolloutContinuesAsNew)) {
+        // The watches are not cancelled first: the run's end drops them (a running one is told so
+        // at its next heartbeat), and the next run starts its own.
+        await condition(allHandlersFinished);
+        return continueAsNew<typeof rolloutWorkflow>({
+          ...input,
+          replicas: fleet.records(),
+          replicaSeq: fleet.seq,
+          carried: { control: control.snapshot(), analysis: analysis?.snapshot(), note, canaryPercent, reachedWeight, traffic: fleet.traffic, endpoint: fleet.endpoint, run: run + 1 },
+        });
+      }
+
+      const wakeAt = [control.deadlineAt(Date.now()), control.pauseStepEndsAt(Date.now()), analysis && canaryPercent > 0 ? analysis.nextAt() : undefined]
+        .filter((t): t is number => typeof t === 'number')
+        .reduce((a, b) => Math.min(a, b), Infinity);
+      const woke = () => fleet.hasChanged() || control.hasChanged();
+      if (wakeAt === Infinity) await condition(woke);
+      else await condition(woke, Math.max(1, wakeAt - Date.now()));
+    }
+  } catch (err) {
+    // An activity that failed for good (a provider refusing its credentials on terminate, a router
+    // gone for minutes) ends the rollout as failed, saying why, instead of failing the workflow:
+    // the service records the outcome and `deploy --wait` exits 1 with the reason. (Patched: a
+    // rollout started before this replays as it ran.)
+    if (!(err instanceof ActivityFailure) || !patched(PATCHES.activityFailureEndsRollout)) throw err;
+    log.error('an activity failed for good: the rollout fails', { error: failureMessage(err) });
+    control.finish('failed', `${control.reason ? `${control.reason}; then ` : ''}${failureMessage(err)}`);
   }
 
   await fleet.stopWatching();

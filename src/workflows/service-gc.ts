@@ -6,14 +6,15 @@
  * progress owns replicas the service does not know yet, so gc refuses to run during one.
  * Workflow code: deterministic, no I/O.
  */
-import { ApplicationFailure, log, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import type { ServiceSpec } from '../spec/types';
 import { failureMessage } from './failure-message';
-import { findStrays, sweepStrayReplicas, terminateStrays } from './stray-sweep';
-import { GC_FAILED, type GcInput, type GcResult, type ServiceState } from './types';
+import { GC_START_WITHIN_MS } from './gc-limits';
+import { findStrays, ownedSince, sweepStrayReplicas, terminateStrays } from './stray-sweep';
+import { GC_FAILED, serviceWorkflowId, type GcInput, type GcResult, type ServiceState } from './types';
 
-const { setTraffic } = proxyActivities<ReturnType<typeof createActivities>>({
+const { setTraffic, serviceWorkflowRunning } = proxyActivities<ReturnType<typeof createActivities>>({
   startToCloseTimeout: '5 seconds',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 30 },
 });
@@ -35,10 +36,11 @@ export function gcRefusal(state: ServiceState, pendingVersion: number | undefine
 export async function collectGarbage(state: ServiceState, input: GcInput, busy: () => boolean): Promise<GcResult> {
   return failingClearly(state.name, async () => {
     const dryRun = input?.dryRun === true;
-    const found = (await findStrays({ service: state.name, keepReplicaIds: state.replicas.map((r) => r.id) }, `gc ${state.name}`, 'interactive')).filter((s) => !owns(state, s.replicaId));
+    const keep = state.replicas.map((r) => r.id);
+    const found = (await findStrays({ service: state.name, keepReplicaIds: keep }, `gc ${state.name}`, 'interactive')).filter((s) => !ownedSince(keep, s, (id) => owns(state, id)));
     if (busy()) return { service: state.name, dryRun, strays: found, terminated: [], note: 'a rollout started meanwhile: nothing was terminated; run gc again once it has ended' };
-    if (!dryRun) await terminateStrays(found, 'interactive');
-    return { service: state.name, dryRun, strays: found, terminated: dryRun ? [] : found.map((s) => s.replicaId) };
+    if (!dryRun) await terminateStrays(state.name, found, 'interactive');
+    return { service: state.name, dryRun, strays: found, terminated: dryRun ? [] : found.map((s) => s.replicaId || s.externalId) };
   });
 }
 
@@ -47,11 +49,22 @@ export async function collectGarbage(state: ServiceState, input: GcInput, busy: 
  * terminated): nothing owns any of its replicas.
  */
 export async function collectGarbageOfGone(service: string, input: GcInput): Promise<GcResult> {
+  const dryRun = input?.dryRun === true;
+  // A gc nobody picked up while its caller waited (no worker: the CLI gave up) must not act later.
+  const waitedMs = Date.now() - workflowInfo().startTime.getTime();
+  const within = input?.startWithinMs ?? GC_START_WITHIN_MS;
+  if (waitedMs > within) {
+    return { service, dryRun, strays: [], terminated: [], note: `not run: no worker picked this gc up within ${within / 1000} s of its start (it waited ${Math.round(waitedMs / 1000)} s); run it again` };
+  }
   return failingClearly(service, async () => {
-    const dryRun = input?.dryRun === true;
     const found = await findStrays({ service, keepReplicaIds: [] }, `gc ${service}`, 'interactive');
-    if (!dryRun) await terminateStrays(found, 'interactive');
-    return { service, dryRun, strays: found, terminated: dryRun ? [] : found.map((s) => s.replicaId) };
+    // A deploy may have started the service while the providers were listed: its first replicas
+    // would be among them. It owns them now: nothing is terminated.
+    if (!dryRun && found.length && (await serviceWorkflowRunning.executeWithOptions({ summary: `is ${serviceWorkflowId(service)} running?` }, [{ workflowId: serviceWorkflowId(service) }]))) {
+      return { service, dryRun, strays: found, terminated: [], note: `${service} was deployed while its replicas were being listed: nothing was terminated; run gc again (the service answers it now)` };
+    }
+    if (!dryRun) await terminateStrays(service, found, 'interactive');
+    return { service, dryRun, strays: found, terminated: dryRun ? [] : found.map((s) => s.replicaId || s.externalId) };
   });
 }
 

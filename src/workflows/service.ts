@@ -214,7 +214,7 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
       } catch (err) {
         // The rollout workflow itself failed (terminated, or a bug): keep the last known state.
         log.error('rollout workflow failed', { workflowId, error: String(err) });
-        summary = { version, workflowId, outcome: 'failed', reason: `rollout workflow failed: ${String(err)}` };
+        summary = { version, workflowId, outcome: 'failed', reason: `rollout workflow failed: ${failureMessage(err)}` };
         pending = undefined;
         // It did not roll back: what it launched would run on, unowned. (Patched: a service
         // replaying a history from before this ran nothing here.)

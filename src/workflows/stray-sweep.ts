@@ -35,11 +35,20 @@ export function findStrays(input: FindStrayReplicasInput, summary: string, pace:
   return activities[pace].findStrayReplicas.executeWithOptions({ summary: `find strays: ${summary}` }, [input]);
 }
 
-export async function terminateStrays(strays: StrayReplica[], pace: SweepPace = 'sweep'): Promise<void> {
+export async function terminateStrays(service: string, strays: StrayReplica[], pace: SweepPace = 'sweep'): Promise<void> {
   if (strays.length === 0) return;
-  await activities[pace].terminateStrayReplicas.executeWithOptions({ summary: `terminate ${strays.map((s) => s.replicaId).join(', ')}` }, [
-    { replicas: strays.map(({ provider, replicaId }) => ({ provider, replicaId })) },
+  await activities[pace].terminateStrayReplicas.executeWithOptions({ summary: `terminate ${strays.map((s) => s.replicaId || s.externalId).join(', ')}` }, [
+    { service, replicas: strays.map(({ provider, replicaId, externalId }) => ({ provider, replicaId, externalId })) },
   ]);
+}
+
+/**
+ * Whether a listed stray is a replica the workflow came to own after the listing's keep list was
+ * made (its record precedes its launch). One whose id was kept already is listed only because the
+ * provider marks it a stray (a duplicate, tags that disagree with the id): it stays a stray.
+ */
+export function ownedSince(keptAtStart: string[], stray: StrayReplica, ownedNow: ((replicaId: string) => boolean) | undefined): boolean {
+  return !!stray.replicaId && !keptAtStart.includes(stray.replicaId) && ownedNow?.(stray.replicaId) === true;
 }
 
 /**
@@ -47,7 +56,7 @@ export async function terminateStrays(strays: StrayReplica[], pace: SweepPace = 
  * listing ran), then terminated. Returns what was terminated.
  */
 export async function sweepStrayReplicas(input: FindStrayReplicasInput, opts: { stillOwned?: (replicaId: string) => boolean; summary: string }): Promise<StrayReplica[]> {
-  const strays = (await findStrays(input, opts.summary)).filter((s) => !opts.stillOwned?.(s.replicaId));
-  await terminateStrays(strays);
+  const strays = (await findStrays(input, opts.summary)).filter((s) => !ownedSince(input.keepReplicaIds, s, opts.stillOwned));
+  await terminateStrays(input.service, strays);
   return strays;
 }

@@ -224,6 +224,8 @@ export const GC_FAILED = 'GcFailed';
 export interface GcInput {
   /** List the strays, terminate nothing. */
   dryRun?: boolean;
+  /** gc-<service> only: a run that starts later than this after the workflow's start does nothing (default GC_START_WITHIN_MS). */
+  startWithinMs?: number;
 }
 
 /** What `rollout gc` found (and terminated, unless a dry run). */

@@ -17,10 +17,15 @@
  *  e. the worker is killed right after RunInstances took effect and restarted: exactly one
  *     instance exists for that replica;
  *  f. `rollout gc` finds and terminates a planted orphan (dry run first), of a running service
- *     and of one that has no workflow;
+ *     and of one that has no workflow; a stray of another service carrying one of its replica
+ *     ids takes nothing of the service with it;
  *  g. a serving instance terminated through the EC2 API is replaced by self-healing;
  *  h. a rollout workflow terminated from outside (the UI's Terminate): no instance of its
  *     version is left, v1 serves;
+ *  j. a service whose workflow was terminated is deployed again (versions start at 1 again):
+ *     the old instances, same replica ids but another spec, are replaced, not adopted;
+ *  k. EC2 refuses the worker's credentials on TerminateInstances mid-rollout: the rollout ends
+ *     as failed saying so, and `deploy --wait` exits 1 (it used to hang);
  *  i. bad configuration (an AMI EC2 does not know, a permission the worker lacks) fails the
  *     rollout at its first launch, not at its timeout, saying what to fix; v1 serves.
  * The tests share one stack and one emulated EC2, each on a service (and instance types) of its own.
@@ -141,7 +146,7 @@ suite('provider aws, end to end on an emulated EC2', () => {
             Tags: [
               { Key: TAGS.service, Value: service },
               { Key: TAGS.version, Value: String(version) },
-              { Key: TAGS.replica, Value: replicaId },
+              ...(replicaId ? [{ Key: TAGS.replica, Value: replicaId }] : []),
             ],
           },
         ],
@@ -318,6 +323,16 @@ suite('provider aws, end to end on an emulated EC2', () => {
     await processesGone(orphan);
     expect((await rolloutCli(stack, ['gc', 'gc'])).stdout).toMatch(/no stray replicas of gc/);
 
+    // A stray of another service that carries one of gc's replica ids (and one with no replica
+    // tag): gc of that other service terminates them, and never gc's own instance of that id.
+    const thief = await plantInstance('thief', 1, 'gc-v1-r1');
+    const untagged = await plantInstance('thief', 1, '');
+    const t = await rolloutCli(stack, ['gc', 'thief', '-o', 'json']);
+    expect(t.code).toBe(0);
+    expect(JSON.parse(t.stdout).strays.map((s: { externalId: string }) => s.externalId).sort()).toEqual([thief, untagged].sort());
+    expect(await live('thief')).toEqual([]);
+    expect(ids(await live('gc'))).toEqual(serving);
+
     // No service workflow at all: every instance tagged for it is a stray.
     const ghost = await plantInstance('ghost', 3, 'ghost-v3-r1');
     const g = await rolloutCli(stack, ['gc', 'ghost', '-o', 'json']);
@@ -389,5 +404,39 @@ suite('provider aws, end to end on an emulated EC2', () => {
     expect(ids(await live(name, 1))).toEqual(ids(v1));
     expect(await instancesOf(name, { version: 2 })).toEqual([]);
     expect((await statusJson(name)).traffic).toEqual({ '1': 100 });
+  }, 300_000);
+
+  test('j. a service whose workflow was terminated, deployed again: the old instances (same ids, another spec) are replaced, not adopted', async () => {
+    const before = await deployV1('reborn', { replicas: 1, extraEnv: { MODEL_NAME: 'old' } });
+    // First deploy of a service nobody has yet, planned with Temporal up: a first deploy.
+    const plan = await rolloutCli(stack, ['plan', awsSpec({ name: 'newcomer', version: 'v1', instanceType: 'g4dn.xlarge' }), '-o', 'json']);
+    expect(JSON.parse(plan.stdout)).toMatchObject({ fromVersion: 0, toVersion: 1 });
+    const connection = await Connection.connect({ address: stack.temporalAddress });
+    try {
+      await new Client({ connection }).workflow.getHandle('service-reborn').terminate('by hand, from the test');
+    } finally {
+      await connection.close();
+    }
+    const again = await rolloutCli(stack, ['deploy', awsSpec({ name: 'reborn', version: 'v1', instanceType: 'g4dn.xlarge', replicas: 1, extraEnv: { MODEL_NAME: 'new' } }), '--wait']);
+    expect({ code: again.code, stderr: again.stderr }).toMatchObject({ code: 0 });
+    const now = await live('reborn');
+    expect(now).toHaveLength(1);
+    expect(ids(now)).not.toEqual(ids(before));
+    await processesGone(before[0].InstanceId!);
+    const res = await fetch(`${stack.routerUrl}/reborn/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'hi', max_tokens: 2 }) });
+    const body = (await res.json()) as { model?: string };
+    expect({ status: res.status, model: body.model }).toEqual({ status: 200, model: 'new' });
+  }, 300_000);
+
+  test("k. EC2 refuses the worker's credentials on TerminateInstances mid-rollout: the rollout fails saying so, deploy --wait exits 1", async () => {
+    await deployV1('noterm', { replicas: 1 });
+    aws.proxy.addRule({ action: 'TerminateInstances', error: { code: 'AuthFailure', message: 'AWS was not able to validate the provided access credentials' } });
+    const r2 = await rolloutCli(stack, ['deploy', awsSpec({ name: 'noterm', version: 'v2', instanceType: 'g4dn.xlarge', replicas: 1 }), '--wait'], 180_000);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toMatch(/✘ noterm v2 failed: .*AuthFailure.*credentials were refused/);
+    const s = await statusJson('noterm');
+    expect(s.lastRollout).toMatchObject({ version: 2, outcome: 'failed', reason: expect.stringMatching(/AuthFailure/) });
+    aws.proxy.clearRules();
+    // With the credentials good again, gc (and the service) can clean up what the failed rollout left.
   }, 300_000);
 });

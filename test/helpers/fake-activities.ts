@@ -50,6 +50,8 @@ export interface FakeWorld {
   statsReads: string[];
   /** Versions whose launches fail with this (retryable) provider error, every attempt. */
   launchFailures: Map<number, { type: string; message: string }>;
+  /** When set, terminating fails with it, for good (a provider that refuses the worker's credentials). */
+  terminateFailure?: { type: string; message: string };
   /** When set, listing strays fails with it (a provider whose credentials are refused). */
   strayListingFailure?: { type: string; message: string };
   /** What gpuCapacity answers: null (default) = the provider counts no GPUs. */
@@ -229,6 +231,8 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
       return { drained: true, inflight: 0 };
     },
     async terminateReplica(input: TerminateReplicaInput) {
+      const failure = world.terminateFailure;
+      if (failure) throw ApplicationFailure.create({ type: failure.type, message: failure.message, nonRetryable: true });
       const held = terminationHolds.get(input.replicaId);
       if (held) await heldUntil(held);
       // A killed replica is terminated too (its record and resources), once.

@@ -225,7 +225,7 @@ describe('describe, terminate, list', () => {
     expect((await p.describe('heal-v1-r1')).externalId).toBe(second.externalId);
   });
 
-  test('list(service) has one entry per live replica; listByService gives version and replica tags', async () => {
+  test('list(service) has one entry per live replica; listHeld one per instance, with its tags', async () => {
     const p = provider();
     await p.launch(request('lst-v1-r1'));
     await p.launch(request('lst-v2-r2'));
@@ -237,12 +237,71 @@ describe('describe, terminate, list', () => {
       ['lst-v1-r1', 1, 'running'],
       ['lst-v2-r2', 2, 'running'],
     ]);
-    const tagged = await p.listByService('lst');
-    expect(tagged.map((t) => [t.replicaId, t.version, t.state]).sort()).toEqual([
-      ['lst-v1-r1', 1, 'running'],
-      ['lst-v2-r2', 2, 'running'],
+    const held = await p.listHeld('lst');
+    expect(held.map((t) => [t.replicaId, t.version, t.state, t.stray]).sort()).toEqual([
+      ['lst-v1-r1', 1, 'running', false],
+      ['lst-v2-r2', 2, 'running', false],
     ]);
     expect((await p.list()).map((d) => d.replicaId)).toEqual(expect.arrayContaining(['lst-v1-r1', 'other-v1-r1']));
+  });
+
+  /** An instance made by hand with our tags (`undefined`: the tag left out). */
+  async function plant(tags: Record<string, string | undefined>): Promise<string> {
+    const Tags = Object.entries(tags).flatMap(([Key, Value]) => (Value === undefined ? [] : [{ Key: `gpu-rollout:${Key}`, Value }]));
+    const out = await ec2.send(new RunInstancesCommand({ ImageId: AMI, InstanceType: 'g6.xlarge', MinCount: 1, MaxCount: 1, SubnetId: subnets[0].id, TagSpecifications: [{ ResourceType: 'instance', Tags }] }));
+    return out.Instances![0].InstanceId!;
+  }
+  const stateOf = async (id: string) => (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0].Instances![0].State?.Name;
+
+  test("an instance tagged for another service with a replica's id is never that replica, and gc's terminate touches only its own service", async () => {
+    const p = provider();
+    const victim = await p.launch(request('victim-v1-r1'));
+    const thief = await plant({ service: 'thief', version: '1', replica: 'victim-v1-r1' });
+    expect((await p.describe('victim-v1-r1')).externalId).toBe(victim.externalId);
+    const held = await p.listHeld('thief');
+    expect(held).toEqual([{ replicaId: 'victim-v1-r1', version: 1, state: 'running', externalId: thief, stray: true }]);
+    await p.terminateHeld('thief', [thief, victim.externalId]);
+    expect(await stateOf(thief)).toBe('terminated');
+    expect(await stateOf(victim.externalId)).toBe('running');
+    await p.terminate('victim-v1-r1');
+    expect(await stateOf(victim.externalId)).toBe('terminated');
+  });
+
+  test('listHeld: instances without a replica tag, with junk tags or a second one of an id, are strays', async () => {
+    const p = provider();
+    const real = await p.launch(request('bogus-v1-r1'));
+    const noReplica = await plant({ service: 'bogus', version: '1' });
+    const junkVersion = await plant({ service: 'bogus', version: 'abc', replica: 'bogus-v1-r2' });
+    const badId = await plant({ service: 'bogus', version: '1', replica: 'bad id with spaces' });
+    const twin = await plant({ service: 'bogus', version: '9', replica: 'bogus-v1-r1' });
+    const younger = await plant({ service: 'bogus', version: '1', replica: 'bogus-v1-r1' });
+    const held = new Map((await p.listHeld('bogus')).map((h) => [h.externalId, h]));
+    // Of two instances of one id with agreeing tags, the one describe() calls the replica stays
+    // (the older; launched in the same second, the one with the lower id); the other is a stray.
+    const replica = (await p.describe('bogus-v1-r1')).externalId;
+    expect([real.externalId, younger]).toContain(replica);
+    const duplicate = replica === real.externalId ? younger : real.externalId;
+    expect(held.get(replica)).toMatchObject({ replicaId: 'bogus-v1-r1', version: 1, stray: false });
+    expect(held.get(duplicate)).toMatchObject({ replicaId: 'bogus-v1-r1', version: 1, stray: true });
+    expect(held.get(noReplica)).toMatchObject({ replicaId: '', version: 1, stray: true });
+    expect(held.get(junkVersion)).toMatchObject({ replicaId: 'bogus-v1-r2', version: null, stray: true });
+    expect(held.get(badId)).toMatchObject({ replicaId: 'bad id with spaces', stray: true });
+    expect(held.get(twin)).toMatchObject({ version: 9, stray: true });
+    await p.terminateHeld('bogus', [noReplica, junkVersion, badId, twin, duplicate]);
+    for (const id of [noReplica, junkVersion, badId, twin, duplicate]) expect(await stateOf(id)).toBe('terminated');
+    expect(await stateOf(replica)).toBe('running');
+    expect((await p.describe('bogus-v1-r1')).externalId).toBe(replica);
+  });
+
+  test('an instance of the same replica id that runs another spec (an earlier life of the service) is not adopted: it is replaced', async () => {
+    const p = provider();
+    const old = await p.launch(request('reborn-v1-r1', {}, { env: { MODEL_VERSION: 'old' } }));
+    const again = await p.launch(request('reborn-v1-r1', {}, { env: { MODEL_VERSION: 'old' } }));
+    expect(again.externalId).toBe(old.externalId); // a retry of the same launch adopts it
+    const fresh = await p.launch(request('reborn-v1-r1', {}, { env: { MODEL_VERSION: 'new' } }));
+    expect(fresh.externalId).not.toBe(old.externalId);
+    expect(await stateOf(old.externalId)).toBe('terminated');
+    expect((await p.describe('reborn-v1-r1')).externalId).toBe(fresh.externalId);
   });
 
   test('gpus() is lenient: EC2 capacity is found at launch', async () => {

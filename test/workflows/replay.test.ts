@@ -205,6 +205,14 @@ const scenarios: Record<string, Scenario> = {
     await rolloutResult(d2.rolloutWorkflowId);
     return [d2.rolloutWorkflowId];
   },
+  async terminate_fails_for_good(world, tq) {
+    const v1 = serviceSpec({ name: 'h-noterm' });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    world.terminateFailure = { type: 'CredentialsError', message: 'TerminateInstances: AuthFailure' };
+    const d2 = await deploy(tq, v2(v1));
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
   async cancelled_rollout_cleanup_and_gc(world, tq) {
     const v1 = serviceSpec({ name: 'h-gc' });
     await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);

@@ -10,7 +10,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { gcUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
 import { gcWorkflowId, serviceWorkflowId, type GcResult, type ServiceStatus } from '../../src/workflows/types';
-import { timeSkippingServerPerTest } from '../helpers/temporal-env';
+import { Worker } from '@temporalio/worker';
+import { fakeWorld } from '../helpers/fake-activities';
+import { timeSkippingServerPerTest, workflowBundle } from '../helpers/temporal-env';
 import { serviceSpec, waitFor, workflowHarness } from '../helpers/workflow-harness';
 
 let env: TestWorkflowEnvironment;
@@ -146,5 +148,45 @@ test('gc of a service with no workflow: every replica the provider holds for it 
     const real = (await env.client.workflow.execute('gcWorkflow', { workflowId: gcWorkflowId('gone'), taskQueue: tq, args: ['gone', {}] })) as GcResult;
     expect(real.terminated).toEqual(['gone-v3-r1', 'gone-v3-r2']);
     expect(world.running.size).toBe(0);
+  });
+});
+
+test('gc of a service with no workflow that is deployed while its replicas are listed terminates nothing', async () => {
+  await withWorker({}, async (world, tq) => {
+    // The service runs by the time the gc asks (its replicas are what the listing found).
+    await rolloutResult((await deploy(tq, serviceSpec({ name: 'racer' }))).rolloutWorkflowId);
+    const ids = [...world.running].filter((id) => id.startsWith('racer-')).sort();
+    const r = (await env.client.workflow.execute('gcWorkflow', { workflowId: gcWorkflowId('racer'), taskQueue: tq, args: ['racer', {}] })) as GcResult;
+    expect(r.strays.map((s) => s.replicaId)).toEqual(ids);
+    expect(r.terminated).toEqual([]);
+    expect(r.note).toMatch(/racer was deployed while its replicas were being listed: nothing was terminated/);
+    for (const id of ids) expect(world.running.has(id)).toBe(true);
+  });
+});
+
+test('a gc-<service> workflow no worker picked up in time does nothing when one comes', async () => {
+  const tq = `stale-gc-${process.pid}`;
+  const handle = await env.client.workflow.start('gcWorkflow', { workflowId: gcWorkflowId('late'), taskQueue: tq, args: ['late', { startWithinMs: 1000 }] });
+  // No worker on that queue for longer than the gc allows: real time has to pass (the server's clock).
+  await new Promise((r) => setTimeout(r, 2500));
+  const world = fakeWorld({}, env.client);
+  world.running.add('late-v1-r1');
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: tq, workflowBundle: await workflowBundle(), activities: world.activities });
+  const r = (await worker.runUntil(handle.result())) as GcResult;
+  expect(r.note).toMatch(/not run: no worker picked this gc up within 1 s/);
+  expect(r.terminated).toEqual([]);
+  expect(world.running.has('late-v1-r1')).toBe(true);
+});
+
+test('a terminate that fails for good ends the rollout as failed, saying why (the workflow does not fail)', async () => {
+  await withWorker({}, async (world, tq) => {
+    const v1 = serviceSpec({ name: 'stuckterm' });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    world.terminateFailure = { type: 'CredentialsError', message: 'TerminateInstances: AuthFailure (credentials refused)' };
+    const result = await rolloutResult((await deploy(tq, v2(v1))).rolloutWorkflowId);
+    expect(result.outcome).toBe('failed');
+    expect(result.reason).toMatch(/TerminateInstances: AuthFailure \(credentials refused\)/);
+    const s = await statusOf('stuckterm');
+    expect(s.lastRollout).toMatchObject({ version: 2, outcome: 'failed', reason: expect.stringMatching(/AuthFailure/) });
   });
 });

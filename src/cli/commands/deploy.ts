@@ -3,7 +3,7 @@
  * touching anything), starts the service workflow if needed and sends it a `deploy` update,
  * then optionally follows the rollout until it ends (exit 0 succeeded, 1 rolled back/failed).
  */
-import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { loadSpecFile, formatIssues } from '../../spec/load';
 import { literalSecretsIn } from '../../spec/secrets';
 import { deployUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../workflows/messages';
@@ -106,8 +106,23 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
     }
     const handle = client.workflow.getHandle(result.rolloutWorkflowId);
     const outcome = followRollout(handle, opts.pollMs ?? 1000, json);
-    const final = (await handle.result()) as RolloutResult;
-    await outcome.stop();
+    let final: RolloutResult;
+    try {
+      final = (await handle.result()) as RolloutResult;
+    } catch (err) {
+      // Terminated or cancelled from outside (the UI, `temporal workflow terminate`): no outcome of
+      // its own; the service puts traffic back and cleans up after it.
+      if (err instanceof WorkflowFailedError) {
+        let cause: unknown = err;
+        while (cause instanceof Error && cause.cause) cause = cause.cause;
+        throw new CliError(`✘ ${spec.name} v${result.version}: the rollout workflow ${result.rolloutWorkflowId} ended without finishing (${cause instanceof Error ? cause.message : String(cause)}); the service keeps what it served before and removes what the rollout launched`, ExitCode.failed);
+      }
+      throw err;
+    } finally {
+      // Whatever the result, the follower stops: a rollout workflow that failed (or was
+      // terminated) must end this command, not leave it polling.
+      await outcome.stop();
+    }
     // Return once the service workflow has recorded the outcome too, so that a `status` or
     // another `deploy` right after this command sees the rollout as finished.
     await serviceSettled(client.workflow.getHandle(workflowId), result.rolloutWorkflowId);

@@ -1,5 +1,6 @@
 /** `rollout dev`: starts the embedded stack and keeps it running until Ctrl-C. */
 import { DevStackError, startDevStack } from '../../dev/stack';
+import { awsConfigProblem } from '../../providers/aws/config';
 import { CliError, ExitCode } from '../errors';
 
 export interface DevCommandOptions {
@@ -19,6 +20,9 @@ export async function devCommand(opts: DevCommandOptions): Promise<number> {
   if (opts.gpus !== undefined && !/^\d{1,4}$/.test(opts.gpus)) {
     throw new CliError(`--gpus: expected a whole number of GPUs (0, 1, 2…), got ${JSON.stringify(opts.gpus)}`, ExitCode.invalidInput);
   }
+  // The stack's worker would stop at once on a bad AWS config: said here, before anything starts.
+  const awsProblem = awsConfigProblem(process.env);
+  if (awsProblem) throw new CliError(awsProblem, ExitCode.invalidInput);
   const temporalPort = portFlag('--temporal-port', opts.temporalPort);
   const routerPort = portFlag('--router-port', opts.routerPort);
   const stack = await startDevStack({

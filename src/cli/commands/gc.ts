@@ -7,7 +7,8 @@
  * nothing is owned. The worker does the listing and terminating: the CLI needs no cloud
  * credentials.
  */
-import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { GC_START_WITHIN_MS } from '../../workflows/gc-limits';
 import { gcUpdate } from '../../workflows/messages';
 import { GC_FAILED, gcWorkflowId, serviceWorkflowId, TASK_QUEUE, type GcResult } from '../../workflows/types';
 import { connectClient, temporalTarget } from '../connection';
@@ -66,21 +67,47 @@ async function viaService(client: Client, service: string, input: { dryRun: bool
 
 async function viaGcWorkflow(client: Client, service: string, input: { dryRun: boolean }): Promise<GcResult> {
   const workflowId = gcWorkflowId(service);
+  let handle;
   try {
-    const handle = await client.workflow.start('gcWorkflow', { workflowId, taskQueue: TASK_QUEUE, args: [service, input], staticSummary: `gc ${service}${input.dryRun ? ' (dry run)' : ''}` });
-    return (await handle.result()) as GcResult;
+    handle = await client.workflow.start('gcWorkflow', {
+      workflowId,
+      taskQueue: TASK_QUEUE,
+      args: [service, input],
+      staticSummary: `gc ${service}${input.dryRun ? ' (dry run)' : ''}`,
+      // Bounded: a gc is never left pending for a worker that may come much later.
+      workflowExecutionTimeout: '30 minutes',
+    });
   } catch (err) {
-    if (err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure && err.cause.type === GC_FAILED) throw new CliError(err.cause.message, ExitCode.failed);
-    if (err instanceof WorkflowExecutionAlreadyStartedError) throw new CliError(`a gc of ${service} is already running (${workflowId}); wait for it`, ExitCode.failed);
+    if (err instanceof WorkflowExecutionAlreadyStartedError) throw new CliError(`a gc of ${service} is already running (${workflowId}); wait for it to end, then run gc again`, ExitCode.invalidInput);
     throw err;
   }
+  const result = handle.result() as Promise<GcResult>;
+  result.catch(() => undefined); // read below; a give-up must not leave it unhandled
+  const gaveUp = await Promise.race([result.then(() => false, () => false), new Promise<boolean>((r) => setTimeout(() => r(true), GC_START_WITHIN_MS).unref())]);
+  if (gaveUp && !(await pickedUp(handle))) {
+    // Nothing has run: ended here, so that it cannot act later when a worker comes.
+    await handle.terminate('no worker picked the gc up; the CLI gave up').catch(() => undefined);
+    throw new CliError(`no worker on task queue ${TASK_QUEUE} picked the gc up within ${GC_START_WITHIN_MS / 1000} s (is \`rollout dev\` or \`rollout worker\` running?); nothing was done`, ExitCode.unreachable);
+  }
+  try {
+    return await result;
+  } catch (err) {
+    if (err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure && err.cause.type === GC_FAILED) throw new CliError(err.cause.message, ExitCode.failed);
+    throw err;
+  }
+}
+
+/** Whether a worker has taken the workflow's first task (its history has more than the start and the task scheduled). */
+async function pickedUp(handle: WorkflowHandle): Promise<boolean> {
+  const d = await handle.describe();
+  return d.status.name !== 'RUNNING' || d.historyLength > 2;
 }
 
 export function renderGc(result: GcResult): string {
   const lines: string[] = [];
   if (result.strays.length === 0) lines.push(`no stray replicas of ${result.service}`);
   else {
-    const rows = [['REPLICA', 'VERSION', 'PROVIDER', 'STATE', 'ID'], ...result.strays.map((s) => [s.replicaId, `v${s.version}`, s.provider, s.state, s.externalId])];
+    const rows = [['REPLICA', 'VERSION', 'PROVIDER', 'STATE', 'ID'], ...result.strays.map((s) => [s.replicaId || '(no replica tag)', s.version === null ? '-' : `v${s.version}`, s.provider, s.state, s.externalId])];
     const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
     for (const row of rows) lines.push(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
     lines.push('');

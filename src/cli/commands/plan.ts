@@ -16,7 +16,7 @@ import type { ServiceStatus } from '../../workflows/types';
 import { isUnreachable, temporalTarget, type TemporalTarget } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { planEstimate, renderEstimate, type PlanEstimate } from '../plan-estimate';
-import { serviceStatus } from '../service-handle';
+import { serviceStatus, ServiceNotFoundError } from '../service-handle';
 
 export interface PlanOptions {
   output?: 'text' | 'json';
@@ -135,6 +135,8 @@ async function readService(service: string, target: TemporalTarget): Promise<{ s
     const { status } = await connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => serviceStatus(client, service));
     return { status };
   } catch (err) {
+    // Temporal answered that there is no such service: the deploy would be its first.
+    if (err instanceof ServiceNotFoundError) return { status: { name: service, version: 0, nextVersion: 1, replicas: [], traffic: {} } };
     if (err instanceof CliError) return { offline: err.message.split(';')[0] };
     if (isUnreachable(err)) return { offline: `Temporal at ${target.address} did not answer about ${service}` };
     // A plan is advice: whatever kept the service from being read, plan without it and say why.

@@ -70,7 +70,8 @@ export function renderStatus(view: StatusView, rolloutLink?: string): string {
   const traffic = Object.entries(view.traffic).map(([v, p]) => `v${v} ${p}%`);
   lines.push(`traffic   ${traffic.join(', ') || 'none'}`);
   if (view.rollout) {
-    lines.push(`rollout   v${view.rollout.fromVersion} → v${view.rollout.toVersion}: ${view.rollout.phase} · ${view.rollout.note}`);
+    const versions = view.rollout.fromVersion === 0 ? `first deploy → v${view.rollout.toVersion}` : `v${view.rollout.fromVersion} → v${view.rollout.toVersion}`;
+    lines.push(`rollout   ${versions}: ${view.rollout.phase} · ${view.rollout.note}`);
     const canary = describeCanary(view.rollout);
     if (canary) lines.push(`canary    ${canary}`);
     if (view.rollout.analysis?.last) {

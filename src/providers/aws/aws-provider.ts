@@ -29,7 +29,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import pino from 'pino';
 import { KeyedMutex } from '../local/locks';
-import { ProviderError, type GpuInventory, type LaunchRequest, type Provider, type ReplicaDescription, type ReplicaHandle } from '../types';
+import { ProviderError, type GpuInventory, type HeldReplica, type LaunchRequest, type Provider, type ReplicaDescription, type ReplicaHandle } from '../types';
 import { DEFAULT_BACKOFF, withBackoff, type BackoffOptions } from './backoff';
 import { clientToken } from './client-token';
 import type { AwsWorkerConfig } from './config';
@@ -39,7 +39,7 @@ import { attemptInput, launchPlan, type LaunchPlan } from './launch-plan';
 import { OfferingsCache } from './offerings';
 import { describeFailures, formatAzs, placementOrder, runPlacement, type Attempt, type AttemptOutcome } from './placement';
 import { SubnetDirectory } from './subnets';
-import { anyReplica, byReplica, byService, inStates, LIVE_STATES, NOT_TERMINATED_STATES, tagOf, TAGS } from './tags';
+import { anyReplica, byInstanceIds, byService, inStates, LIVE_STATES, NOT_TERMINATED_STATES, replicaFilters, replicaIdParts, specFingerprint, tagOf, TAGS, tagsAgree } from './tags';
 
 export interface AwsProviderOptions {
   config: AwsWorkerConfig;
@@ -52,15 +52,6 @@ export interface AwsProviderOptions {
   /** How long launch waits for a public address (public_ip); default 60 s. */
   addressWaitMs?: number;
   pollMs?: number;
-}
-
-/** An instance of a service, for `rollout gc`: which version and replica its tags say it belongs to. */
-export interface TaggedInstance {
-  instanceId: string;
-  replicaId: string;
-  version: number;
-  state: string;
-  launchTime?: Date;
 }
 
 const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -100,7 +91,7 @@ export class AwsProvider implements Provider {
   }
 
   async describe(replicaId: string): Promise<ReplicaDescription> {
-    const chosen = REPLICA_ID.test(replicaId) ? pickReplicaInstance(await this.instances([byReplica(replicaId)], `DescribeInstances for ${replicaId}`)) : undefined;
+    const chosen = REPLICA_ID.test(replicaId) ? pickReplicaInstance((await this.instances(replicaFilters(replicaId), `DescribeInstances for ${replicaId}`)).filter((i) => agreesWith(i, replicaId))) : undefined;
     if (!chosen) return { replicaId, service: '', version: 0, endpoint: '', gpuIds: [], externalId: '', state: 'missing' };
     return describeInstance(chosen, replicaId);
   }
@@ -124,16 +115,39 @@ export class AwsProvider implements Provider {
     });
   }
 
-  /** Every instance tagged for the service and not terminated, duplicates included: what `rollout gc` compares with the versions the service owns. */
-  async listByService(service: string): Promise<TaggedInstance[]> {
+  /**
+   * Every instance tagged for the service and not terminated, one entry each, for `rollout gc`
+   * and the sweeps: those without a replica tag too, and marked `stray` when it cannot be the
+   * replica its tag names (its tags disagree with the id, or it is a younger duplicate).
+   */
+  async listHeld(service: string): Promise<HeldReplica[]> {
     const instances = await this.instances([byService(service), inStates(NOT_TERMINATED_STATES)], `DescribeInstances for ${service}`);
-    return instances.map((i) => ({
-      instanceId: i.InstanceId ?? '',
-      replicaId: tagOf(i.Tags, TAGS.replica) ?? '',
-      version: Number(tagOf(i.Tags, TAGS.version) ?? 0),
-      state: i.State?.Name ?? '',
-      ...(i.LaunchTime ? { launchTime: new Date(i.LaunchTime) } : {}),
-    }));
+    const chosen = new Set<string>();
+    const byId = new Map<string, Instance[]>();
+    for (const i of instances.filter((x) => tagsAgree(x.Tags))) {
+      const id = tagOf(i.Tags, TAGS.replica) ?? '';
+      byId.set(id, [...(byId.get(id) ?? []), i]);
+    }
+    for (const group of byId.values()) {
+      const pick = pickReplicaInstance(group);
+      if (pick?.InstanceId) chosen.add(pick.InstanceId);
+    }
+    return instances.map((i) => {
+      const version = Number(tagOf(i.Tags, TAGS.version));
+      return {
+        replicaId: tagOf(i.Tags, TAGS.replica) ?? '',
+        version: Number.isInteger(version) && version > 0 ? version : null,
+        state: i.State?.Name ?? '',
+        externalId: i.InstanceId ?? '',
+        stray: !chosen.has(i.InstanceId ?? ''),
+      };
+    });
+  }
+
+  /** Terminates these instances, if they are tagged for the service (no other is touched), and waits until they are gone. */
+  async terminateHeld(service: string, externalIds: string[]): Promise<void> {
+    if (!externalIds.length) return;
+    await this.terminateAndWait([byService(service), byInstanceIds(externalIds)], `${service}'s ${externalIds.join(', ')}`);
   }
 
   /** Lenient: EC2 capacity is discovered at launch (CapacityError), not counted up front. */
@@ -157,7 +171,16 @@ export class AwsProvider implements Provider {
       throw new ProviderError(`resources.region is ${resources.region}, but this worker launches in ${region} (its AWS config's region, or AWS_REGION): run a worker for ${resources.region}`, 'InvalidRequest', false);
     }
 
-    const existing = await this.liveInstances(req.replicaId);
+    const fingerprint = specFingerprint({ run: req.run, env: req.env, resources, gpus: req.gpus });
+    const live = await this.liveInstances(req.replicaId);
+    // An instance of this id that runs something else is a leftover of an earlier life of the
+    // service (its workflow was terminated, versions began again at 1): never adopted.
+    const leftovers = live.filter((i) => !isOurs(i, fingerprint));
+    if (leftovers.length) {
+      this.logger.warn({ replicaId: req.replicaId, leftovers: leftovers.map((i) => i.InstanceId) }, 'instances of this replica id run another spec (left from an earlier life of the service): terminating them');
+      await this.terminateIds(leftovers.map((i) => i.InstanceId ?? '').filter(Boolean), req.replicaId);
+    }
+    const existing = live.filter((i) => isOurs(i, fingerprint));
     const found = pickReplicaInstance(existing);
     if (found) {
       this.logger.info({ replicaId: req.replicaId, instanceId: found.InstanceId }, 'replica already has an instance: returning it');
@@ -188,7 +211,7 @@ export class AwsProvider implements Provider {
     this.logger.info({ replicaId: req.replicaId, instanceId: launched.InstanceId, instanceType: launched.InstanceType, az: result.attempt.az }, 'instance launched');
     // A launch of the same replica elsewhere at the same time (two attempts of one activity) may
     // have started a second instance: the oldest is the replica, the others are terminated.
-    const now = await this.liveInstances(req.replicaId);
+    const now = (await this.liveInstances(req.replicaId)).filter((i) => isOurs(i, fingerprint));
     const all = now.some((i) => i.InstanceId === launched.InstanceId) ? now : [...now, launched];
     const chosen = pickReplicaInstance(all) ?? launched;
     return this.settle(req.replicaId, chosen, all);
@@ -243,7 +266,7 @@ export class AwsProvider implements Provider {
   private async waitForAddress(replicaId: string, instance: Instance): Promise<Instance> {
     const deadline = Date.now() + this.addressWaitMs;
     for (;;) {
-      const now = (await this.instances([byReplica(replicaId)], `DescribeInstances for ${replicaId}`)).find((i) => i.InstanceId === instance.InstanceId);
+      const now = (await this.instances([byInstanceIds([instance.InstanceId ?? ''])], `DescribeInstances for ${replicaId}`)).find((i) => i.InstanceId === instance.InstanceId);
       if (now && endpointOf(now)) return now;
       if (Date.now() >= deadline) {
         throw new ProviderError(`instance ${instance.InstanceId} of ${replicaId} has no ${tagOf(instance.Tags, TAGS.address) ?? 'private'} address after ${Math.round(this.addressWaitMs / 1000)} s (does its subnet assign public addresses?)`, 'ProviderError', true);
@@ -253,12 +276,18 @@ export class AwsProvider implements Provider {
   }
 
   private async terminateLocked(replicaId: string): Promise<void> {
-    const ids = (await this.instances([byReplica(replicaId), inStates(NOT_TERMINATED_STATES)], `DescribeInstances for ${replicaId}`)).map((i) => i.InstanceId ?? '').filter(Boolean);
+    await this.terminateAndWait(replicaFilters(replicaId), replicaId);
+  }
+
+  /** Terminates every instance the filters match, and waits until they are terminated (shutting-down, after terminateWaitMs). */
+  private async terminateAndWait(filters: Filter[], what: string): Promise<void> {
+    const replicaId = what;
+    const ids = (await this.instances([...filters, inStates(NOT_TERMINATED_STATES)], `DescribeInstances for ${replicaId}`)).map((i) => i.InstanceId ?? '').filter(Boolean);
     if (!ids.length) return;
     await this.terminateIds(ids, replicaId);
     const deadline = Date.now() + this.terminateWaitMs;
     for (;;) {
-      const left = await this.instances([byReplica(replicaId), inStates(NOT_TERMINATED_STATES)], `DescribeInstances for ${replicaId}`);
+      const left = await this.instances([...filters, inStates(NOT_TERMINATED_STATES)], `DescribeInstances for ${replicaId}`);
       if (!left.length) return;
       const alive = left.filter((i) => i.State?.Name !== 'shutting-down');
       if (Date.now() >= deadline) {
@@ -290,8 +319,9 @@ export class AwsProvider implements Provider {
     }
   }
 
-  private liveInstances(replicaId: string): Promise<Instance[]> {
-    return this.instances([byReplica(replicaId), inStates(LIVE_STATES)], `DescribeInstances for ${replicaId}`);
+  /** The replica's live instances: its id and service, tags that agree with the id (a stray with a wrong version tag is not it). */
+  private async liveInstances(replicaId: string): Promise<Instance[]> {
+    return (await this.instances([...replicaFilters(replicaId), inStates(LIVE_STATES)], `DescribeInstances for ${replicaId}`)).filter((i) => agreesWith(i, replicaId));
   }
 
   private async instances(filters: Filter[], what: string): Promise<Instance[]> {
@@ -337,5 +367,14 @@ function notOfferedError(types: string[], offered: Map<string, Set<string>>, azs
       : `${types.join(', ')} ${types.length > 1 ? 'are' : 'is'} not offered in any AZ of the worker's subnets (${formatAzs(azs)}) in ${region}: add subnets in other AZs to the worker's AWS config or choose other accelerators`;
   return new ProviderError(message, 'InvalidRequest', false);
 }
+
+/** An instance tagged with the id is the replica only if its other tags agree with the id (when the id has the workflows' form). */
+const agreesWith = (i: Instance, replicaId: string) => !replicaIdParts(replicaId) || tagsAgree(i.Tags);
+
+/** Launched for this spec (an instance from before fingerprints, without the tag, counts as ours). */
+const isOurs = (i: Instance, fingerprint: string) => {
+  const tag = tagOf(i.Tags, TAGS.spec);
+  return tag === undefined || tag === fingerprint;
+};
 
 const isThrottled = (err: unknown) => classifyEc2Error(err).kind === 'throttled';

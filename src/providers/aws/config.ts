@@ -107,3 +107,11 @@ export function awsWorkerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Aw
   }
   return parseAwsWorkerConfig(read.bytes.toString('utf8'));
 }
+
+/** Why the worker's AWS config (the file ROLLOUT_AWS_CONFIG names) is unusable, in one line; undefined when it is fine or not set. */
+export function awsConfigProblem(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const result = awsWorkerConfigFromEnv(env);
+  if (!result || result.ok) return undefined;
+  const fileProblem = result.issues.find((i) => i.path === '(file)');
+  return fileProblem ? fileProblem.message : `${AWS_CONFIG_ENV} ${env[AWS_CONFIG_ENV]}: ${result.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`;
+}

@@ -17,7 +17,7 @@ import { ProviderError, type LaunchRequest } from '../types';
 import { catalogEntry, CatalogMissError, instanceTypesFor } from './catalog';
 import type { AwsWorkerConfig } from './config';
 import type { Attempt, Market } from './placement';
-import { instanceTags } from './tags';
+import { instanceTags, specFingerprint } from './tags';
 import { renderUserData, USER_DATA_MAX_BYTES } from './user-data';
 
 export const DEFAULT_PORT = 8000;
@@ -91,7 +91,7 @@ export function launchPlan({ req, resources, config, rootDeviceName }: LaunchPla
     throw invalid(`the instance's user data (run and env) is ${Math.ceil(userDataBytes / 1024)} KiB: EC2 takes at most ${USER_DATA_MAX_BYTES / 1024} KiB; make env and run smaller (e.g. move configuration into the AMI or a file the instance fetches)`);
   }
 
-  const tags = instanceTags({ service: req.service, version: req.version, replicaId: req.replicaId, port, address }, config.tags);
+  const tags = instanceTags({ service: req.service, version: req.version, replicaId: req.replicaId, port, address, spec: specFingerprint({ run: req.run, env: req.env, resources, gpus: req.gpus }) }, config.tags);
   const base: RunInstancesCommandInput = {
     MinCount: 1,
     MaxCount: 1,
