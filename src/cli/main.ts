@@ -70,15 +70,16 @@ export function buildProgram(): Command {
   const program = new Command('rollout')
     .description(
       'Durable rollouts of GPU inference services on Temporal.\n' +
-        'Connection (as the temporal CLI): the profile of the TOML config file (TEMPORAL_CONFIG_FILE, else ~/.config/temporalio/temporal.toml; TEMPORAL_PROFILE, else "default"),\n' +
-        'then TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default "default"), TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_*, then the flags below.',
+        'Connection, as the temporal CLI reads it (each over the one before): a profile of the TOML config file\n' +
+        '(TEMPORAL_CONFIG_FILE, else ~/.config/temporalio/temporal.toml; TEMPORAL_PROFILE, else "default"); then TEMPORAL_ADDRESS\n' +
+        '(default localhost:7233), TEMPORAL_NAMESPACE (default "default"), TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_*; then the flags below.',
     )
     .option('--profile <name>', 'the config file\'s profile to connect with (overrides TEMPORAL_PROFILE)')
     .option('--config-file <path>', 'the TOML config file (overrides TEMPORAL_CONFIG_FILE)')
     .option('--address <host:port>', 'Temporal\'s gRPC address (overrides TEMPORAL_ADDRESS and the profile)')
     .option('-n, --namespace <name>', 'the Temporal namespace (overrides TEMPORAL_NAMESPACE and the profile)')
     .option('--disable-config-file', 'read no config file')
-    .option('--disable-config-env', 'read no TEMPORAL_* variable')
+    .option('--disable-config-env', 'apply no TEMPORAL_* variable over the profile (TEMPORAL_CONFIG_FILE and TEMPORAL_PROFILE still choose it)')
     .version((JSON.parse(fs.readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version)
     .showHelpAfterError()
     .exitOverride((err) => {

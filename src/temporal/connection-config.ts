@@ -40,7 +40,7 @@ export interface ConnectionFlags {
   namespace?: string;
   /** Read no config file (as `temporal --disable-config-file`). */
   disableConfigFile?: boolean;
-  /** Read no TEMPORAL_* variable (as `temporal --disable-config-env`). */
+  /** Apply no TEMPORAL_* variable over the profile (as `temporal --disable-config-env`; TEMPORAL_CONFIG_FILE and TEMPORAL_PROFILE still choose it). */
   disableConfigEnv?: boolean;
 }
 
@@ -144,11 +144,20 @@ function checkProfileTypes(profile: ClientConfigProfile, label: string): void {
  * certificates it names) but contacts nothing.
  */
 export function loadConnectionConfig(flags: ConnectionFlags = {}, env: NodeJS.ProcessEnv = process.env): TemporalTarget {
-  const vars = flags.disableConfigEnv ? {} : temporalVariables(env);
-  const file = flags.disableConfigFile ? undefined : readConfigFile(flags, vars, env);
-  const explicitProfile = flags.profile !== undefined ? { name: flags.profile, namedBy: '--profile' } : vars.TEMPORAL_PROFILE ? { name: vars.TEMPORAL_PROFILE, namedBy: 'TEMPORAL_PROFILE' } : undefined;
+  // TEMPORAL_CONFIG_FILE and TEMPORAL_PROFILE choose the file and profile even with --disable-config-env
+  // (as in envconfig); the other variables are applied over the profile unless it is given.
+  const allVars = temporalVariables(env);
+  const vars = flags.disableConfigEnv ? {} : allVars;
+  if (flags.profile !== undefined && flags.disableConfigFile) throw new ConnectionConfigError('--profile: a profile needs the config file, which --disable-config-file turns off');
+  const file = flags.disableConfigFile ? undefined : readConfigFile(flags, allVars, env);
+  const explicitProfile = flags.disableConfigFile
+    ? undefined
+    : flags.profile !== undefined
+      ? { name: flags.profile, namedBy: '--profile' }
+      : allVars.TEMPORAL_PROFILE
+        ? { name: allVars.TEMPORAL_PROFILE, namedBy: 'TEMPORAL_PROFILE' }
+        : undefined;
   if (explicitProfile && explicitProfile.name === '') throw new ConnectionConfigError(`${explicitProfile.namedBy}: expected a profile name, got ""`);
-  if (explicitProfile && flags.disableConfigFile) throw new ConnectionConfigError(`${explicitProfile.namedBy}: a profile needs the config file, which --disable-config-file turns off`);
   const profileName = explicitProfile?.name ?? DEFAULT_PROFILE;
 
   // The file's profile, as envconfig reads it.
