@@ -180,6 +180,7 @@ test("a user's Temporal Cloud settings in the environment (a profile, an API key
   const environ = fs.readFileSync(`/proc/${stack.workerPid()}/environ`, 'utf8').split('\0');
   expect(environ.filter((e) => e.startsWith('TEMPORAL_'))).toEqual([]);
   // The line it prints to try the stack leaves the user's settings out (they point elsewhere).
+  await waitUntil(() => /^ {2}stop: /m.test(stack.output()), 'the lines after ready:');
   expect(stack.output()).toMatch(new RegExp(`^ {2}try: rollout --disable-config-file --disable-config-env --address ${stack.temporalAddress.replace(/\./g, '\\.')} deploy`, 'm'));
   expect(stack.output()).toMatch(/^ {2}note: your Temporal settings are for another server \(address from TEMPORAL_ADDRESS; TLS from TEMPORAL_TLS=1; API key from TEMPORAL_API_KEY; namespace "ns\.acct" from TEMPORAL_NAMESPACE\)/m);
   await serve(stack, 'cloudless');
