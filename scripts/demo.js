@@ -21,8 +21,12 @@ function banner(text) {
   process.stdout.write(`\n=== ${text}\n`);
 }
 
+// The demo's commands go to its own stack, whatever Temporal profile or API key the user has set
+// (set once the stack is ready): no config file, no TEMPORAL_* variable, the stack's address.
+let connectionArgs = [];
+
 function rollout(cliArgs, env) {
-  const r = spawnSync(process.execPath, [cli, ...cliArgs], { cwd: root, env, stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [cli, ...connectionArgs, ...cliArgs], { cwd: root, env, stdio: 'inherit' });
   return r.status;
 }
 
@@ -40,7 +44,7 @@ async function completion(url) {
 async function waitForStatus(env, done, what) {
   process.stdout.write(`waiting for ${what}…\n`);
   for (let i = 0; i < 600; i++) {
-    const r = spawnSync(process.execPath, [cli, 'status', 'llm', '-o', 'json'], { cwd: root, env, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [cli, ...connectionArgs, 'status', 'llm', '-o', 'json'], { cwd: root, env, encoding: 'utf8' });
     if (r.status === 0) {
       const status = JSON.parse(r.stdout);
       if (done(status)) return status;
@@ -86,6 +90,7 @@ async function main() {
   const routerUrl = ready.match(/router (\S+)/)[1];
   const ui = ready.match(/ui (\S+)/);
   const env = { ...process.env, TEMPORAL_ADDRESS: temporal };
+  connectionArgs = ['--disable-config-file', '--disable-config-env', '--address', temporal];
   const stop = () => new Promise((resolve) => { dev.once('exit', resolve); dev.kill('SIGTERM'); });
   process.on('SIGINT', () => void stop().then(() => process.exit(0)));
   process.on('SIGTERM', () => void stop().then(() => process.exit(0)));

@@ -2,7 +2,7 @@
  * Wires the providers, the router client and the activities into a Temporal worker.
  * `rollout worker` runs it from the environment; `rollout dev` runs it as a child process.
  */
-import { connectAnswering } from './temporal/connect';
+import { connectAnswering, credentialsMessage, explainConnectFailure, isCredentialsRefused } from './temporal/connect';
 import { Client, Connection, isGrpcServiceError } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import fs from 'node:fs';
@@ -18,10 +18,12 @@ import { RouterAdminClient } from './router/client';
 import { prepareStateDir, StateDirError } from './dev/state-dir';
 import { readBoundedFileSync } from './spec/read-file';
 import { showValue } from './spec/show-value';
-import { temporalAddressProblem } from './temporal/address';
+import { ConnectionConfigError, loadConnectionConfig, type ConnectionFlags, type TemporalTarget } from './temporal/connection-config';
 import { TASK_QUEUE } from './workflows/types';
 
 export interface WorkerConfig {
+  /** Where and how to connect (profile, TEMPORAL_* variables, flags: src/temporal/connection-config.ts). */
+  temporal: TemporalTarget;
   temporalAddress: string;
   namespace: string;
   taskQueue: string;
@@ -44,13 +46,14 @@ export interface WorkerConfig {
 
 /**
  * Why the worker could not start: `config` — a setting is wrong (the CLI's exit 2: fix it and
- * start again); `unreachable` — Temporal does not answer (exit 3). One line each, naming the setting.
+ * start again); `unreachable` — Temporal does not answer, `tls` — the TLS handshake failed,
+ * `credentials` — Temporal refused the API key or certificate (exit 3). One line each, naming the setting.
  */
 export class WorkerStartError extends Error {
   override name = 'WorkerStartError';
   constructor(
     message: string,
-    readonly reason: 'config' | 'unreachable',
+    readonly reason: 'config' | 'unreachable' | 'tls' | 'credentials',
   ) {
     super(message);
   }
@@ -61,8 +64,11 @@ const configError = (message: string) => new WorkerStartError(message, 'config')
 /** The router's admin token file is read only if it is a regular file of at most this many bytes. */
 export const ROUTER_TOKEN_FILE_MAX_BYTES = 4096;
 
-/** The worker's settings from its environment; every bad one is a WorkerStartError('config') naming it. */
-export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+/**
+ * The worker's settings from its environment (and the CLI's connection flags, over the
+ * environment); every bad one is a WorkerStartError('config') naming it.
+ */
+export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, flags: ConnectionFlags = {}): WorkerConfig {
   const required = (name: string): string => {
     const value = env[name];
     if (!value) throw configError(`${name} is not set`);
@@ -79,9 +85,12 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw configError(`${name}: expected an http:// or https:// URL, got ${showValue(value)}`);
     return value.replace(/\/+$/, '');
   };
-  const temporalAddress = env.TEMPORAL_ADDRESS || 'localhost:7233';
-  const addressProblem = temporalAddressProblem(temporalAddress);
-  if (addressProblem) throw configError(`TEMPORAL_ADDRESS: ${addressProblem}`);
+  let temporal: TemporalTarget;
+  try {
+    temporal = loadConnectionConfig(flags, env);
+  } catch (err) {
+    throw err instanceof ConnectionConfigError ? configError(err.message) : err;
+  }
   const gpus = env.ROLLOUT_GPUS;
   if (gpus !== undefined && gpus !== '' && !/^\d{1,4}$/.test(gpus)) throw configError(`ROLLOUT_GPUS: expected a whole number of GPUs (0, 1, 2…), got ${showValue(gpus)}`);
   const routerAdminUrl = httpUrl('ROUTER_ADMIN_URL');
@@ -109,8 +118,9 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
     throw configError(err instanceof Error ? err.message : String(err));
   }
   return {
-    temporalAddress,
-    namespace: env.TEMPORAL_NAMESPACE || 'default',
+    temporal,
+    temporalAddress: temporal.address,
+    namespace: temporal.namespace,
     taskQueue: env.ROLLOUT_TASK_QUEUE || TASK_QUEUE,
     stateDir,
     gpus: gpus !== undefined && gpus !== '' ? Number(gpus) : undefined,
@@ -227,15 +237,15 @@ export async function runWorker(config: WorkerConfig, extra: Parameters<typeof c
   const clientConnection = await connectOrExplain(config);
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect({ address: config.temporalAddress });
+    connection = await NativeConnection.connect(config.temporal.connectionOptions);
   } catch (err) {
     await clientConnection.close();
-    throw new WorkerStartError(`cannot reach Temporal at ${config.temporalAddress} (${firstLine(err)})`, 'unreachable');
+    throw await startError(err, config.temporal);
   }
   try {
     worker = await createWorker(config, connection, new Client({ connection: clientConnection, namespace: config.namespace }), extra);
     const run = worker.run();
-    process.stdout.write(`worker ready: task queue ${config.taskQueue} on ${config.temporalAddress}\n`);
+    process.stdout.write(`worker ready: task queue ${config.taskQueue} on ${config.temporalAddress}, namespace ${config.namespace}${config.temporal.tls ? ' (TLS)' : ''}\n`);
     await run;
   } finally {
     // A stdin still being read would keep the process alive after the worker stopped.
@@ -248,27 +258,33 @@ export async function runWorker(config: WorkerConfig, extra: Parameters<typeof c
 /** gRPC status code 5. */
 const GRPC_NOT_FOUND = 5;
 
-const firstLine = (err: unknown): string => (err instanceof Error ? err.message : String(err)).split('\n')[0];
+/** What to set when Temporal is not there. */
+const UNREACHABLE_HINT = 'start it (`rollout dev`) or set TEMPORAL_ADDRESS (or --address, or a --profile)';
+
+/** A connection that failed, as a WorkerStartError saying why in one line. */
+async function startError(err: unknown, target: TemporalTarget): Promise<WorkerStartError> {
+  const failure = await explainConnectFailure(err, target);
+  return new WorkerStartError(failure.kind === 'unreachable' ? `${failure.message}; ${UNREACHABLE_HINT}` : failure.message, failure.kind);
+}
 
 /** A client connection to Temporal that answers and has the namespace; otherwise a WorkerStartError. */
 async function connectOrExplain(config: WorkerConfig): Promise<Connection> {
   let connection: Connection;
   try {
-    connection = await connectAnswering(config.temporalAddress);
+    connection = await connectAnswering(config.temporal);
   } catch (err) {
-    throw new WorkerStartError(
-      `cannot reach Temporal at ${config.temporalAddress} (${firstLine(err)}); start it (\`rollout dev\`) or set TEMPORAL_ADDRESS`,
-      'unreachable',
-    );
+    throw await startError(err, config.temporal);
   }
   try {
     await connection.workflowService.describeNamespace({ namespace: config.namespace });
   } catch (err) {
     await connection.close();
     if (isGrpcServiceError(err) && err.code === GRPC_NOT_FOUND) {
-      throw configError(`TEMPORAL_NAMESPACE: Temporal at ${config.temporalAddress} has no namespace ${showValue(config.namespace)}`);
+      const setting = config.temporal.from.namespace === 'default' ? 'TEMPORAL_NAMESPACE' : config.temporal.from.namespace;
+      throw configError(`${setting}: Temporal at ${config.temporalAddress} has no namespace ${showValue(config.namespace)}`);
     }
-    throw new WorkerStartError(`cannot reach Temporal at ${config.temporalAddress} (${firstLine(err)})`, 'unreachable');
+    if (isCredentialsRefused(err)) throw new WorkerStartError(credentialsMessage(err, config.temporal), 'credentials');
+    throw await startError(err, config.temporal);
   }
   return connection;
 }

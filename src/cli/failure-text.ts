@@ -5,7 +5,7 @@
  * stack only with ROLLOUT_DEBUG=1: it is a bug report, not something a user can act on).
  */
 import { CliError, ExitCode } from './errors';
-import { GRPC_FAILED_PRECONDITION, grpcCodeOf, grpcDetailsOf, isUnreachable } from './unreachable';
+import { GRPC_CREDENTIALS_REFUSED, GRPC_FAILED_PRECONDITION, grpcCodeOf, grpcDetailsOf, isUnreachable } from './unreachable';
 
 export interface FailureText {
   message: string;
@@ -17,6 +17,18 @@ export function describeFailure(err: unknown): FailureText {
   const text = err instanceof Error ? err.message : String(err);
   if (isUnreachable(err)) return { message: `Temporal became unreachable: ${text}`, exitCode: ExitCode.unreachable };
   const code = grpcCodeOf(err);
+  if (code !== undefined && GRPC_CREDENTIALS_REFUSED.has(code)) {
+    // Temporal answered and refused who we are (an API key it does not take, one without access to the namespace).
+    return {
+      message: `Temporal refused the credentials (${code === 16 ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED'}: ${grpcDetailsOf(err)}): check TEMPORAL_API_KEY or the profile's api_key, and the namespace`,
+      exitCode: ExitCode.unreachable,
+    };
+  }
+  if (err instanceof Error && err.name === 'NamespaceNotFoundError') {
+    // The client's own error for a namespace the server does not have: a setting to fix, nothing was started.
+    const ns = (err as { namespace?: unknown }).namespace;
+    return { message: `Temporal has no namespace ${JSON.stringify(ns ?? '?')}: check --namespace, TEMPORAL_NAMESPACE or the profile's namespace`, exitCode: ExitCode.invalidInput };
+  }
   if (code === GRPC_FAILED_PRECONDITION) {
     // E.g. an update to a workflow whose first workflow task has not completed: no worker has
     // run it yet (none is polling, or the one that took it crashed and the task timed out).

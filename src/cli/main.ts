@@ -7,6 +7,7 @@ import { Command, Option } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../temporal/project-root';
+import type { ConnectionFlags } from '../temporal/connection-config';
 import type { ControlAction } from '../workflows/types';
 import type { ControlOptions } from './commands/control';
 import type { GcOptions } from './commands/gc';
@@ -44,15 +45,51 @@ function wantsJson(arg: unknown): boolean {
   return typeof arg === 'object' && arg !== null && (arg as { output?: unknown }).output === 'json';
 }
 
+/** The connection flags, given before or after the command (`rollout --profile cloud status llm`). */
+const CONNECTION_OPTIONS = ['profile', 'configFile', 'address', 'namespace', 'disableConfigFile', 'disableConfigEnv'] as const;
+
+/**
+ * grpc-js sets the TLS server name to the host even when it is an IP address, and Node warns about
+ * that once (DEP0123) in the middle of our one-line messages; the certificate is still checked
+ * against the address. Every other warning is printed as usual.
+ */
+let warningsQuieted = false;
+function quietIpServerNameWarning(): void {
+  if (warningsQuieted) return;
+  warningsQuieted = true;
+  const emitWarning = process.emitWarning.bind(process) as (...a: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: unknown }).code : rest[1];
+    if (code === 'DEP0123' || (warning instanceof Error && (warning as { code?: unknown }).code === 'DEP0123')) return;
+    emitWarning(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
 export function buildProgram(): Command {
+  quietIpServerNameWarning();
   const program = new Command('rollout')
-    .description('Durable rollouts of GPU inference services on Temporal.\nEnvironment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default "default").')
+    .description(
+      'Durable rollouts of GPU inference services on Temporal.\n' +
+        'Connection, as the temporal CLI reads it (each over the one before): a profile of the TOML config file\n' +
+        '(TEMPORAL_CONFIG_FILE, else ~/.config/temporalio/temporal.toml; TEMPORAL_PROFILE, else "default"); then TEMPORAL_ADDRESS\n' +
+        '(default localhost:7233), TEMPORAL_NAMESPACE (default "default"), TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_*; then the flags below.',
+    )
+    .option('--profile <name>', 'the config file\'s profile to connect with (overrides TEMPORAL_PROFILE)')
+    .option('--config-file <path>', 'the TOML config file (overrides TEMPORAL_CONFIG_FILE)')
+    .option('--address <host:port>', 'Temporal\'s gRPC address (overrides TEMPORAL_ADDRESS and the profile)')
+    .option('-n, --namespace <name>', 'the Temporal namespace (overrides TEMPORAL_NAMESPACE and the profile)')
+    .option('--disable-config-file', 'read no config file')
+    .option('--disable-config-env', 'apply no TEMPORAL_* variable over the profile (TEMPORAL_CONFIG_FILE and TEMPORAL_PROFILE still choose it)')
     .version((JSON.parse(fs.readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version)
     .showHelpAfterError()
     .exitOverride((err) => {
       // Usage errors (unknown option, missing argument) are invalid input: exit 2.
       process.exit(err.exitCode === 0 ? 0 : ExitCode.invalidInput);
     });
+  const connection = (): ConnectionFlags => {
+    const opts = program.opts<ConnectionFlags>();
+    return Object.fromEntries(CONNECTION_OPTIONS.filter((o) => opts[o] !== undefined).map((o) => [o, opts[o]])) as ConnectionFlags;
+  };
 
   program
     .command('dev')
@@ -64,7 +101,17 @@ export function buildProgram(): Command {
     .option('--state-dir <dir>', 'replica records, logs and the route table', '.rollout')
     .option('--gpus <n>', 'GPUs the local provider may hand out (default: detect with nvidia-smi)')
     .option('--headless', 'do not start the Web UI')
-    .action(action(devCommand));
+    .action(
+      action((opts: Parameters<typeof devCommand>[0]) => {
+        // The stack runs its own Temporal and points its worker at it: a connection flag would be ignored, so it is refused.
+        const given = CONNECTION_OPTIONS.filter((o) => program.getOptionValueSource(o) === 'cli');
+        if (given.length) {
+          const flag = program.options.find((o) => o.attributeName() === given[0])?.long ?? given[0];
+          throw new CliError(`${flag}: rollout dev runs its own Temporal (see --temporal-port); the connection flags are for the commands that connect to one`, ExitCode.invalidInput);
+        }
+        return devCommand(opts);
+      }),
+    );
 
   program
     .command('deploy')
@@ -74,14 +121,14 @@ export function buildProgram(): Command {
     .option('--force', 'roll out new replicas even when the change could be applied in place (or nothing changed)')
     .option('--canary-percent <percent>', 'start in manual mode: hold the canary at this percent (0–100) until resume, advance, promote or rollback')
     .addOption(outputOption())
-    .action(action((spec: string, opts: { wait?: boolean; force?: boolean; canaryPercent?: string; output: 'text' | 'json' }) => deployCommand(spec, opts)));
+    .action(action((spec: string, opts: { wait?: boolean; force?: boolean; canaryPercent?: string; output: 'text' | 'json' }) => deployCommand(spec, { ...opts, connection: connection() })));
 
   program
     .command('status')
     .description('show the serving version, endpoint, traffic split and replicas of a service')
     .argument('<service>', 'service name')
     .addOption(outputOption())
-    .action(action((service: string, opts: { output: 'text' | 'json' }) => statusCommand(service, opts)));
+    .action(action((service: string, opts: { output: 'text' | 'json' }) => statusCommand(service, { ...opts, connection: connection() })));
 
   for (const [name, description] of [
     ['pause', 'hold the active rollout where it is (traffic stays put; its timeout and timed pauses stop counting)'],
@@ -92,7 +139,7 @@ export function buildProgram(): Command {
   ] as const) {
     const cmd = program.command(name).description(description).argument('<service>', 'service name').addOption(outputOption());
     if (name === 'rollback') cmd.option('--reason <text>', 'recorded in the rollout history');
-    cmd.action(action((service: string, opts: ControlOptions) => controlCommand(name, service, opts)));
+    cmd.action(action((service: string, opts: ControlOptions) => controlCommand(name, service, { ...opts, connection: connection() })));
   }
 
   program
@@ -101,7 +148,7 @@ export function buildProgram(): Command {
     .argument('<service>', 'service name')
     .argument('<percent>', 'the canary\'s share of traffic, 0–100')
     .addOption(outputOption())
-    .action(action((service: string, percent: string, opts: ControlOptions) => controlCommand('setCanaryPercent', service, { ...opts, percent })));
+    .action(action((service: string, percent: string, opts: ControlOptions) => controlCommand('setCanaryPercent', service, { ...opts, percent, connection: connection() })));
 
   program
     .command('validate')
@@ -116,7 +163,7 @@ export function buildProgram(): Command {
     .argument('<spec>', 'service spec (YAML)')
     .option('--force', 'plan as if every replica were replaced, even when nothing or only scaling changed')
     .addOption(outputOption())
-    .action(action((spec: string, opts: { force?: boolean; output: 'text' | 'json' }) => planCommand(spec, opts)));
+    .action(action((spec: string, opts: { force?: boolean; output: 'text' | 'json' }) => planCommand(spec, { ...opts, connection: connection() })));
 
   program
     .command('gc')
@@ -124,12 +171,12 @@ export function buildProgram(): Command {
     .argument('<service>', 'service name')
     .option('--dry-run', 'list the strays, terminate nothing')
     .addOption(outputOption())
-    .action(action((service: string, opts: GcOptions) => gcCommand(service, opts)));
+    .action(action((service: string, opts: GcOptions) => gcCommand(service, { ...opts, connection: connection() })));
 
   const runWorkerAction = action(async () => {
     const { runWorker, workerConfigFromEnv, WorkerStartError } = await import('../worker');
     try {
-      await runWorker(workerConfigFromEnv());
+      await runWorker(workerConfigFromEnv(process.env, connection()));
       return 0;
     } catch (err) {
       // A bad setting (exit 2) or Temporal not answering (exit 3): the one line that says which.

@@ -5,6 +5,8 @@
 
 /** gRPC status codes that mean "no answer": DEADLINE_EXCEEDED, UNAVAILABLE. */
 const NO_ANSWER_CODES = new Set([4, 14]);
+/** gRPC PERMISSION_DENIED and UNAUTHENTICATED: the server answered, and refused our credentials. */
+export const GRPC_CREDENTIALS_REFUSED = new Set([7, 16]);
 /** gRPC FAILED_PRECONDITION: the server answered, and the workflow is not in a state to take it. */
 export const GRPC_FAILED_PRECONDITION = 9;
 

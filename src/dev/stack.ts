@@ -170,14 +170,18 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
         ),
       );
     };
-    const worker: Supervised = new Supervised('worker', process.execPath, [opts.cliEntry, 'worker'], {
+    // The worker connects to this stack's Temporal, whatever the user's own Temporal settings say:
+    // no config file, no TEMPORAL_* variable (a profile, an API key or TLS meant for Temporal Cloud
+    // would break it; and none of them reaches the worker's environment, or its replicas').
+    const workerArgs = [opts.cliEntry, '--disable-config-file', '--disable-config-env', '--address', temporalAddress, '--namespace', 'default', 'worker'];
+    const worker: Supervised = new Supervised('worker', process.execPath, workerArgs, {
       logFile: path.join(logs, 'worker.log'),
       restart: true,
       readyLine: /worker ready/,
       stdinPipe: true,
       onStart: () => setImmediate(writeStackFile),
+      dropEnv: /^TEMPORAL_/,
       env: {
-        TEMPORAL_ADDRESS: temporalAddress,
         ROLLOUT_STATE_DIR: stateDir,
         ROLLOUT_GPUS: opts.gpus === undefined ? '' : String(opts.gpus),
         ROUTER_ADMIN_URL: routerAdminUrl,

@@ -9,6 +9,8 @@ export interface SupervisedOptions {
   logFile: string;
   restart: boolean;
   env?: Record<string, string>;
+  /** Variables of this process's environment that the child must not inherit (those in `env` are set all the same). */
+  dropEnv?: RegExp;
   /** A stdout line matching this marks the process ready. */
   readyLine?: RegExp;
   stopGraceMs?: number;
@@ -48,7 +50,7 @@ export class Supervised {
   start(): void {
     const log = fs.openSync(this.opts.logFile, 'a');
     const child = spawn(this.command, this.args, {
-      env: { ...process.env, ...this.opts.env },
+      env: { ...inherited(process.env, this.opts.dropEnv), ...this.opts.env },
       stdio: [this.opts.stdinPipe ? 'pipe' : 'ignore', 'pipe', log],
       // Own process group: a Ctrl-C in the terminal reaches only the stack, which stops its
       // children in order (worker first, so no activity is cut mid-way).
@@ -149,4 +151,9 @@ function lastLines(file: string, count: number): string {
   } catch {
     return '';
   }
+}
+
+function inherited(env: NodeJS.ProcessEnv, drop: RegExp | undefined): NodeJS.ProcessEnv {
+  if (!drop) return env;
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !drop.test(name)));
 }

@@ -130,6 +130,12 @@ test('a malformed TEMPORAL_ADDRESS is invalid input (exit 2), not "unreachable" 
   expectRefused(rollout(['status', 'llm'], cleanEnv({ TEMPORAL_ADDRESS: 'not an address' })), /^error: TEMPORAL_ADDRESS: expected host:port .*got "not an address"$/);
 });
 
+test('rollout dev takes no connection flag (it runs its own Temporal): exit 2, before or after the command', () => {
+  const refused = /^error: --(profile|address): rollout dev runs its own Temporal \(see --temporal-port\); the connection flags are for the commands that connect to one$/;
+  expectRefused(rollout(['--profile', 'cloud', 'dev']), refused);
+  expectRefused(rollout(['dev', '--address', '127.0.0.1:7233']), refused);
+});
+
 describe('rollout worker: bad configuration is one line and exit 2; Temporal not answering is exit 3', () => {
   const router = { ROUTER_ADMIN_URL: 'http://127.0.0.1:1', ROUTER_PUBLIC_URL: 'http://127.0.0.1:2', ROUTER_TOKEN: 'x' };
   const stateDir = () => path.join(dir, 'worker-state');
@@ -175,6 +181,6 @@ describe('rollout worker: bad configuration is one line and exit 2; Temporal not
   test('Temporal not answering: exit 3, one line saying where it looked', () => {
     const r = rollout(['worker'], cleanEnv({ ROLLOUT_STATE_DIR: stateDir(), ...router }));
     expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 3, stdout: '' });
-    expect(r.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/^error: cannot reach Temporal at 127\.0\.0\.1:1 \(.*\); start it \(`rollout dev`\) or set TEMPORAL_ADDRESS$/)]);
+    expect(r.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/^error: cannot reach Temporal at 127\.0\.0\.1:1 \(ECONNREFUSED\); start it \(`rollout dev`\) or set TEMPORAL_ADDRESS \(or --address, or a --profile\)$/)]);
   });
 });

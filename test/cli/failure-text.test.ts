@@ -1,4 +1,4 @@
-import { ServiceError } from '@temporalio/client';
+import { NamespaceNotFoundError, ServiceError } from '@temporalio/client';
 import { describeFailure } from '../../src/cli/failure-text';
 import { CliError } from '../../src/cli/errors';
 import { isUnreachable } from '../../src/cli/unreachable';
@@ -15,7 +15,10 @@ describe('describeFailure', () => {
     ['DEADLINE_EXCEEDED', grpcError(4, 'Deadline exceeded'), 3, /^Temporal became unreachable/],
     ['FAILED_PRECONDITION', grpcError(9, 'Workflow is not ready to handle updates'), 1, /^Temporal refused the request: Workflow is not ready to handle updates \(the workflow has not been run by a worker yet: is `rollout worker`/],
     ['NOT_FOUND', grpcError(5, 'workflow not found for ID: x'), 1, /^Temporal refused the request: workflow not found for ID: x$/],
-    ['PERMISSION_DENIED', grpcError(7, 'Request unauthorized.'), 1, /^Temporal refused the request: Request unauthorized\.$/],
+    // Credentials refused (an API key Temporal does not take, or one without access): exit 3, as an unreachable Temporal.
+    ['PERMISSION_DENIED', grpcError(7, 'Request unauthorized.'), 3, /^Temporal refused the credentials \(PERMISSION_DENIED: Request unauthorized\.\): check TEMPORAL_API_KEY/],
+    ['UNAUTHENTICATED', grpcError(16, 'Jwt is expired'), 3, /^Temporal refused the credentials \(UNAUTHENTICATED: Jwt is expired\)/],
+    ['a namespace the server lacks', new NamespaceNotFoundError('nope'), 2, /^Temporal has no namespace "nope": check --namespace, TEMPORAL_NAMESPACE or the profile's namespace$/],
     ['a CLI error', new CliError('invalid spec', 2), 2, /^invalid spec$/],
     ['a bare connection refusal', new Error('connect ECONNREFUSED 127.0.0.1:7233'), 3, /ECONNREFUSED/],
     ['anything else', new TypeError('x is not a function'), 1, /^x is not a function \(set ROLLOUT_DEBUG=1 for the stack trace\)$/],

@@ -7,7 +7,7 @@ import { servingUiUrl, temporalTarget, workflowUiLink } from '../../src/cli/conn
 import { freePort } from '../helpers/ports';
 
 /** A Temporal address whose UI port (gRPC port + 1000, as the dev server does) is `uiPort`. */
-const targetFor = (uiPort: number) => temporalTarget({ TEMPORAL_ADDRESS: `127.0.0.1:${uiPort - 1000}`, TEMPORAL_NAMESPACE: 'ns' });
+const targetFor = (uiPort: number) => temporalTarget({}, { TEMPORAL_ADDRESS: `127.0.0.1:${uiPort - 1000}`, TEMPORAL_NAMESPACE: 'ns' });
 
 test('a UI answering at the port + 1000: its link', async () => {
   const port = await freePort();

@@ -163,6 +163,29 @@ test('a --state-dir that is a file, under a file, in /proc or not writable: exit
   fs.rmSync(base, { recursive: true, force: true });
 }, 120_000);
 
+test("a user's Temporal Cloud settings in the environment (a profile, an API key, TLS, another namespace) do not reach the stack's worker", async () => {
+  const cloudFile = path.join(specDir, 'cloud.toml');
+  fs.writeFileSync(cloudFile, '[profile.cloud]\naddress = "127.0.0.1:1"\nnamespace = "ns.acct"\napi_key = "cloud-key"\n[profile.cloud.tls]\nserver_name = "ns.acct.tmprl.cloud"\n');
+  const cloud = {
+    TEMPORAL_CONFIG_FILE: cloudFile,
+    TEMPORAL_PROFILE: 'cloud',
+    TEMPORAL_ADDRESS: '127.0.0.1:1',
+    TEMPORAL_NAMESPACE: 'ns.acct',
+    TEMPORAL_API_KEY: 'cloud-key',
+    TEMPORAL_TLS: '1',
+    TEMPORAL_GRPC_META_X_TENANT: 'acct',
+  };
+  const stack = await startStack([], { env: cloud }); // a worker that read any of them would never be ready
+  stacks.push(stack);
+  const environ = fs.readFileSync(`/proc/${stack.workerPid()}/environ`, 'utf8').split('\0');
+  expect(environ.filter((e) => e.startsWith('TEMPORAL_'))).toEqual([]);
+  // The line it prints to try the stack leaves the user's settings out (they point elsewhere).
+  await waitUntil(() => /^ {2}stop: /m.test(stack.output()), 'the lines after ready:');
+  expect(stack.output()).toMatch(new RegExp(`^ {2}try: rollout --disable-config-file --disable-config-env --address ${stack.temporalAddress.replace(/\./g, '\\.')} deploy`, 'm'));
+  expect(stack.output()).toMatch(/^ {2}note: your Temporal settings are for another server \(address from TEMPORAL_ADDRESS; TLS from TEMPORAL_TLS=1; API key from TEMPORAL_API_KEY; namespace "ns\.acct" from TEMPORAL_NAMESPACE\)/m);
+  await serve(stack, 'cloudless');
+}, 300_000);
+
 test('rollout worker against a running Temporal without its namespace: exit 2 naming TEMPORAL_NAMESPACE', async () => {
   const stack = stacks[0] ?? (await startStack());
   if (!stacks.includes(stack)) stacks.push(stack);

@@ -78,12 +78,24 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * The test's environment for the CLI, without the machine's own Temporal connection settings (a
+ * profile, an API key, TLS, another namespace: the CLI reads them as Temporal's tools do) and with
+ * no config file (TEMPORAL_CONFIG_FILE names one that does not exist, so ~/.config/temporalio is
+ * not read): the CLI talks to the stack at TEMPORAL_ADDRESS whoever runs the tests.
+ */
+export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^TEMPORAL_(ADDRESS|NAMESPACE|PROFILE|CONFIG_FILE|API_KEY|TLS|TLS_.*|GRPC_META_.*)$/.test(k)) env[k] = v;
+  return { ...env, TEMPORAL_CONFIG_FILE: path.join(os.tmpdir(), 'rollout-tests-no-temporal-config.toml'), ...extra };
+}
+
 /** Runs the real CLI (asynchronously, so the test process keeps serving its own timers). */
 export function rolloutCli(stack: Pick<RunningStack, 'temporalAddress'> | undefined, args: string[], timeoutMs = 240_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       cwd: ROOT,
-      env: { ...process.env, ...(stack ? { TEMPORAL_ADDRESS: stack.temporalAddress } : {}) },
+      env: cliEnv(stack ? { TEMPORAL_ADDRESS: stack.temporalAddress } : {}),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

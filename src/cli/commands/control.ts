@@ -8,7 +8,7 @@ import { ROLLBACK_REASON_MAX } from '../../workflows/rollout-control';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { controlUpdate } from '../../workflows/messages';
 import { CONTROL_COMMAND_NAMES, type ControlAction, type ControlRequest, type RolloutStatus } from '../../workflows/types';
-import { connectClient } from '../connection';
+import { connectClient, temporalTarget, type ConnectionFlags } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { describeProgress } from '../progress';
 import { serviceStatus } from '../service-handle';
@@ -20,6 +20,8 @@ export interface ControlOptions {
   reason?: string;
   percent?: string;
   output?: 'text' | 'json';
+  /** The global connection flags (`rollout --profile cloud pause llm`). */
+  connection?: ConnectionFlags;
 }
 
 /** The longest `rollback --reason` (characters): it is stored in the rollout's history and shown by `status`. */
@@ -31,7 +33,7 @@ export async function controlCommand(action: ControlAction, serviceArg: string, 
   const request: ControlRequest = { action };
   if (action === 'rollback' && opts.reason) request.reason = reasonOption(opts.reason);
   if (action === 'setCanaryPercent') request.percent = parsePercent(opts.percent ?? '');
-  const { client, close } = await connectClient();
+  const { client, close } = await connectClient(temporalTarget(opts.connection));
   try {
     const { status } = await serviceStatus(client, service);
     if (!status.activeRollout) {

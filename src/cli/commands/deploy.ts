@@ -11,7 +11,7 @@ import type { serviceWorkflow } from '../../workflows/service';
 import type { RolloutResult } from '../../workflows/types';
 import { serviceWorkflowId, TASK_QUEUE } from '../../workflows/types';
 import { describeWaiting, waitingOn } from '../waiting';
-import { connectClient, servingUiUrl, temporalTarget, workflowUiLink } from '../connection';
+import { connectClient, servingUiUrl, temporalTarget, workflowUiLink, type ConnectionFlags } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { describeProgress } from '../progress';
 import { parsePercent } from './control';
@@ -33,6 +33,8 @@ export interface DeployOptions {
   output?: 'text' | 'json';
   /** Poll period for progress while waiting. */
   pollMs?: number;
+  /** The global connection flags (`rollout --profile cloud deploy spec.yaml`). */
+  connection?: ConnectionFlags;
 }
 
 export async function deployCommand(specPath: string, opts: DeployOptions): Promise<number> {
@@ -49,7 +51,7 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
     );
   }
   const canaryPercent = opts.canaryPercent === undefined ? undefined : percentOption('--canary-percent', opts.canaryPercent);
-  const target = temporalTarget();
+  const target = temporalTarget(opts.connection);
   const { client, close } = await connectClient(target);
   // Looked for while the deploy runs: the history link is printed only when a UI answers.
   const ui = servingUiUrl(target);

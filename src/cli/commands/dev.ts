@@ -1,6 +1,7 @@
 /** `rollout dev`: starts the embedded stack and keeps it running until Ctrl-C. */
 import { DevStackError, startDevStack } from '../../dev/stack';
 import { awsConfigProblem } from '../../providers/aws/config';
+import { describeSettings, loadConnectionConfig } from '../../temporal/connection-config';
 import { CliError, ExitCode } from '../errors';
 
 export interface DevCommandOptions {
@@ -45,8 +46,14 @@ export async function devCommand(opts: DevCommandOptions): Promise<number> {
   process.stdout.write(`ready: ${parts.join(' · ')}\n`);
   // The CLI finds a dev server's UI at the Temporal port + 1000; another --ui-port has to be said.
   const uiEnv = stack.uiUrl && stack.uiUrl !== `http://127.0.0.1:${temporalPort + 1000}` ? ` TEMPORAL_UI_URL=${stack.uiUrl}` : '';
+  // The user's own Temporal settings (a Cloud profile, an API key) would send the commands elsewhere
+  // or over TLS: then the line says to leave them out. The stack's worker never reads them.
+  const elsewhere = userSettingsElsewhere();
+  const rollout = elsewhere ? `rollout --disable-config-file --disable-config-env --address ${stack.temporalAddress}` : `TEMPORAL_ADDRESS=${stack.temporalAddress}${uiEnv} rollout`;
   process.stdout.write(
-    `  try: TEMPORAL_ADDRESS=${stack.temporalAddress}${uiEnv} rollout deploy examples/llm-service.yaml --wait\n  stop: Ctrl-C (terminates the replicas this stack started)\n`,
+    `  try: ${elsewhere && uiEnv ? `${uiEnv.trim()} ` : ''}${rollout} deploy examples/llm-service.yaml --wait\n` +
+      (elsewhere ? `  note: your Temporal settings are for another server (${elsewhere}): the line above leaves them out\n` : '') +
+      '  stop: Ctrl-C (terminates the replicas this stack started)\n',
   );
   await new Promise<void>((resolve) => {
     const onSignal = () => {
@@ -64,4 +71,17 @@ function portFlag(flag: string, text: string): number {
   const port = /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
   if (!(port >= 1 && port <= 65535)) throw new CliError(`${flag}: expected a port number from 1 to 65535, got ${JSON.stringify(text)}`, ExitCode.invalidInput);
   return port;
+}
+
+/** What in the user's own connection settings would keep `rollout <command>` from this stack, or undefined. */
+function userSettingsElsewhere(): string | undefined {
+  try {
+    const user = loadConnectionConfig();
+    if (user.tls || user.connectionOptions.apiKey !== undefined || user.namespace !== 'default' || user.connectionOptions.metadata) {
+      return `${describeSettings(user)}; namespace ${JSON.stringify(user.namespace)} from ${user.from.namespace}`;
+    }
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
 }

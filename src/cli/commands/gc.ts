@@ -11,19 +11,21 @@ import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowFaile
 import { GC_START_WITHIN_MS } from '../../workflows/gc-limits';
 import { gcUpdate } from '../../workflows/messages';
 import { GC_FAILED, gcWorkflowId, serviceWorkflowId, TASK_QUEUE, type GcResult } from '../../workflows/types';
-import { connectClient, temporalTarget } from '../connection';
+import { connectClient, temporalTarget, type ConnectionFlags } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { serviceArgument } from '../service-name';
 
 export interface GcOptions {
   dryRun?: boolean;
   output?: 'text' | 'json';
+  /** The global connection flags (`rollout --profile cloud gc llm`). */
+  connection?: ConnectionFlags;
 }
 
 export async function gcCommand(serviceArg: string, opts: GcOptions): Promise<number> {
   const service = serviceArgument(serviceArg);
   const input = { dryRun: opts.dryRun === true };
-  const { client, close } = await connectClient(temporalTarget());
+  const { client, close } = await connectClient(temporalTarget(opts.connection));
   try {
     if (!opts.output || opts.output === 'text') process.stderr.write(`${input.dryRun ? 'looking for' : 'collecting'} ${service}'s stray replicas on the worker's providers…\n`);
     // A worker does the work: if none polls, say so instead of hanging silently.

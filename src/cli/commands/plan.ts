@@ -7,13 +7,14 @@
  * from the serving replicas' measured load time, else `initial_delay_seconds`.
  */
 import { Client, Connection } from '@temporalio/client';
+import { explainConnectFailure } from '../../temporal/connect';
 import { simulateRollout, type PlanStage } from '../../plan';
 import type { ObservedReplica } from '../../plan/types';
 import { decideDeploy, type DeployMode } from '../../spec/diff';
 import { formatIssues, loadSpecFile } from '../../spec/load';
 import type { ServiceSpec } from '../../spec/types';
 import type { ServiceStatus } from '../../workflows/types';
-import { isUnreachable, temporalTarget, type TemporalTarget } from '../connection';
+import { isUnreachable, temporalTarget, type ConnectionFlags, type TemporalTarget } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { planEstimate, renderEstimate, type PlanEstimate } from '../plan-estimate';
 import { serviceStatus, ServiceNotFoundError } from '../service-handle';
@@ -21,6 +22,8 @@ import { serviceStatus, ServiceNotFoundError } from '../service-handle';
 export interface PlanOptions {
   output?: 'text' | 'json';
   force?: boolean;
+  /** The global connection flags (`rollout --profile cloud plan spec.yaml`). */
+  connection?: ConnectionFlags;
 }
 
 /** What `rollout plan -o json` prints. */
@@ -36,6 +39,7 @@ export interface PlanView {
 
 const CONNECT_TIMEOUT = '2s';
 const QUERY_TIMEOUT_MS = 5_000;
+const PROBE_TIMEOUT_MS = 1_000;
 
 export async function planCommand(specPath: string, opts: PlanOptions): Promise<number> {
   const loaded = await loadSpecFile(specPath);
@@ -43,7 +47,7 @@ export async function planCommand(specPath: string, opts: PlanOptions): Promise<
     throw new CliError(`invalid spec ${specPath}:\n${formatIssues(loaded.issues)}`, ExitCode.invalidInput);
   }
   const spec = loaded.spec;
-  const serving = await readService(spec.name, temporalTarget());
+  const serving = await readService(spec.name, temporalTarget(opts.connection));
   if ('offline' in serving) {
     process.stderr.write(`${serving.offline}: planning from ${spec.replicas} READY replica(s) of a previous version\n`);
   } else if (serving.status.activeRollout) {
@@ -126,9 +130,11 @@ export function renderPlan(view: PlanView, spec: ServiceSpec, assumed = false): 
 async function readService(service: string, target: TemporalTarget): Promise<{ status: ServiceStatus } | { offline: string }> {
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: target.address, connectTimeout: CONNECT_TIMEOUT });
-  } catch {
-    return { offline: `Temporal at ${target.address} is unreachable` };
+    connection = await Connection.connect({ ...target.connectionOptions, connectTimeout: CONNECT_TIMEOUT });
+  } catch (err) {
+    // A failed TLS handshake or refused credentials is said as such; a plan is made all the same.
+    const failure = await explainConnectFailure(err, target, PROBE_TIMEOUT_MS);
+    return { offline: failure.kind === 'unreachable' ? `Temporal at ${target.address} is unreachable` : failure.message };
   }
   try {
     const client = new Client({ connection, namespace: target.namespace });

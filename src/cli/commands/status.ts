@@ -4,7 +4,7 @@
  */
 import { rolloutStatusQuery } from '../../workflows/messages';
 import type { ReplicaRecord, RolloutStatus, ServiceStatus } from '../../workflows/types';
-import { connectClient, servingUiUrl, temporalTarget, workflowUiLink } from '../connection';
+import { connectClient, servingUiUrl, temporalTarget, workflowUiLink, type ConnectionFlags } from '../connection';
 import { ExitCode } from '../errors';
 import { describeCanary } from '../progress';
 import { serviceStatus } from '../service-handle';
@@ -25,9 +25,9 @@ export interface StatusView {
   waiting: WaitingOn[];
 }
 
-export async function statusCommand(serviceArg: string, opts: { output?: 'text' | 'json' }): Promise<number> {
+export async function statusCommand(serviceArg: string, opts: { output?: 'text' | 'json'; connection?: ConnectionFlags }): Promise<number> {
   const service = serviceArgument(serviceArg);
-  const target = temporalTarget();
+  const target = temporalTarget(opts.connection);
   const { client, close } = await connectClient(target);
   try {
     const { status, handle } = await serviceStatus(client, service);
