@@ -199,6 +199,9 @@ fn receive_fds_now(socket: RawFd) -> std::io::Result<Vec<OwnedFd>> {
 /// The handover socket, bound so that a router already listening on the path keeps it until the
 /// new one is ready: bound at a temporary path, then renamed over it (atomic).
 pub fn bind_socket(path: &Path) -> Result<UnixListener, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("ROUTER_HANDOVER_SOCKET {}: cannot create {} ({e})", path.display(), dir.display()))?;
+    }
     let tmp = PathBuf::from(format!("{}.{}", path.display(), std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let listener = UnixListener::bind(&tmp).map_err(|e| format!("ROUTER_HANDOVER_SOCKET {}: {e}", path.display()))?;

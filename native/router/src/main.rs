@@ -7,7 +7,7 @@
 //! (how long a stopping router lets requests in flight finish, default 10000),
 //! ROUTER_EXIT_WITH_STDIN=1 (stop as on SIGTERM when stdin closes: the parent went away),
 //! ROUTER_DRAIN_IDLE_MS (a stopping router closes a kept-alive connection once it has been idle
-//! this long, default 1000; server.rs), ROUTER_HANDOVER_SOCKET (a Unix socket path: where a new
+//! this long, default 2000; server.rs), ROUTER_HANDOVER_SOCKET (a Unix socket path: where a new
 //! router process can take this one over), ROUTER_TAKEOVER=1 (take the ports, route table and
 //! counters over from the router on ROUTER_HANDOVER_SOCKET instead of binding the ports; see
 //! handover.rs), ROUTER_HANDOVER_GRACE_MS (how long a router that was taken over lets its
@@ -116,7 +116,7 @@ fn config() -> Result<Config, String> {
         grace,
         upstream_timeout: if upstream_timeout.is_zero() { Duration::MAX } else { upstream_timeout },
         exit_with_stdin: env("ROUTER_EXIT_WITH_STDIN").is_some_and(|v| v == "1"),
-        drain_idle: millis("ROUTER_DRAIN_IDLE_MS", 1_000)?,
+        drain_idle: millis("ROUTER_DRAIN_IDLE_MS", 2_000)?,
         handover_socket,
         takeover,
         handover_grace: millis("ROUTER_HANDOVER_GRACE_MS", 600_000)?,
