@@ -7,18 +7,21 @@
  * every port checked before anything is touched. The worker, the router and Temporal stop when
  * the stack dies, even by SIGKILL (their stdin is a pipe from it); replicas left behind by a
  * killed stack are found in the state dir and terminated at the next start.
- * The worker and the router are restarted if they die.
+ * The worker and the router are restarted if they die. SIGUSR2 to the stack hands the router over
+ * to a new process of the router binary as found now (a rebuilt one: an upgrade) with no request
+ * dropped (see the README's "Router").
  */
 import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { LocalProvider } from '../providers/local';
 import { liveness, signalGroup, startTimeOf } from '../providers/local/proc';
-import { routerBinary } from '../router/binary';
 import { RouterAdminClient } from '../router/client';
+import { RouterSupervisor } from '../router/supervisor';
 import { resolveBinary, TEMPORAL_CLI } from '../temporal/binaries';
 import { unusablePorts } from './free-ports';
 import { lockStateDir, StateDirInUseError } from './stack-lock';
@@ -136,29 +139,51 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
     fs.chmodSync(tokenFile, 0o600);
     const routerUrl = `http://127.0.0.1:${opts.routerPort}`;
     const routerAdminUrl = `http://127.0.0.1:${opts.routerAdminPort}`;
+    // stack.json tells tools (and tests) where everything is; rewritten when a child restarts or
+    // the router is handed over. Written once the worker exists (it names the worker's pid).
+    let writeStackFile: () => void = () => undefined;
     // The router binary itself, not `rollout router` around it: one process less, and the stack's
     // kill on exit reaches it directly. It stops by itself when its stdin (from here) closes.
-    const router = new Supervised('router', routerBinary(), [], {
+    const router = new RouterSupervisor({
       logFile: path.join(logs, 'router.log'),
-      restart: true,
-      stdinPipe: true,
+      detached: true,
       env: {
         ROUTER_TRAFFIC_PORT: String(opts.routerPort),
         ROUTER_ADMIN_PORT: String(opts.routerAdminPort),
         ROUTER_TOKEN: token,
         ROUTER_STATE_PATH: path.join(stateDir, 'routes.json'),
-        ROUTER_EXIT_WITH_STDIN: '1',
+        ROUTER_HANDOVER_SOCKET: handoverSocketPath(stateDir),
+      },
+      say,
+      onStart: () => setImmediate(() => writeStackFile()),
+    });
+    started.push({ stop: () => router.stop(), shuttingDown: () => undefined });
+    await router.start();
+    await waitFor('router', () => new RouterAdminClient(routerAdminUrl, token).health(), { exited: false, logFile: path.join(logs, 'router.log') });
+
+    // The worker connects to this stack's Temporal, whatever the user's own Temporal settings say:
+    // no config file, no TEMPORAL_* variable (a profile, an API key or TLS meant for Temporal Cloud
+    // would break it; and none of them reaches the worker's environment, or its replicas').
+    const workerArgs = [opts.cliEntry, '--disable-config-file', '--disable-config-env', '--address', temporalAddress, '--namespace', 'default', 'worker'];
+    const worker = new Supervised('worker', process.execPath, workerArgs, {
+      logFile: path.join(logs, 'worker.log'),
+      restart: true,
+      readyLine: /worker ready/,
+      stdinPipe: true,
+      onStart: () => setImmediate(() => writeStackFile()),
+      dropEnv: /^TEMPORAL_/,
+      env: {
+        ROLLOUT_STATE_DIR: stateDir,
+        ROLLOUT_GPUS: opts.gpus === undefined ? '' : String(opts.gpus),
+        ROUTER_ADMIN_URL: routerAdminUrl,
+        ROUTER_TOKEN_FILE: tokenFile,
+        ROUTER_PUBLIC_URL: routerUrl,
+        ROLLOUT_EXIT_WITH_STDIN: '1',
       },
     });
-    router.start();
-    started.push(router);
-    await waitFor('router', () => new RouterAdminClient(routerAdminUrl, token).health(), router);
-
-    // stack.json tells tools (and tests) where everything is; rewritten when a child restarts.
-    const writeStackFile = () => {
+    writeStackFile = () => {
       const children: ChildRecord[] = [];
-      for (const [name, child] of [['temporal', temporal], ['router', router], ['worker', worker]] as const) {
-        const pid = child.pid;
+      for (const [name, pid] of [['temporal', temporal.pid], ['router', router.pid], ['worker', worker.pid]] as const) {
         if (pid !== undefined) children.push({ name, pid, startTime: startTimeOf(pid) });
       }
       fs.writeFileSync(
@@ -170,40 +195,29 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
         ),
       );
     };
-    // The worker connects to this stack's Temporal, whatever the user's own Temporal settings say:
-    // no config file, no TEMPORAL_* variable (a profile, an API key or TLS meant for Temporal Cloud
-    // would break it; and none of them reaches the worker's environment, or its replicas').
-    const workerArgs = [opts.cliEntry, '--disable-config-file', '--disable-config-env', '--address', temporalAddress, '--namespace', 'default', 'worker'];
-    const worker: Supervised = new Supervised('worker', process.execPath, workerArgs, {
-      logFile: path.join(logs, 'worker.log'),
-      restart: true,
-      readyLine: /worker ready/,
-      stdinPipe: true,
-      onStart: () => setImmediate(writeStackFile),
-      dropEnv: /^TEMPORAL_/,
-      env: {
-        ROLLOUT_STATE_DIR: stateDir,
-        ROLLOUT_GPUS: opts.gpus === undefined ? '' : String(opts.gpus),
-        ROUTER_ADMIN_URL: routerAdminUrl,
-        ROUTER_TOKEN_FILE: tokenFile,
-        ROUTER_PUBLIC_URL: routerUrl,
-        ROLLOUT_EXIT_WITH_STDIN: '1',
-      },
-    });
     worker.start();
     started.push(worker);
     await worker.ready(120_000);
     // Each part is ours and still up: an answer on a port could otherwise come from another stack.
-    for (const [name, child] of [['Temporal', temporal], ['the router', router], ['the worker', worker]] as const) {
+    for (const [name, child] of [['Temporal', temporal], ['the worker', worker]] as const) {
       if (child.exited) throw new DevStackError(`${name} exited during start-up; see ${child.logFile}`, 1);
     }
     writeStackFile();
+
+    // SIGUSR2 (nginx's binary-upgrade signal): the router is handed over to a new process of the
+    // router binary as found now, with no request dropped.
+    const onUsr2 = () => {
+      say('SIGUSR2: handing the router over to a new process');
+      router.handover().catch((err: Error) => say(`router handover failed, the old process serves on: ${err.message}`));
+    };
+    process.on('SIGUSR2', onUsr2);
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> =>
       (stopping ??= (async () => {
         say('stopping: worker, replicas, router, Temporal…');
-        for (const child of [worker, router, temporal]) child.shuttingDown();
+        process.off('SIGUSR2', onUsr2);
+        for (const child of [worker, temporal]) child.shuttingDown();
         await worker.stop();
         const removed = await terminateAll(provider);
         if (removed > 0) say(`terminated ${removed} replica(s)`);
@@ -304,7 +318,18 @@ async function waitForTemporal(address: string, process: Supervised): Promise<vo
   );
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, proc: Supervised, timeoutMs = 60_000): Promise<void> {
+/**
+ * The router's handover socket: in the state dir, or (a state dir too deep for a Unix socket
+ * path) in the temporary directory under a name of its own.
+ */
+export function handoverSocketPath(stateDir: string): string {
+  const inStateDir = path.join(stateDir, 'router.sock');
+  if (Buffer.byteLength(inStateDir) <= 96) return inStateDir;
+  const id = crypto.createHash('sha256').update(path.resolve(stateDir)).digest('hex').slice(0, 16);
+  return path.join(os.tmpdir(), `rollout-router-${id}.sock`);
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, proc: Pick<Supervised, 'exited' | 'logFile'>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (proc.exited) throw new Error(`${what} exited during start-up; see ${proc.logFile}`);

@@ -13,6 +13,9 @@ export class RouterRequestError extends Error {
   override name = 'RouterRequestError';
 }
 
+/** The connection was closed or reset before an answer: nothing was refused. */
+const CLOSED_UNDER_US = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
 export interface ServiceView extends ServiceRoute {
   stats: Record<string, VersionStats>;
 }
@@ -23,20 +26,29 @@ export class RouterAdminClient {
     private readonly token: string,
   ) {}
 
-  /** One admin request, its answer as text; a 404 is an answer only where the caller says so (an unknown service). */
+  /**
+   * One admin request, its answer as text; a 404 is an answer only where the caller says so (an
+   * unknown service). A kept-alive connection the router closed just as the request went out (a
+   * router handing over to a new process closes its idle admin connections) is retried on a new
+   * one: every admin call is idempotent (a PUT sets the whole list).
+   */
   private async send(method: 'GET' | 'PUT' | 'DELETE', path: string, body?: unknown, notFoundOk = false): Promise<{ status: number; text: string }> {
     let res;
-    try {
-      res = await request(this.adminUrl.replace(/\/$/, '') + path, {
-        method,
-        headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        headersTimeout: 10_000,
-        bodyTimeout: 10_000,
-      });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new RouterUnavailableError(`router admin API at ${this.adminUrl} unreachable (${method} ${path}): ${code ?? ''} ${(err as Error).message}`.replace(/  +/g, ' '));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        res = await request(this.adminUrl.replace(/\/$/, '') + path, {
+          method,
+          headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          headersTimeout: 10_000,
+          bodyTimeout: 10_000,
+        });
+        break;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (attempt < 3 && code !== undefined && CLOSED_UNDER_US.has(code)) continue;
+        throw new RouterUnavailableError(`router admin API at ${this.adminUrl} unreachable (${method} ${path}): ${code ?? ''} ${(err as Error).message}`.replace(/  +/g, ' '));
+      }
     }
     let text: string;
     try {

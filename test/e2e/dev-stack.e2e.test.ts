@@ -2,7 +2,8 @@
  * The embedded stack keeps itself whole: a second `rollout dev` on the same state dir refuses
  * and touches nothing, a port another program holds stops the start before anything is
  * cleaned up, and a stack killed with SIGKILL takes its Temporal, router and worker with it
- * (the next start cleans up its replicas).
+ * (the next start cleans up its replicas). SIGUSR2 to the stack hands its router over to a new
+ * process with no request dropped; a router SIGKILLed is restarted with its split.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -10,6 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { devArgs, killProcess, modelServerSpec, replicaProcesses, rolloutCli, ROOT, startStack, writeSpec, type RunningStack } from '../helpers/dev-stack';
+import { startLoad } from '../helpers/load';
 import { freePort } from '../helpers/ports';
 import { waitUntil } from '../helpers/wait';
 
@@ -84,6 +86,32 @@ test('a second rollout dev on the same state dir refuses (exit 2) and the runnin
   expect(fs.readFileSync(path.join(first.stateDir, 'routes.json'), 'utf8')).toBe(routesBefore);
   expect(fs.readFileSync(path.join(first.stateDir, 'stack.json'), 'utf8')).toBe(stackFileBefore);
   expect(await answers(first, 'keep')).toBe(200);
+}, 300_000);
+
+test('SIGUSR2 to rollout dev hands the router over under load (0 failed, stack.json names the new pid); a SIGKILLed router comes back with its split', async () => {
+  const stack = stacks[0] ?? (await startStack());
+  if (!stacks.includes(stack)) stacks.push(stack);
+  const name = 'handover';
+  await serve(stack, name);
+  const routerPid = (): number => (JSON.parse(fs.readFileSync(path.join(stack.stateDir, 'stack.json'), 'utf8')) as { children: { name: string; pid: number }[] }).children.find((c) => c.name === 'router')!.pid;
+  const before = routerPid();
+  const routesBefore = JSON.parse(fs.readFileSync(path.join(stack.stateDir, 'routes.json'), 'utf8')).services[name];
+  const load = startLoad(`${stack.routerUrl}/${name}`, { clients: 3 });
+  await load.until((r) => r.requests >= 50, 'load through the router');
+  killProcess(stack.dev.pid!, 'SIGUSR2');
+  await waitUntil(() => routerPid() !== before && alive(routerPid()), 'stack.json to name the new router', 60_000);
+  await waitUntil(() => !alive(before), 'the old router to drain and exit', 60_000);
+  const seen = load.snapshot().requests;
+  await load.until((r) => r.requests >= seen + 50, 'load through the new router');
+  const report = await load.stop();
+  expect(report.failures).toEqual([]);
+  expect(stack.output()).toMatch(/router handed over: pid \d+ \(0\.1\.0\) → pid \d+ \(0\.1\.0\)/);
+
+  const handedTo = routerPid();
+  killProcess(handedTo, 'SIGKILL');
+  await waitUntil(() => routerPid() !== handedTo && alive(routerPid()), 'the router to be restarted', 60_000);
+  await waitUntil(async () => (await answers(stack, name).catch(() => 0)) === 200, 'the restarted router to serve');
+  expect(JSON.parse(fs.readFileSync(path.join(stack.stateDir, 'routes.json'), 'utf8')).services[name]).toEqual(routesBefore);
 }, 300_000);
 
 test('a port another program holds: exit 2 naming the flag, nothing started or cleaned up', async () => {

@@ -7,7 +7,9 @@
 //!   GET    /v1/services/:service/inflight[?replica=<id>] -> 200 {"inflight"[, "byReplica"]}
 //!   DELETE /v1/services/:service                   -> 204
 //!   GET    /metrics                                -> Prometheus text
-//!   GET    /healthz (no auth)                      -> 200 {"ok": true}
+//!   GET    /healthz (no auth)                      -> 200 {"ok": true, "build", "pid"}
+//!
+//! In-flight counts include what a predecessor still drains after a handover (handover.rs).
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -39,7 +41,7 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     if path == "/healthz" {
-        return json_response(StatusCode::OK, &json!({ "ok": true }));
+        return json_response(StatusCode::OK, &json!({ "ok": true, "build": crate::identity::build(), "pid": std::process::id() }));
     }
     let given = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
     if !shared.token_matches(given) {
@@ -85,10 +87,18 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
         }
         (Some("inflight"), &Method::GET) => {
             let replica = req.uri().query().and_then(|q| query_param(q, "replica")).filter(|r| !r.is_empty());
-            let stats = shared.stats();
             match replica {
-                Some(r) => json_response(StatusCode::OK, &json!({ "inflight": stats.inflight(&service, Some(&r)) })),
-                None => json_response(StatusCode::OK, &json!({ "inflight": stats.inflight(&service, None), "byReplica": stats.inflight_by_replica(&service) })),
+                Some(r) => json_response(StatusCode::OK, &json!({ "inflight": shared.inflight(&service, Some(&r)) })),
+                None => {
+                    let mut by_replica = shared.stats().inflight_by_replica(&service);
+                    if let (Some(theirs), Value::Object(ours)) = (shared.predecessor_inflight().get(&service), &mut by_replica) {
+                        for (replica, n) in theirs {
+                            let sum = ours.get(replica).and_then(Value::as_u64).unwrap_or(0) + n;
+                            ours.insert(replica.clone(), json!(sum));
+                        }
+                    }
+                    json_response(StatusCode::OK, &json!({ "inflight": shared.inflight(&service, None), "byReplica": by_replica }))
+                }
             }
         }
         (None, &Method::GET) => {

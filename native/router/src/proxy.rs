@@ -206,6 +206,7 @@ fn proxied_response(response: Response<Incoming>, mut attempt: Attempt) -> Respo
     }
     parts.headers.insert(HeaderName::from_static("x-rollout-replica"), HeaderValue::from_str(&attempt.backend.replica_id).unwrap_or(HeaderValue::from_static("?")));
     parts.headers.insert(HeaderName::from_static("x-rollout-version"), HeaderValue::from(attempt.backend.version));
+    parts.headers.insert(HeaderName::from_static("x-rollout-router"), crate::identity::header_value());
     // A proxy in front of this one (nginx) must not buffer token streams either.
     if parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream")) {
         parts.headers.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));

@@ -61,12 +61,12 @@ fn whole_numbers_plain<S: serde::Serializer>(value: &f64, serializer: S) -> Resu
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceRoute {
     pub backends: Vec<Arc<Backend>>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RouteTable {
     pub services: BTreeMap<String, ServiceRoute>,
 }
@@ -114,6 +114,13 @@ impl RouteStore {
             }
         }
         Ok(RouteStore { table, state_path, pickers: HashMap::new() })
+    }
+
+    /// The table a predecessor handed over (what it persisted), written to our own state file.
+    pub fn adopt(table: RouteTable, state_path: Option<PathBuf>) -> Result<RouteStore, String> {
+        let store = RouteStore { table, state_path, pickers: HashMap::new() };
+        store.persist().map_err(|e| format!("router state {}: cannot write it ({e})", store.state_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()))?;
+        Ok(store)
     }
 
     pub fn has(&self, service: &str) -> bool {

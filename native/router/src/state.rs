@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use sha2::{Digest, Sha256};
 
 use crate::ejection::Ejections;
+use crate::handover::Inflight;
 use crate::routes::RouteStore;
 use crate::stats::RouterStats;
 
@@ -28,6 +29,8 @@ pub struct Shared {
     pub routes: Mutex<RouteStore>,
     pub stats: Mutex<RouterStats>,
     pub ejections: Mutex<Ejections>,
+    /// What the process this one took over from still has in flight (it reports it until it exits).
+    pub predecessor_inflight: Mutex<Inflight>,
     pub client: Client<HttpConnector, UpstreamBody>,
     /// How long a replica may take to send its response headers.
     pub upstream_timeout: Duration,
@@ -35,7 +38,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(routes: RouteStore, token: &str, upstream_timeout: Duration) -> Arc<Shared> {
+    pub fn new(routes: RouteStore, stats: RouterStats, token: &str, upstream_timeout: Duration) -> Arc<Shared> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
@@ -46,8 +49,9 @@ impl Shared {
             .build(connector);
         Arc::new(Shared {
             routes: Mutex::new(routes),
-            stats: Mutex::new(RouterStats::default()),
+            stats: Mutex::new(stats),
             ejections: Mutex::new(Ejections::default()),
+            predecessor_inflight: Mutex::new(Inflight::new()),
             client,
             upstream_timeout,
             token_digest: Sha256::digest(token.as_bytes()).into(),
@@ -67,6 +71,21 @@ impl Shared {
 
     pub fn stats(&self) -> MutexGuard<'_, RouterStats> {
         self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn predecessor_inflight(&self) -> MutexGuard<'_, Inflight> {
+        self.predecessor_inflight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// In flight to a service (or one of its replicas) here and in a predecessor still draining.
+    pub fn inflight(&self, service: &str, replica: Option<&str>) -> u64 {
+        let own = self.stats().inflight(service, replica);
+        let predecessor = self.predecessor_inflight();
+        let theirs = predecessor.get(service).map(|by_replica| match replica {
+            Some(r) => by_replica.get(r).copied().unwrap_or(0),
+            None => by_replica.values().sum(),
+        });
+        own + theirs.unwrap_or(0)
     }
 
     pub fn ejections(&self) -> MutexGuard<'_, Ejections> {

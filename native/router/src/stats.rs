@@ -11,12 +11,13 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 pub const BUCKETS_S: [f64; 17] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 const CODES: [&str; 6] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
 
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug, PartialEq, Serialize, Deserialize)]
 struct Histogram {
     /// Per bucket (not cumulative); the last is +Inf.
     counts: [u64; BUCKETS_S.len() + 1],
@@ -53,12 +54,15 @@ impl Histogram {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct VersionEntry {
     service: String,
     version: i64,
     requests: u64,
     errors_5xx: u64,
     connect_errors: u64,
+    /// This process's own; a handover does not carry it (the old process reports its own).
+    #[serde(skip)]
     inflight: i64,
     by_code: [u64; 6],
     /// Status classes seen, in the order first seen (exposition order).
@@ -77,6 +81,11 @@ pub enum Outcome {
     Abandoned,
 }
 
+/// The counters (not the in-flight gauges) as a new process takes them over at a handover, so
+/// that cumulative counters never go down (canary analysis reads their differences).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsSnapshot(Vec<VersionEntry>);
+
 #[derive(Default)]
 pub struct RouterStats {
     /// Entries in the order first seen; `index` finds one by service and version.
@@ -86,6 +95,34 @@ pub struct RouterStats {
 }
 
 impl RouterStats {
+    /// Counters that go on from a predecessor's.
+    pub fn restore(snapshot: StatsSnapshot) -> RouterStats {
+        let mut stats = RouterStats::default();
+        for mut entry in snapshot.0 {
+            entry.inflight = 0;
+            let by_version = stats.index.entry(entry.service.clone()).or_default();
+            if by_version.contains_key(&entry.version) {
+                continue;
+            }
+            by_version.insert(entry.version, stats.entries.len());
+            stats.entries.push(entry);
+        }
+        stats
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot(self.entries.clone())
+    }
+
+    /// In-flight requests per service and replica.
+    pub fn inflight_all(&self) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> {
+        self.inflight_by_replica
+            .iter()
+            .filter(|(_, replicas)| !replicas.is_empty())
+            .map(|(service, replicas)| (service.clone(), replicas.iter().map(|(r, n)| (r.to_string(), *n)).collect()))
+            .collect()
+    }
+
     fn entry(&mut self, service: &str, version: i64) -> &mut VersionEntry {
         let by_version = match self.index.get_mut(service) {
             Some(v) => v,
@@ -283,6 +320,27 @@ mod tests {
         assert_eq!(v["1"]["connectErrors"], 1);
         assert_eq!(v["2"]["errors5xx"], 1);
         assert_eq!(v["2"]["inflight"], 0);
+    }
+
+    #[test]
+    fn counters_go_on_from_a_snapshot_without_the_inflight_gauge() {
+        let mut s = RouterStats::default();
+        let r: Arc<str> = Arc::from("r");
+        for status in [200, 503] {
+            s.started("svc", 2, &r);
+            s.finished("svc", 2, "r", answered(status, 0.01));
+        }
+        s.started("svc", 2, &r); // still in flight at the handover
+        let wire = serde_json::to_string(&s.snapshot()).unwrap();
+        assert!(!wire.contains("inflight"), "{wire}");
+        let mut next = RouterStats::restore(serde_json::from_str(&wire).unwrap());
+        assert_eq!(next.inflight("svc", None), 0);
+        next.started("svc", 2, &r);
+        next.finished("svc", 2, "r", answered(200, 0.01));
+        let v = next.by_version("svc");
+        assert_eq!((v["2"]["requests"].as_u64(), v["2"]["errors5xx"].as_u64(), v["2"]["inflight"].as_i64()), (Some(3), Some(1), Some(0)));
+        assert!(next.exposition().contains("rollout_router_requests_total{service=\"svc\",version=\"2\",code=\"2xx\"} 2\n"));
+        assert_eq!(s.inflight_all(), std::collections::BTreeMap::from([("svc".to_string(), std::collections::BTreeMap::from([("r".to_string(), 1)]))]));
     }
 
     #[test]
