@@ -15,6 +15,10 @@ export interface FailureText {
 export function describeFailure(err: unknown): FailureText {
   if (err instanceof CliError) return { message: err.message, exitCode: err.exitCode };
   const text = err instanceof Error ? err.message : String(err);
+  // A query is answered by a worker: Temporal itself may be fine while none runs the workflow.
+  if (isUnreachable(err) && /Failed to query Workflow/i.test(text)) {
+    return { message: `no answer to the query in time: no worker is running the workflow (is \`rollout worker\` or \`rollout dev\` running, and not stopped?), or Temporal is unreachable (${text})`, exitCode: ExitCode.unreachable };
+  }
   if (isUnreachable(err)) return { message: `Temporal became unreachable: ${text}`, exitCode: ExitCode.unreachable };
   const code = grpcCodeOf(err);
   if (code !== undefined && GRPC_CREDENTIALS_REFUSED.has(code)) {

@@ -13,6 +13,8 @@ describe('describeFailure', () => {
   test.each([
     ['UNAVAILABLE', grpcError(14, 'No connection established'), 3, /^Temporal became unreachable/],
     ['DEADLINE_EXCEEDED', grpcError(4, 'Deadline exceeded'), 3, /^Temporal became unreachable/],
+    // A query no worker answers (the worker stopped): Temporal is fine, the message says what is likely.
+    ['a query no worker answers', new ServiceError('Failed to query Workflow', { cause: Object.assign(new Error('4 DEADLINE_EXCEEDED: context deadline exceeded'), { code: 4, details: 'context deadline exceeded', metadata: {} }) }), 3, /^no answer to the query in time: no worker is running the workflow/],
     ['FAILED_PRECONDITION', grpcError(9, 'Workflow is not ready to handle updates'), 1, /^Temporal refused the request: Workflow is not ready to handle updates \(the workflow has not been run by a worker yet: is `rollout worker`/],
     ['NOT_FOUND', grpcError(5, 'workflow not found for ID: x'), 1, /^Temporal refused the request: workflow not found for ID: x$/],
     // Credentials refused (an API key Temporal does not take, or one without access): exit 3, as an unreachable Temporal.
