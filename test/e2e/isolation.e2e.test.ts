@@ -97,7 +97,8 @@ test('a secret reference reaches the replica, and only the replica', async () =>
       texts.push(textOf(history));
       texts.push(JSON.stringify(wf.searchAttributes ?? {}), JSON.stringify(wf.memo ?? {}));
     }
-    const files = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(d, e.name)) : [path.join(d, e.name)]));
+    // Regular files only: the state dir also holds the router's handover socket.
+    const files = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(d, e.name)) : e.isFile() ? [path.join(d, e.name)] : []));
     for (const file of files(stack.stateDir)) texts.push(fs.readFileSync(file, 'utf8'));
     texts.push(stack.output());
     const encodings = (s: string) => [s, Buffer.from(s).toString('base64')];
