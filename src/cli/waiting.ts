@@ -17,6 +17,11 @@ export interface WaitingOn {
   nextAttemptAt?: number;
 }
 
+/** temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED. */
+const STARTED = 2;
+/** An attempt running this long is taken to be past the failure before it. */
+const HEALTHY_AFTER_MS = 30_000;
+
 type Timestamp = { seconds?: { toNumber(): number } | number | null; nanos?: number | null } | null | undefined;
 
 const epochMs = (t: Timestamp): number | undefined => {
@@ -33,8 +38,12 @@ export async function waitingOn(handle: WorkflowHandle): Promise<WaitingOn[]> {
   } catch {
     return []; // just closed, or not allowed to describe: the status without it
   }
+  const now = Date.now();
   return pending
     .filter((a) => (a.attempt ?? 1) > 1 && a.lastFailure?.message)
+    // An attempt that has been running well for a while (a watch that failed once, long ago) is
+    // not waiting on that failure any more.
+    .filter((a) => !(a.state === STARTED && (epochMs(a.lastStartedTime) ?? now) < now - HEALTHY_AFTER_MS))
     .map((a) => ({
       activity: a.activityType?.name ?? 'activity',
       attempt: (a.attempt ?? 2) - 1,

@@ -90,6 +90,8 @@ export class ReplicaFleet {
   private readonly inheritedWatches: { scope: CancellationScope; done: Promise<void> }[] = [];
   /** Replicas whose launch activity has settled. */
   private readonly launchesDone = new Set<string>();
+  /** Removals in flight (see settleRemovals). */
+  private readonly removals = new Set<Promise<void>>();
   seq: number;
   traffic: TrafficWeight[] = [];
   endpoint?: string;
@@ -240,7 +242,17 @@ export class ReplicaFleet {
 
   /** Takes replicas out of traffic (the planner already left them out), drains, terminates. */
   async remove(ids: string[]): Promise<void> {
-    await Promise.all(ids.map((id) => this.removeOne(id)));
+    const removals = ids.map((id) => this.removeOne(id));
+    for (const r of removals) {
+      this.removals.add(r);
+      void r.catch(() => undefined).finally(() => this.removals.delete(r));
+    }
+    await Promise.all(removals);
+  }
+
+  /** Waits until no removal is in flight (after one failed: the others end as terminated or FAILED). */
+  async settleRemovals(): Promise<void> {
+    while (this.removals.size > 0) await Promise.allSettled([...this.removals]);
   }
 
   private async removeOne(id: string): Promise<void> {
@@ -264,7 +276,17 @@ export class ReplicaFleet {
       if (wasServing) {
         await drainReplica.executeWithOptions({ summary: `drain ${id}` }, [{ service: this.input.service, replicaId: id, timeoutMs: DRAIN_TIMEOUT_MS }]);
       }
-      await terminateReplica.executeWithOptions({ summary: `terminate ${id}` }, [{ replicaId: id, provider: this.providerOf(record) }]);
+      try {
+        await terminateReplica.executeWithOptions({ summary: `terminate ${id}` }, [{ replicaId: id, provider: this.providerOf(record) }]);
+      } catch (err) {
+        // Not terminated (EC2 refusing the worker's credentials): FAILED, not SHUTTING_DOWN, so
+        // that the next plan (the next rollout, self-healing) removes it again instead of waiting
+        // for a removal nobody is doing. The caller decides what the failure means.
+        record.status = 'FAILED';
+        record.message = `could not be terminated: ${failureMessage(err)}`;
+        this.wake();
+        throw err;
+      }
     });
     this.replicas.delete(id);
     this.scopes.delete(id);

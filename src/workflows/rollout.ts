@@ -231,7 +231,9 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     // rollout started before this replays as it ran.)
     if (!(err instanceof ActivityFailure) || !patched(PATCHES.activityFailureEndsRollout)) throw err;
     log.error('an activity failed for good: the rollout fails', { error: failureMessage(err) });
-    control.finish('failed', `${control.reason ? `${control.reason}; then ` : ''}${failureMessage(err)}`);
+    await fleet.settleRemovals();
+    const why = failureMessage(err);
+    control.finish('failed', control.reason?.includes(why) ? control.reason : `${control.reason ? `${control.reason}; then ` : ''}${why}`);
   }
 
   await fleet.stopWatching();

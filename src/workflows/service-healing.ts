@@ -6,12 +6,15 @@
  * replicas go, replacements come up to `replicas`, traffic only on READY ones); this file only
  * carries them out. Workflow code: deterministic, no I/O.
  */
-import { condition, patched } from '@temporalio/workflow';
+import { ActivityFailure, condition, patched } from '@temporalio/workflow';
 import { healingBackoffMs, markLost, planStep, type LostReplica } from '../plan';
 import { PATCHES } from './patches';
 import { ReplicaFleet } from './replica-fleet';
 import { watchServing } from './serving-watch';
 import type { ServiceState } from './types';
+
+/** How long self-healing waits after a removal failed for good before it tries again. */
+const REMOVAL_RETRY_MS = 60_000;
 
 /** Watches the serving replicas for one window; the lost ones, or [] (window over, or interrupted). */
 export function watchServiceReplicas(state: ServiceState, interrupt: () => boolean): Promise<LostReplica[]> {
@@ -62,7 +65,14 @@ export async function healService(state: ServiceState, lost: LostReplica[], inte
     state.endpoint = fleet.endpoint ?? state.endpoint;
   };
 
+  let removalFailedAt: number | undefined;
   for (;;) {
+    if (removalFailedAt !== undefined) {
+      const failedAt = removalFailedAt;
+      removalFailedAt = undefined;
+      publish();
+      if (await condition(interrupt, Math.max(1, failedAt + REMOVAL_RETRY_MS - Date.now()))) continue;
+    }
     fleet.settled();
     const step = planStep({
       strategy: 'rolling',
@@ -76,8 +86,14 @@ export async function healService(state: ServiceState, lost: LostReplica[], inte
     await fleet.setTraffic(step.traffic);
     // Each removal marks its replica SHUTTING_DOWN at once, so the next plan neither removes it
     // again nor counts its slot as free; it wakes the loop when the replica is gone.
-    if (removeInBackground) removals.push(fleet.remove(step.remove));
-    else await fleet.remove(step.remove);
+    // A removal that fails for good (a terminate the provider refuses) leaves its replica FAILED:
+    // the service waits a minute before the next plan removes it again, instead of failing.
+    const removal = fleet.remove(step.remove).catch((err: unknown) => {
+      if (!(err instanceof ActivityFailure)) throw err;
+      removalFailedAt = Date.now();
+    });
+    if (removeInBackground) removals.push(removal);
+    else await removal;
     publish();
     if (step.done) break;
     if (interrupt()) {

@@ -9,6 +9,7 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { gcUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
+import { WATCH_WINDOW_MS } from '../../src/workflows/serving-watch';
 import { gcWorkflowId, serviceWorkflowId, type GcResult, type ServiceStatus } from '../../src/workflows/types';
 import { Worker } from '@temporalio/worker';
 import { fakeWorld } from '../helpers/fake-activities';
@@ -188,5 +189,33 @@ test('a terminate that fails for good ends the rollout as failed, saying why (th
     expect(result.reason).toMatch(/TerminateInstances: AuthFailure \(credentials refused\)/);
     const s = await statusOf('stuckterm');
     expect(s.lastRollout).toMatchObject({ version: 2, outcome: 'failed', reason: expect.stringMatching(/AuthFailure/) });
+    // What could not be terminated is handed back FAILED (not SHUTTING_DOWN, which nothing would
+    // finish): self-healing keeps trying, and once the credentials are good again it is removed
+    // and the next deploy goes through.
+    expect(result.replicas.filter((r) => r.status === 'SHUTTING_DOWN')).toEqual([]);
+    expect(result.replicas.some((r) => r.status === 'FAILED' && /could not be terminated/.test(r.message ?? ''))).toBe(true);
+    world.terminateFailure = undefined;
+    await env.sleep('2 minutes');
+    await waitFor(async () => (await statusOf('stuckterm')).replicas.every((r) => r.status === 'READY'));
+    const d3 = await deploy(tq, { ...v1, env: { MODEL_VERSION: 'v3' } });
+    expect((await rolloutResult(d3.rolloutWorkflowId)).outcome).toBe('succeeded');
+  });
+});
+
+test('self-healing whose terminate fails for good waits and tries again; the service workflow does not fail', async () => {
+  await withWorker({}, async (world, tq) => {
+    await rolloutResult((await deploy(tq, serviceSpec({ name: 'healterm' }))).rolloutWorkflowId);
+    const [dead] = (await statusOf('healterm')).replicas.map((r) => r.id);
+    world.terminateFailure = { type: 'CredentialsError', message: 'TerminateInstances: AuthFailure' };
+    world.kill(dead, 'instance terminated');
+    await env.sleep(WATCH_WINDOW_MS);
+    await waitFor(async () => (await statusOf('healterm')).replicas.some((r) => r.id === dead && r.status === 'FAILED' && /could not be terminated/.test(r.message ?? '')));
+    world.terminateFailure = undefined;
+    await env.sleep('2 minutes');
+    await waitFor(async () => {
+      const st = await statusOf('healterm');
+      return st.replicas.length === 2 && st.replicas.every((r) => r.status === 'READY') && !st.replicas.some((r) => r.id === dead);
+    });
+    expect((await env.client.workflow.getHandle(serviceWorkflowId('healterm')).describe()).status.name).toBe('RUNNING');
   });
 });

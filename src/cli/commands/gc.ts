@@ -27,14 +27,16 @@ export async function gcCommand(serviceArg: string, opts: GcOptions): Promise<nu
   const input = { dryRun: opts.dryRun === true };
   const { client, close } = await connectClient(temporalTarget(opts.connection));
   try {
+    // Asked first: a namespace Temporal lacks fails here, before anything is said.
+    const running = await serviceIsRunning(client, service);
     if (!opts.output || opts.output === 'text') process.stderr.write(`${input.dryRun ? 'looking for' : 'collecting'} ${service}'s stray replicas on the worker's providers…\n`);
-    // A worker does the work: if none polls, say so instead of hanging silently.
-    const noWorkerHint = setTimeout(() => process.stderr.write(`still waiting for a worker on task queue ${TASK_QUEUE} (is \`rollout dev\` or \`rollout worker\` running?)\n`), 15_000);
+    // A worker does the work: if it takes long, say what it may be waiting for.
+    const slowHint = setTimeout(() => process.stderr.write(`still waiting: for a worker on task queue ${TASK_QUEUE} (is \`rollout dev\` or \`rollout worker\` running?), or for the provider's answers\n`), 15_000);
     let result: GcResult;
     try {
-      result = (await serviceIsRunning(client, service)) ? await viaService(client, service, input) : await viaGcWorkflow(client, service, input);
+      result = running ? await viaService(client, service, input) : await viaGcWorkflow(client, service, input);
     } finally {
-      clearTimeout(noWorkerHint);
+      clearTimeout(slowHint);
     }
     process.stdout.write(opts.output === 'json' ? JSON.stringify(result, null, 2) + '\n' : renderGc(result));
     return ExitCode.ok;
