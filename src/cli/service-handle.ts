@@ -24,3 +24,13 @@ export async function serviceStatus(client: Client, service: string): Promise<{ 
     throw err;
   }
 }
+
+/** Whether the service's workflow exists and runs (deploy's canary check, gc's choice of path). */
+export async function serviceRunning(client: Client, service: string): Promise<boolean> {
+  try {
+    return (await client.workflow.getHandle(serviceWorkflowId(service)).describe()).status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}

@@ -12,6 +12,7 @@ import type { Duration } from '@temporalio/common';
 import net from 'node:net';
 import tls from 'node:tls';
 import { describeSettings, type TemporalTarget } from './connection-config';
+import { GRPC_CREDENTIALS_REFUSED, GRPC_UNAUTHENTICATED, grpcCodeOf, grpcDetailsOf } from './grpc-status';
 
 export async function connectAnswering(target: TemporalTarget, connectTimeout: Duration = '5s'): Promise<Connection> {
   const connection = await Connection.connect({ ...target.connectionOptions, connectTimeout });
@@ -24,46 +25,25 @@ export async function connectAnswering(target: TemporalTarget, connectTimeout: D
   return connection;
 }
 
-/** gRPC status codes: the server answered, and refused who we are. */
-const GRPC_PERMISSION_DENIED = 7;
-const GRPC_UNAUTHENTICATED = 16;
-
 export interface ConnectFailure {
   kind: 'unreachable' | 'tls' | 'credentials';
   /** One line, without advice on what to set (callers add theirs for `unreachable`). */
   message: string;
 }
 
-/** The gRPC status code of an error or of one of its causes (the SDK wraps them). */
-function grpcCode(err: unknown): number | undefined {
-  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const { code, details } = e as { code?: unknown; details?: unknown };
-    if (typeof code === 'number' && typeof details === 'string') return code;
-  }
-  return undefined;
-}
-
-function grpcDetails(err: unknown): string {
-  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const { code, details } = e as { code?: unknown; details?: unknown };
-    if (typeof code === 'number' && typeof details === 'string' && details) return details;
-  }
-  return firstLine(err);
-}
-
 const firstLine = (err: unknown): string => (err instanceof Error ? err.message : String(err)).split('\n')[0];
 
 /** Whether a gRPC error means the server refused our credentials (exit 3, with what to check). */
 export function isCredentialsRefused(err: unknown): boolean {
-  const code = grpcCode(err);
-  return code === GRPC_UNAUTHENTICATED || code === GRPC_PERMISSION_DENIED;
+  const code = grpcCodeOf(err);
+  return code !== undefined && GRPC_CREDENTIALS_REFUSED.has(code);
 }
 
 /** The one line for refused credentials: the server's words and what was sent. */
 export function credentialsMessage(err: unknown, target: TemporalTarget): string {
-  const code = grpcCode(err) === GRPC_UNAUTHENTICATED ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED';
+  const code = grpcCodeOf(err) === GRPC_UNAUTHENTICATED ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED';
   const sent = target.from.apiKey ? `the API key from ${target.from.apiKey}` : target.tls ? 'no API key (TLS only)' : 'no API key';
-  return `Temporal at ${target.address} refused the credentials for namespace ${JSON.stringify(target.namespace)} (${code}: ${grpcDetails(err)}); sent ${sent}: check TEMPORAL_API_KEY or the profile's api_key (or its client certificate)`;
+  return `Temporal at ${target.address} refused the credentials for namespace ${JSON.stringify(target.namespace)} (${code}: ${firstLine(grpcDetailsOf(err))}); sent ${sent}: check TEMPORAL_API_KEY or the profile's api_key (or its client certificate)`;
 }
 
 /**

@@ -36,4 +36,6 @@ export const PATCHES = {
   noAnalysisBeforeTraffic: 'no-analysis-before-traffic',
   /** An activity that failed for good ends the rollout as failed (with its message) instead of failing the workflow. */
   activityFailureEndsRollout: 'activity-failure-ends-rollout',
+  /** Self-healing whose removal fails for good waits a minute and plans again, instead of failing the service workflow. */
+  healingRetriesFailedRemovals: 'healing-retries-failed-removals',
 } as const;

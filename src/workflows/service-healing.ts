@@ -89,7 +89,8 @@ export async function healService(state: ServiceState, lost: LostReplica[], inte
     // A removal that fails for good (a terminate the provider refuses) leaves its replica FAILED:
     // the service waits a minute before the next plan removes it again, instead of failing.
     const removal = fleet.remove(step.remove).catch((err: unknown) => {
-      if (!(err instanceof ActivityFailure)) throw err;
+      // (Patched: a service replaying a history from before this failed here, as it did then.)
+      if (!(err instanceof ActivityFailure) || !patched(PATCHES.healingRetriesFailedRemovals)) throw err;
       removalFailedAt = Date.now();
     });
     if (removeInBackground) removals.push(removal);

@@ -9,10 +9,11 @@
  */
 import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runCli } from '../helpers/dev-stack';
 import { freePort } from '../helpers/ports';
 import { createLocalEnv } from '../helpers/temporal-env';
 import { makeCertificates, startGrpcStandIn, type Certificates, type GrpcStandIn } from '../helpers/tls-stand-in';
@@ -57,30 +58,10 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...base, HOME: path.join(dir, 'home'), ...extra };
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  lines: string[];
-}
-
-/** Runs the CLI to its end, asynchronously (the TLS stand-in answers from this process). */
-function rollout(args: string[], extra: Record<string, string> = {}, timeoutMs = 90_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(root, 'bin/rollout.js'), ...args], { cwd: root, env: cleanEnv(extra), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`rollout ${args.join(' ')} hung:\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, lines: stderr.trimEnd().split('\n') });
-    });
-  });
+/** Runs the CLI to its end, asynchronously (the TLS stand-in answers from this process); `lines`: stderr's. */
+async function rollout(args: string[], extra: Record<string, string> = {}, timeoutMs = 90_000) {
+  const r = await runCli(args, cleanEnv(extra), timeoutMs);
+  return { ...r, lines: r.stderr.trimEnd().split('\n') };
 }
 
 const TERMINATED = /^error: service llm is not running \(its workflow is TERMINATED\)$/;

@@ -90,14 +90,15 @@ export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, TEMPORAL_CONFIG_FILE: path.join(os.tmpdir(), 'rollout-tests-no-temporal-config.toml'), ...extra };
 }
 
-/** Runs the real CLI (asynchronously, so the test process keeps serving its own timers). */
+/** Runs the real CLI against the stack (asynchronously, so the test process keeps serving its own timers). */
 export function rolloutCli(stack: Pick<RunningStack, 'temporalAddress'> | undefined, args: string[], timeoutMs = 240_000): Promise<CliResult> {
+  return runCli(args, cliEnv(stack ? { TEMPORAL_ADDRESS: stack.temporalAddress } : {}), timeoutMs);
+}
+
+/** Runs the real CLI to its end with exactly this environment; a run past `timeoutMs` is killed and fails the test. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      env: cliEnv(stack ? { TEMPORAL_ADDRESS: stack.temporalAddress } : {}),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -213,6 +213,22 @@ const scenarios: Record<string, Scenario> = {
     await rolloutResult(d2.rolloutWorkflowId);
     return [d2.rolloutWorkflowId];
   },
+  async self_healing_terminate_fails_then_works(world, tq) {
+    await rolloutResult((await deploy(tq, serviceSpec({ name: 'h-healterm' }))).rolloutWorkflowId);
+    const service = env.client.workflow.getHandle(serviceWorkflowId('h-healterm'));
+    const [dead] = (await service.query(serviceStatusQuery)).replicas.map((r) => r.id);
+    world.terminateFailure = { type: 'CredentialsError', message: 'TerminateInstances: AuthFailure' };
+    world.kill(dead, 'instance terminated');
+    await env.sleep(WATCH_WINDOW_MS);
+    await waitFor(async () => (await service.query(serviceStatusQuery)).replicas.some((r) => r.id === dead && r.status === 'FAILED'));
+    world.terminateFailure = undefined;
+    await env.sleep('2 minutes');
+    await waitFor(async () => {
+      const s = await service.query(serviceStatusQuery);
+      return s.replicas.length === 2 && s.replicas.every((r) => r.status === 'READY');
+    });
+    return [serviceWorkflowId('h-healterm')];
+  },
   async cancelled_rollout_cleanup_and_gc(world, tq) {
     const v1 = serviceSpec({ name: 'h-gc' });
     await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);

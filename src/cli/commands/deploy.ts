@@ -3,7 +3,7 @@
  * touching anything), starts the service workflow if needed and sends it a `deploy` update,
  * then optionally follows the rollout until it ends (exit 0 succeeded, 1 rolled back/failed).
  */
-import { WithStartWorkflowOperation, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { loadSpecFile, formatIssues } from '../../spec/load';
 import { literalSecretsIn } from '../../spec/secrets';
 import { deployUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../workflows/messages';
@@ -14,6 +14,7 @@ import { describeWaiting, waitingOn } from '../waiting';
 import { connectClient, servingUiUrl, temporalTarget, workflowUiLink, type ConnectionFlags } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { describeProgress } from '../progress';
+import { serviceRunning } from '../service-handle';
 import { parsePercent } from './control';
 
 function percentOption(flag: string, text: string): number {
@@ -57,7 +58,7 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
   const ui = servingUiUrl(target);
   try {
     const workflowId = serviceWorkflowId(spec.name);
-    if (canaryPercent !== undefined && !(await serviceRuns(client.workflow.getHandle(workflowId)))) {
+    if (canaryPercent !== undefined && !(await serviceRunning(client, spec.name))) {
       // Checked here, before anything starts: the update's own refusal would come after the service workflow started.
       throw new CliError(`deploy of ${spec.name} refused: ${spec.name} is not running yet, so a first deploy has no serving version to split traffic with: deploy without --canary-percent`, ExitCode.invalidInput);
     }
@@ -138,16 +139,6 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
     return final.outcome === 'succeeded' ? ExitCode.ok : ExitCode.failed;
   } finally {
     await close();
-  }
-}
-
-/** Whether the service workflow exists and runs. */
-async function serviceRuns(handle: { describe: () => Promise<{ status: { name: string } }> }): Promise<boolean> {
-  try {
-    return (await handle.describe()).status.name === 'RUNNING';
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
-    throw err;
   }
 }
 

@@ -7,12 +7,13 @@
  * nothing is owned. The worker does the listing and terminating: the CLI needs no cloud
  * credentials.
  */
-import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { GC_START_WITHIN_MS } from '../../workflows/gc-limits';
 import { gcUpdate } from '../../workflows/messages';
 import { GC_FAILED, gcWorkflowId, serviceWorkflowId, TASK_QUEUE, type GcResult } from '../../workflows/types';
 import { connectClient, temporalTarget, type ConnectionFlags } from '../connection';
 import { CliError, ExitCode } from '../errors';
+import { serviceRunning } from '../service-handle';
 import { serviceArgument } from '../service-name';
 
 export interface GcOptions {
@@ -28,7 +29,7 @@ export async function gcCommand(serviceArg: string, opts: GcOptions): Promise<nu
   const { client, close } = await connectClient(temporalTarget(opts.connection));
   try {
     // Asked first: a namespace Temporal lacks fails here, before anything is said.
-    const running = await serviceIsRunning(client, service);
+    const running = await serviceRunning(client, service);
     if (!opts.output || opts.output === 'text') process.stderr.write(`${input.dryRun ? 'looking for' : 'collecting'} ${service}'s stray replicas on the worker's providers…\n`);
     // A worker does the work: if it takes long, say what it may be waiting for.
     const slowHint = setTimeout(() => process.stderr.write(`still waiting: for a worker on task queue ${TASK_QUEUE} (is \`rollout dev\` or \`rollout worker\` running?), or for the provider's answers\n`), 15_000);
@@ -42,15 +43,6 @@ export async function gcCommand(serviceArg: string, opts: GcOptions): Promise<nu
     return ExitCode.ok;
   } finally {
     await close();
-  }
-}
-
-async function serviceIsRunning(client: Client, service: string): Promise<boolean> {
-  try {
-    return (await client.workflow.getHandle(serviceWorkflowId(service)).describe()).status.name === 'RUNNING';
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
-    throw err;
   }
 }
 
