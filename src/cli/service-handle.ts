@@ -27,8 +27,13 @@ export async function serviceStatus(client: Client, service: string): Promise<{ 
 
 /** Whether the service's workflow exists and runs (deploy's canary check, gc's choice of path). */
 export async function serviceRunning(client: Client, service: string): Promise<boolean> {
+  return workflowRunning(client, serviceWorkflowId(service));
+}
+
+/** Whether a workflow with this id exists and runs. */
+export async function workflowRunning(client: Client, workflowId: string): Promise<boolean> {
   try {
-    return (await client.workflow.getHandle(serviceWorkflowId(service)).describe()).status.name === 'RUNNING';
+    return (await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return false;
     throw err;

@@ -9,12 +9,13 @@
  */
 import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli } from '../helpers/dev-stack';
 import { freePort } from '../helpers/ports';
+import { waitUntil } from '../helpers/wait';
 import { createLocalEnv } from '../helpers/temporal-env';
 import { makeCertificates, startGrpcStandIn, type Certificates, type GrpcStandIn } from '../helpers/tls-stand-in';
 
@@ -214,5 +215,31 @@ describe('TLS and credentials: exit 3, one line saying which', () => {
   test('a port nothing listens on, with TLS on: unreachable (not a TLS failure), exit 3', async () => {
     const r = await rollout(['--address', closed, 'status', 'llm'], { TEMPORAL_TLS: '1' });
     expect({ code: r.code, lines: r.lines }).toEqual({ code: 3, lines: [expect.stringMatching(new RegExp(`^error: cannot reach Temporal at ${escape(closed)} \\(ECONNREFUSED\\)`))] });
+  });
+});
+
+describe('a first deploy while `rollout gc` cleans up after the service', () => {
+  test('is refused (exit 1) and starts nothing; once the gc has ended it goes ahead', async () => {
+    // A gc-<service> that no worker picks up stays RUNNING: the window in which gc may still terminate leftovers.
+    const client = new Client({ connection: env.connection });
+    const gc = await client.workflow.start('gcWorkflow', { taskQueue: 'no-worker-here', workflowId: 'gc-llm', args: [{ service: 'llm', dryRun: false }] });
+    try {
+      const r = await rollout(['--address', temporal, 'deploy', 'examples/llm-service.yaml']);
+      expect({ code: r.code, lines: r.lines }).toEqual({
+        code: 1,
+        lines: ['error: deploy of llm refused: `rollout gc llm` is cleaning up its leftovers (workflow gc-llm); deploy again when it has finished'],
+      });
+      await expect(client.workflow.getHandle('service-llm').describe()).rejects.toThrow(/not found/i);
+    } finally {
+      await gc.terminate('test over');
+    }
+    // No gc running: the deploy gets past the check and starts the service workflow (no worker runs it here, so the CLI waits: ended by the test).
+    const deploy = spawn(process.execPath, [path.join(root, 'bin/rollout.js'), '--address', temporal, 'deploy', 'examples/llm-service.yaml'], { cwd: root, env: cleanEnv(), stdio: 'ignore' });
+    try {
+      await waitUntil(async () => (await client.workflow.getHandle('service-llm').describe().catch(() => undefined))?.status.name === 'RUNNING', 'service-llm started', 60_000, 200);
+    } finally {
+      deploy.kill('SIGKILL');
+    }
+    await client.workflow.getHandle('service-llm').terminate('test over');
   });
 });

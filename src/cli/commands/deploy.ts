@@ -9,12 +9,12 @@ import { literalSecretsIn } from '../../spec/secrets';
 import { deployUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../workflows/messages';
 import type { serviceWorkflow } from '../../workflows/service';
 import type { RolloutResult } from '../../workflows/types';
-import { serviceWorkflowId, TASK_QUEUE } from '../../workflows/types';
+import { gcWorkflowId, serviceWorkflowId, TASK_QUEUE } from '../../workflows/types';
 import { describeWaiting, waitingOn } from '../waiting';
 import { connectClient, servingUiUrl, temporalTarget, workflowUiLink, type ConnectionFlags } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { describeProgress } from '../progress';
-import { serviceRunning } from '../service-handle';
+import { serviceRunning, workflowRunning } from '../service-handle';
 import { parsePercent } from './control';
 
 function percentOption(flag: string, text: string): number {
@@ -58,7 +58,13 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
   const ui = servingUiUrl(target);
   try {
     const workflowId = serviceWorkflowId(spec.name);
-    if (canaryPercent !== undefined && !(await serviceRunning(client, spec.name))) {
+    const running = await serviceRunning(client, spec.name);
+    if (!running && (await workflowRunning(client, gcWorkflowId(spec.name)))) {
+      // A gc of a service with no workflow terminates every instance tagged with its name: a
+      // first deploy now could adopt a leftover that gc is about to terminate.
+      throw new CliError(`deploy of ${spec.name} refused: \`rollout gc ${spec.name}\` is cleaning up its leftovers (workflow ${gcWorkflowId(spec.name)}); deploy again when it has finished`, ExitCode.failed);
+    }
+    if (canaryPercent !== undefined && !running) {
       // Checked here, before anything starts: the update's own refusal would come after the service workflow started.
       throw new CliError(`deploy of ${spec.name} refused: ${spec.name} is not running yet, so a first deploy has no serving version to split traffic with: deploy without --canary-percent`, ExitCode.invalidInput);
     }
