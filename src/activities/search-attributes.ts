@@ -35,18 +35,13 @@ export async function checkSearchAttributes(connection: Pick<Connection, 'operat
 }
 
 /**
- * The command line that creates every attribute named: one `temporal operator search-attribute
- * create` per type (the CLI takes many `--name`s but one `--type`), joined by `&&`.
+ * The one `temporal operator search-attribute create` command that creates every attribute named:
+ * a `--name` and its `--type` per attribute (the CLI pairs them in order; checked with CLI 1.9.1,
+ * whose `--name A --name B --type Keyword` would create A only).
  */
 export function createCommand(namespace: string, names: readonly string[]): string {
-  const byType = new Map<string, string[]>();
-  for (const key of ROLLOUT_SEARCH_ATTRIBUTES.filter((k) => names.includes(k.name))) {
-    const type = OPERATOR_TYPE_NAME[key.type];
-    byType.set(type, [...(byType.get(type) ?? []), key.name]);
-  }
-  return [...byType]
-    .map(([type, ofType]) => `temporal operator search-attribute create --namespace ${shellWord(namespace)} ${ofType.map((n) => `--name ${n}`).join(' ')} --type ${type}`)
-    .join(' && ');
+  const pairs = ROLLOUT_SEARCH_ATTRIBUTES.filter((key) => names.includes(key.name)).map((key) => `--name ${key.name} --type ${OPERATOR_TYPE_NAME[key.type]}`);
+  return `temporal operator search-attribute create --namespace ${shellWord(namespace)} ${pairs.join(' ')}`;
 }
 
 /**

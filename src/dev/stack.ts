@@ -281,7 +281,8 @@ async function startTemporal(opts: DevOptions, address: string, logs: string): P
   // The rollout search attributes, so that rollouts can be found by service, phase, outcome…
   for (const key of ROLLOUT_SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=${OPERATOR_TYPE_NAME[key.type]}`);
   if (opts.headless) args.push('--headless');
-  else args.push('--ui-port', String(opts.uiPort));
+  // No newsfeed: the UI would fetch it from the internet.
+  else args.push('--ui-port', String(opts.uiPort), '--ui-disable-news-fetch');
   // Through the guardian: the Temporal CLI cannot watch its parent, the guardian stops it for us.
   const guardian = path.join(__dirname, 'guardian.js');
   const temporal = new Supervised('temporal', process.execPath, [guardian, temporalCli, ...args], {
