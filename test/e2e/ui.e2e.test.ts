@@ -105,7 +105,9 @@ describe('in the browser', () => {
     if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
   });
 
-  const bodyHas = (text: string) => page.waitForFunction((t) => document.body.innerText.includes(t), text, { timeout: 90_000 });
+  // Runs in the page (this project compiles without the DOM library, hence the cast).
+  const bodyHas = (text: string) =>
+    page.waitForFunction((t) => (globalThis as unknown as { document: { body: { innerText: string } } }).document.body.innerText.includes(t), text, { timeout: 90_000 });
   const shot = (name: string) => page.screenshot({ path: path.join(ARTIFACTS, `ui-${name}.png`), fullPage: true });
 
   test('the list filtered by RolloutService shows the service and its rollouts; a rollout shows its summary, its activities and its search attributes', async () => {
