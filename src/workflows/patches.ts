@@ -38,4 +38,10 @@ export const PATCHES = {
   activityFailureEndsRollout: 'activity-failure-ends-rollout',
   /** Self-healing whose removal fails for good waits a minute and plans again, instead of failing the service workflow. */
   healingRetriesFailedRemovals: 'healing-retries-failed-removals',
+  /**
+   * Search attributes: before a rollout the service asks which the namespace has (a local
+   * activity), tags itself with RolloutService and starts the rollout with its attributes; the
+   * rollout upserts its phase, canary percent and outcome as they change.
+   */
+  rolloutSearchAttributes: 'rollout-search-attributes',
 } as const;

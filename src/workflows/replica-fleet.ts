@@ -164,7 +164,7 @@ export class ReplicaFleet {
 
   /** The provider's GPU total, asked once (null, "counts no GPUs", is an answer too). */
   private async providerGpus(spec: ServiceSpec): Promise<number | null> {
-    if (this.totalGpus === undefined) this.totalGpus = (await gpuCapacity({ provider: spec.resources.provider })).totalGpus;
+    if (this.totalGpus === undefined) this.totalGpus = (await gpuCapacity.executeWithOptions({ summary: `GPUs of provider ${spec.resources.provider}` }, [{ provider: spec.resources.provider }])).totalGpus;
     return this.totalGpus;
   }
 

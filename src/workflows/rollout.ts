@@ -30,9 +30,10 @@ import {
 } from './messages';
 import { PATCHES } from './patches';
 import { ReplicaFleet } from './replica-fleet';
+import { rolloutAttributes, strategyOf, upsertChanged, type RolloutIdentity } from './rollout-search-attributes';
 import { RolloutControl } from './rollout-control';
 import { sweepStrayReplicas } from './stray-sweep';
-import type { ControlRequest, RolloutInput, RolloutPhase, RolloutResult, RolloutStatus } from './types';
+import type { ControlRequest, RolloutInput, RolloutOutcome, RolloutPhase, RolloutResult, RolloutStatus } from './types';
 import { rolloutWorkflowId } from './types';
 
 /**
@@ -60,6 +61,10 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   });
   const { carried } = input;
   if (carried) control.restore(carried.control);
+  // The search attributes the namespace has (the service asked the worker); a rollout started
+  // before they existed has none and sets none. (Patched: it replays as it ran.)
+  const registered = input.searchAttributes?.length && patched(PATCHES.rolloutSearchAttributes) ? input.searchAttributes : [];
+  const identity: RolloutIdentity = { service: input.service, version: input.toVersion, strategy: strategyOf(input.mode, toSpec) };
   const analysis = toSpec.rollout.analysis && hasPrimary && !inPlace ? new CanaryAnalysis(input.service, toSpec.rollout.analysis, carried?.analysis) : undefined;
   let note = carried?.note ?? 'starting';
   let canaryPercent = carried?.canaryPercent ?? 0;
@@ -77,9 +82,10 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     if (fleet.versionOf(replicaId) === (inPlace ? input.fromVersion : input.toVersion)) rollBack(`replica ${replicaId} failed: ${message}`);
   };
 
+  const phaseNow = (): RolloutPhase => (control.phase !== 'rolling_out' ? control.phase : control.paused ? 'paused' : control.manual ? 'manual' : 'rolling_out');
   const status = (): RolloutStatus => {
     const now = Date.now();
-    const phase: RolloutPhase = control.phase !== 'rolling_out' ? control.phase : control.paused ? 'paused' : control.manual ? 'manual' : 'rolling_out';
+    const phase = phaseNow();
     return {
       workflowId: rolloutWorkflowId(input.service, input.toVersion),
       service: input.service,
@@ -137,6 +143,10 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     },
   );
   setHandler(rolloutStatusQuery, status);
+  /** The phase and canary percent (and at the end the outcome) as search attributes, when they changed. */
+  const tag = (outcome?: RolloutOutcome): void => {
+    if (registered.length > 0) upsertChanged(rolloutAttributes(identity, { phase: phaseNow(), canaryPercent, outcome }), registered);
+  };
 
   // The serving replicas are watched throughout: one that dies mid-rollout is noticed, leaves
   // traffic and counts against max_unavailable. (Patched: rollouts started before it had no watch.)
@@ -166,6 +176,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
       fleet.settled();
 
       if (analysis && canaryPercent > 0 && control.phase === 'rolling_out' && analysis.due(now)) {
+        tag();
         const verdict = await analysis.check(input.toVersion, input.fromVersion);
         if (verdict.rollback) rollBack(`analysis failed: ${verdict.reasons.join('; ')}`);
         continue;
@@ -183,6 +194,9 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
         const step = control.trafficLed ? await trafficLedStep() : await replicaLedStep();
         note = step.note;
         setCurrentDetails(`**${status().phase}** (v${input.fromVersion} → v${input.toVersion}): ${note}`);
+        // Before each wait (an activity, a replica change, a control message): a phase or percent
+        // that holds for a while shows; one that changes and changes back within a task does not.
+        tag();
         await fleet.setTraffic(step.traffic);
         canaryPercent = trafficPercentByVersion(step.traffic)[String(input.toVersion)] ?? 0;
         if (inPlace) canaryPercent = 0;
@@ -217,6 +231,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
         });
       }
 
+      tag();
       const wakeAt = [control.deadlineAt(Date.now()), control.pauseStepEndsAt(Date.now()), analysis && canaryPercent > 0 ? analysis.nextAt() : undefined]
         .filter((t): t is number => typeof t === 'number')
         .reduce((a, b) => Math.min(a, b), Infinity);
@@ -235,6 +250,9 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     const why = failureMessage(err);
     control.finish('failed', control.reason?.includes(why) ? control.reason : `${control.reason ? `${control.reason}; then ` : ''}${why}`);
   }
+  const succeeded = control.phase === 'succeeded';
+  const outcome: RolloutOutcome = succeeded ? 'succeeded' : control.phase === 'rolled_back' ? 'rolled_back' : 'failed';
+  tag(outcome);
 
   await fleet.stopWatching();
   // The provider may hold replicas of the losing version that the rollout does not remember (a
@@ -256,9 +274,8 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   }
   note = control.phase === 'succeeded' ? `v${input.toVersion} serves all traffic` : (control.reason ?? control.phase);
   setCurrentDetails(`**${control.phase}**: ${note}`);
-  const succeeded = control.phase === 'succeeded';
   return {
-    outcome: succeeded ? 'succeeded' : control.phase === 'rolled_back' ? 'rolled_back' : 'failed',
+    outcome,
     reason: control.reason,
     servingVersion: succeeded ? input.toVersion : input.fromVersion,
     replicas: fleet.records(),

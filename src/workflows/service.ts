@@ -14,6 +14,7 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   startChild,
   workflowInfo,
@@ -37,7 +38,9 @@ import {
 import { failureMessage } from './failure-message';
 import { PATCHES } from './patches';
 import { rolloutWorkflow } from './rollout';
+import { onlyRegistered, rolloutAttributes, strategyOf, upsertChanged } from './rollout-search-attributes';
 import { malformedRequest } from './rollout-control';
+import { RolloutService } from './search-attributes';
 import { compactPercentArg, compactRollbackArg } from './signal-payloads';
 import { collectGarbage, gcRefusal, recoverFromFailedRollout } from './service-gc';
 import { healService, watchServiceReplicas } from './service-healing';
@@ -54,6 +57,22 @@ const { controlRollout } = proxyActivities<ReturnType<typeof createActivities>>(
   retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['ControlRefused', 'ProviderNotConfigured'] },
 });
 
+// Which search attributes the namespace has: a local activity (a marker in this history, no
+// task round trip), asked before each rollout so that attributes created meanwhile are used.
+const { registeredSearchAttributes } = proxyLocalActivities<ReturnType<typeof createActivities>>({
+  startToCloseTimeout: '10 seconds',
+  retry: { maximumAttempts: 3 },
+});
+
+/** The rollout search attributes the namespace has; none when the worker cannot tell (the rollout runs untagged). */
+async function namespaceSearchAttributes(): Promise<string[]> {
+  try {
+    return await registeredSearchAttributes();
+  } catch (err) {
+    log.warn('could not list the namespace\'s search attributes: this rollout is not tagged', { error: failureMessage(err) });
+    return [];
+  }
+}
 
 export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void> {
   const state: ServiceState = input.state ?? {
@@ -178,6 +197,13 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
       const { deploy, version, mode } = pending;
       const workflowId = rolloutWorkflowId(state.name, version);
       let summary: RolloutSummary;
+      // (Patched: a service replaying a history from before search attributes started its rollouts untagged.)
+      const registered = patched(PATCHES.rolloutSearchAttributes) ? await namespaceSearchAttributes() : undefined;
+      // The service too carries RolloutService: a filter on it shows the service and its rollouts.
+      if (registered) upsertChanged([{ key: RolloutService, value: state.name }], registered);
+      const attributes = registered
+        ? onlyRegistered(rolloutAttributes({ service: state.name, version, strategy: strategyOf(mode, deploy.spec) }, { phase: 'rolling_out', canaryPercent: 0 }), registered)
+        : [];
       try {
         // The deploy update answers once the child has started, so callers can follow it by id;
         // `pending` stays set until then, so a second deploy is refused meanwhile.
@@ -186,6 +212,7 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
           // What the Temporal UI shows for this rollout in lists and at the top of its page.
           staticSummary: `${state.name}: ${state.version ? `v${state.version} → ` : 'first deploy, '}v${version} (${mode === 'in_place' ? 'in place' : deploy.spec.rollout.strategy}, ${deploy.spec.replicas} replica(s)${deploy.canaryPercent !== undefined ? `, manual at ${deploy.canaryPercent}%` : ''})`,
           staticDetails: `Spec of v${version}:\n\n\`\`\`json\n${JSON.stringify(deploy.spec, null, 2)}\n\`\`\``,
+          ...(attributes.length > 0 ? { typedSearchAttributes: attributes } : {}),
           args: [
             {
               service: state.name,
@@ -197,6 +224,7 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
               replicaSeq: state.replicaSeq,
               mode,
               canaryPercent: deploy.canaryPercent,
+              ...(registered ? { searchAttributes: registered } : {}),
             },
           ],
         });

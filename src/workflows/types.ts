@@ -125,6 +125,12 @@ export interface RolloutInput {
   canaryPercent?: number;
   /** Present when continuing as new: the previous run's state (`replicas` are then its replicas). */
   carried?: RolloutCarry;
+  /**
+   * The rollout search attributes the namespace has (names; the service asked the worker before
+   * starting the rollout): the only ones the rollout sets. Absent (a rollout started before search
+   * attributes) or empty: it sets none.
+   */
+  searchAttributes?: string[];
 }
 
 /**

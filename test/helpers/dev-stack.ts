@@ -36,8 +36,11 @@ export async function devArgs(extraArgs: string[] = [], stateDir = fs.mkdtempSyn
   return { args, stateDir, temporalPort, routerPort, adminPort };
 }
 
-export async function startStack(extraArgs: string[] = [], opts: { stateDir?: string; env?: Record<string, string> } = {}): Promise<RunningStack> {
-  const { args, stateDir, temporalPort, routerPort } = await devArgs(extraArgs, opts.stateDir);
+/** `rollout dev` as devArgs starts it; with `uiPort`, with its Web UI there instead of `--headless`. */
+export async function startStack(extraArgs: string[] = [], opts: { stateDir?: string; env?: Record<string, string>; uiPort?: number } = {}): Promise<RunningStack> {
+  const planned = await devArgs(extraArgs, opts.stateDir);
+  const { stateDir, temporalPort, routerPort } = planned;
+  const args = opts.uiPort === undefined ? planned.args : planned.args.flatMap((a) => (a === '--headless' ? ['--ui-port', String(opts.uiPort)] : [a]));
   const dev = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   dev.stdout?.on('data', (c: Buffer) => (out += c.toString()));

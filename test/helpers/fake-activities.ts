@@ -3,9 +3,10 @@
  * readiness is scripted per version. The Temporal server and client stay real.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { Client } from '@temporalio/client';
+import { type Client, isGrpcServiceError } from '@temporalio/client';
 import type { createActivities } from '../../src/activities';
 import { createControlForwarding } from '../../src/activities/control-forwarding';
+import { createSearchAttributeActivities } from '../../src/activities/search-attributes';
 import type { StatsSnapshot } from '../../src/plan/analysis';
 import type {
   DrainReplicaInput,
@@ -17,9 +18,13 @@ import type {
   WatchReplicaInput,
 } from '../../src/activities/types';
 import type { FleetWatchInput } from '../../src/activities/watch';
+import { TIME_SKIPPING_SEARCH_ATTRIBUTES } from './temporal-env';
 import type { FindStrayReplicasInput, TerminateStrayReplicasInput } from '../../src/activities/stray-replicas';
 
 type Activities = ReturnType<typeof createActivities>;
+
+/** gRPC status 12. */
+const GRPC_UNIMPLEMENTED = 12;
 
 /** How replicas of a version behave: ready after `readyAfterMs` (real time), never ready, or failing. */
 export type Readiness =
@@ -56,6 +61,11 @@ export interface FakeWorld {
   strayListingFailure?: { type: string; message: string };
   /** What gpuCapacity answers: null (default) = the provider counts no GPUs. */
   totalGpus: number | null;
+  /**
+   * What the fake worker says the namespace has of the rollout search attributes; undefined:
+   * what the server says (see registeredSearchAttributes below).
+   */
+  searchAttributes?: string[];
   /** Replicas killed by the test (id → why), reported lost by the next watchFleet that covers them. */
   killed: Map<string, string>;
   /** Every watchFleet call's replica ids, in order. */
@@ -160,9 +170,22 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
   };
   const terminationHolds = new Map<string, Promise<void>>();
   const holds = new Map<number, Promise<void>>();
+  const listSearchAttributes = createSearchAttributeActivities(client);
   const versionOf = (replicaId: string): number => Number(/-v(\d+)-r\d+$/.exec(replicaId)?.[1]);
   world.activities = {
     ...createControlForwarding(client),
+    // Which rollout search attributes the namespace has: as set by the test, else the real check
+    // against the test's real server; the time-skipping server cannot list them (UNIMPLEMENTED),
+    // and has those createTimeSkippingEnv registered.
+    async registeredSearchAttributes() {
+      if (world.searchAttributes) return world.searchAttributes;
+      try {
+        return await listSearchAttributes.registeredSearchAttributes();
+      } catch (err) {
+        if (isGrpcServiceError(err) && err.code === GRPC_UNIMPLEMENTED) return [...TIME_SKIPPING_SEARCH_ATTRIBUTES];
+        throw err;
+      }
+    },
     // The "provider" lists what runs: a replica id is `<service>-v<version>-r<n>`.
     async findStrayReplicas(input: FindStrayReplicasInput) {
       const failure = world.strayListingFailure;

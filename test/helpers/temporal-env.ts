@@ -4,7 +4,9 @@
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import { resolveBinary, TEMPORAL_CLI, TEMPORAL_TEST_SERVER } from '../../src/temporal/binaries';
+import { ROLLOUT_SEARCH_ATTRIBUTES } from '../../src/workflows/search-attributes';
 import { freePort } from './ports';
 
 /** A binary found locally, or the SDK's own download (the last resort; needs internet). */
@@ -20,9 +22,22 @@ try {
   // already installed in this module registry
 }
 
+/**
+ * The search attributes every time-skipping server gets (all of the rollout's). That server has
+ * no start option for them, but takes OperatorService.addSearchAttributes, and like a real one
+ * fails the workflow task of an upsert of one it lacks; it cannot list them (UNIMPLEMENTED), so
+ * the fake worker answers the service's question with these (test/helpers/fake-activities.ts).
+ */
+export const TIME_SKIPPING_SEARCH_ATTRIBUTES: readonly string[] = ROLLOUT_SEARCH_ATTRIBUTES.map((key) => key.name);
+
 // Ports from freePort (see ports.ts), not the SDK's own pick from the ephemeral range.
-export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
-  return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: executable(resolveBinary(TEMPORAL_TEST_SERVER)), port: await freePort() } });
+export async function createTimeSkippingEnv(searchAttributeNames: readonly string[] = TIME_SKIPPING_SEARCH_ATTRIBUTES): Promise<TestWorkflowEnvironment> {
+  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: executable(resolveBinary(TEMPORAL_TEST_SERVER)), port: await freePort() } });
+  const keys = ROLLOUT_SEARCH_ATTRIBUTES.filter((key) => searchAttributeNames.includes(key.name));
+  if (keys.length === 0) return env;
+  const searchAttributes = Object.fromEntries(keys.map((key) => [key.name, encodeSearchAttributeIndexedValueType(key.type)!]));
+  await env.connection.operatorService.addSearchAttributes({ namespace: env.namespace ?? 'default', searchAttributes });
+  return env;
 }
 
 /**

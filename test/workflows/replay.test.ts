@@ -5,7 +5,8 @@
  * `test/histories/*.json` are real histories of representative rollouts (each strategy, the
  * control messages, automatic and manual rollbacks, an in-place update, a self-healing
  * replacement, a GPU shortfall, a rollback cancelling a stuck launch, a canary hold that
- * continued as new, a hung replica replaced while its termination waits), recorded on the time-skipping server with in-memory activities by
+ * continued as new, a hung replica replaced while its termination waits, a canary tagged with its
+ * search attributes), recorded on the time-skipping server with in-memory activities by
  * `RECORD_HISTORIES=1 npx jest test/workflows/replay.test.ts`, which records only scenarios that
  * have no file yet. Never re-record an existing one to make a change pass (that is exactly the
  * break this test exists to catch): see "Changing a workflow safely" in the README.
@@ -228,6 +229,18 @@ const scenarios: Record<string, Scenario> = {
       return s.replicas.length === 2 && s.replicas.every((r) => r.status === 'READY');
     });
     return [serviceWorkflowId('h-healterm')];
+  },
+  async search_attributes_canary(_world, tq) {
+    // Recorded on a server with every rollout search attribute (createTimeSkippingEnv registers them).
+    const v1 = canary('h-sa', [{ weight: 50 }, { pause: {} }, { weight: 100 }]);
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const d2 = await deploy(tq, v2(v1));
+    const h = env.client.workflow.getHandle(d2.rolloutWorkflowId);
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).stepIndex === 1);
+    await h.executeUpdate(controlUpdate, { args: [{ action: 'pause' }] });
+    await h.executeUpdate(controlUpdate, { args: [{ action: 'promote' }] });
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [serviceWorkflowId('h-sa'), d2.rolloutWorkflowId];
   },
   async cancelled_rollout_cleanup_and_gc(world, tq) {
     const v1 = serviceSpec({ name: 'h-gc' });
