@@ -178,6 +178,31 @@ test('a service whose status query gets no answer is listed with its error; the 
   }
 }, 180_000);
 
+test('deploy --wait in a terminal (a pty from `script`): the live display, redrawn in place; the exit code kept', async () => {
+  // v2 loads for 3 s, so the display's first frame (rolling out) comes before the last (succeeded).
+  const v2 = writeSpec(specDir, 'oc-v2-tty.yaml', modelServerSpec({ name: 'oc-v2', version: 'v2', replicas: 1, extraEnv: { LOAD_DELAY_SECONDS: '3' } }));
+  const command = [process.execPath, CLI, 'deploy', v2, '--wait'].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const tty = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    const child = spawn('script', ['-qec', command, '/dev/null'], { cwd: ROOT, env: cliEnv({ TEMPORAL_ADDRESS: stack.temporalAddress }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('exit', (code) => resolve({ code, out }));
+  });
+  expect(tty.code).toBe(0);
+  expect(tty.out).toMatch(/oc-v2 {2}v1 → v2 {2}rolling_out {2}\d\d:\d\d/);
+  expect(tty.out).toMatch(/traffic {3}\[[█▒ ]{30}\] {2}█ v1 100%/);
+  expect(tty.out).toMatch(/replicas {2}v1 {2}READY 1/);
+  // Redrawn: back up over the previous frame, each line cleared to its end; never the whole screen.
+  expect(tty.out).toMatch(/\r\x1b\[\d+A/);
+  expect(tty.out).toMatch(/\x1b\[K/);
+  expect(tty.out).not.toMatch(/\x1b\[2J/);
+  expect(tty.out).toMatch(/oc-v2 {2}v1 → v2 {2}succeeded/);
+  expect(tty.out).toMatch(/✔ oc-v2 v2 serves all traffic/);
+  // The plain lines of a pipe are not printed in a terminal.
+  expect(tty.out).not.toMatch(/\[\d\d:\d\d\] rolling_out · /);
+}, 240_000);
+
 test('a watch ends (exit 0) when its service workflow ends', async () => {
   const watch = background(['status', 'oc-v2', '--watch']);
   await waitUntil(() => lines(watch.out()).length >= 1, 'the watch to print the first state');

@@ -8,7 +8,7 @@
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { rolloutStatusQuery } from '../../workflows/messages';
 import type { RolloutCause, RolloutInput, RolloutResult, RolloutStatus } from '../../workflows/types';
-import { mapBounded } from '../bounded';
+import { answerWithin, mapBounded } from '../bounded';
 import { connectClient, servingUiUrl, temporalTarget, workflowUiLink, type ConnectionFlags } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { causeOf, describeCause } from '../rollout-cause';
@@ -25,6 +25,8 @@ export interface HistoryOptions {
 /** At most this many rollouts are read at once (each costs two or three calls). */
 const CONCURRENCY = 8;
 export const HISTORY_LIMIT_DEFAULT = 20;
+/** A running rollout's status query with no worker to answer it must not hold the history. */
+const QUERY_TIMEOUT_MS = 10_000;
 const HISTORY_LIMIT_MAX = 1000;
 
 export interface HistoryEntry {
@@ -98,7 +100,7 @@ async function historyEntry(client: Client, r: RolloutRuns): Promise<Omit<Histor
   const handle = client.workflow.getHandle(r.workflowId, last.runId);
   switch (last.status.name) {
     case 'RUNNING': {
-      const status = await handle.query(rolloutStatusQuery).catch((): RolloutStatus | undefined => undefined);
+      const status = await answerWithin(client, QUERY_TIMEOUT_MS, () => handle.query(rolloutStatusQuery), 'the status query').catch((): RolloutStatus | undefined => undefined);
       const cause = status?.cause ?? (status?.phase === 'rolling_back' ? causeOf(undefined, status.reason, undefined) : undefined);
       const why = status ? (status.phase === 'rolling_back' ? `rolling back: ${describeCause(cause, 'rolled_back').replace(/^rolled back /, '')}` : status.phase) : 'running (no answer to the status query)';
       return { ...base, outcome: 'running', ...(status ? { phase: status.phase } : {}), ...(cause ? { cause } : {}), why, ...(status?.reason ? { reason: status.reason } : {}) };

@@ -8,7 +8,7 @@ import type { Client } from '@temporalio/client';
 import { rolloutStatusQuery, serviceStatusQuery } from '../../workflows/messages';
 import type { RolloutStatus, ServiceStatus } from '../../workflows/types';
 import { serviceWorkflowId } from '../../workflows/types';
-import { mapBounded } from '../bounded';
+import { answerWithin, mapBounded, QueryTimeout } from '../bounded';
 import { connectClient, temporalTarget, type ConnectionFlags } from '../connection';
 import { ExitCode } from '../errors';
 import { describeFailure } from '../failure-text';
@@ -49,14 +49,15 @@ export async function listCommand(opts: { output?: 'text' | 'json'; connection?:
 
 async function listEntry(client: Client, name: string): Promise<ListEntry> {
   try {
-    const status = await withTimeout(client.workflow.getHandle(serviceWorkflowId(name)).query(serviceStatusQuery), 'the status query');
+    const status = await answerWithin(client, QUERY_TIMEOUT_MS, () => client.workflow.getHandle(serviceWorkflowId(name)).query(serviceStatusQuery), 'the status query');
     let rollout: RolloutStatus | undefined;
     if (status.activeRollout) {
-      rollout = await withTimeout(client.workflow.getHandle(status.activeRollout.workflowId).query(rolloutStatusQuery), "the rollout's status query").catch(() => undefined);
+      const id = status.activeRollout.workflowId;
+      rollout = await answerWithin(client, QUERY_TIMEOUT_MS, () => client.workflow.getHandle(id).query(rolloutStatusQuery), "the rollout's status query").catch(() => undefined);
     }
     return entryOf(status, rollout);
   } catch (err) {
-    return { name, version: 0, status: 'error', replicas: { ready: 0, total: 0 }, error: describeFailure(err).message };
+    return { name, version: 0, status: 'error', replicas: { ready: 0, total: 0 }, error: err instanceof QueryTimeout ? err.message : describeFailure(err).message };
   }
 }
 
@@ -92,12 +93,4 @@ export function renderList(entries: readonly ListEntry[]): string {
   ];
   const errors = entries.filter((e) => e.error).map((e) => `${e.name}: ${e.error}`);
   return [...renderTable(rows), ...(errors.length ? ['', ...errors] : [])].join('\n') + '\n';
-}
-
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer to ${what} within ${QUERY_TIMEOUT_MS / 1000} s (is a worker running?)`)), QUERY_TIMEOUT_MS);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
