@@ -22,6 +22,8 @@ const planCommand = async (...a: Parameters<typeof import('./commands/plan').pla
 const statusCommand = async (...a: Parameters<typeof import('./commands/status').statusCommand>) => (await import('./commands/status')).statusCommand(...a);
 const validateCommand = async (...a: Parameters<typeof import('./commands/validate').validateCommand>) => (await import('./commands/validate')).validateCommand(...a);
 const gcCommand = async (...a: Parameters<typeof import('./commands/gc').gcCommand>) => (await import('./commands/gc')).gcCommand(...a);
+const listCommand = async (...a: Parameters<typeof import('./commands/list').listCommand>) => (await import('./commands/list')).listCommand(...a);
+const historyCommand = async (...a: Parameters<typeof import('./commands/history').historyCommand>) => (await import('./commands/history')).historyCommand(...a);
 const controlCommand = async (action: ControlAction, service: string, opts: ControlOptions) => (await import('./commands/control')).controlCommand(action, service, opts);
 
 const outputOption = () => new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
@@ -127,8 +129,23 @@ export function buildProgram(): Command {
     .command('status')
     .description('show the serving version, endpoint, traffic split and replicas of a service')
     .argument('<service>', 'service name')
+    .option('--watch', 'keep watching (every 1 s): redrawn in a terminal, else a line (or with -o json an object) per change; Ctrl-C ends it')
     .addOption(outputOption())
-    .action(action((service: string, opts: { output: 'text' | 'json' }) => statusCommand(service, { ...opts, connection: connection() })));
+    .action(action((service: string, opts: { output: 'text' | 'json'; watch?: boolean }) => statusCommand(service, { ...opts, connection: connection() })));
+
+  program
+    .command('list')
+    .description('every service: version, status, ready/total replicas, active rollout, endpoint')
+    .addOption(outputOption())
+    .action(action((opts: { output: 'text' | 'json' }) => listCommand({ ...opts, connection: connection() })));
+
+  program
+    .command('history')
+    .description("a service's rollouts, newest first: version, strategy, outcome, start, duration, why it ended, UI link")
+    .argument('<service>', 'service name')
+    .option('--limit <n>', 'at most this many rollouts (1–1000)', '20')
+    .addOption(outputOption())
+    .action(action((service: string, opts: { output: 'text' | 'json'; limit?: string }) => historyCommand(service, { ...opts, connection: connection() })));
 
   for (const [name, description] of [
     ['pause', 'hold the active rollout where it is (traffic stays put; its timeout and timed pauses stop counting)'],

@@ -96,7 +96,8 @@ export class ReplicaFleet {
   traffic: TrafficWeight[] = [];
   endpoint?: string;
   /** Called when a replica never became ready or died. */
-  onTargetFailure: (replicaId: string, message: string) => void = () => undefined;
+  /** `wasReady`: it had been READY (it died serving), not failed to launch or to become ready. */
+  onTargetFailure: (replicaId: string, message: string, wasReady: boolean) => void = () => undefined;
 
   constructor(private readonly input: RolloutInput) {
     for (const r of input.replicas) this.replicas.set(r.id, { ...r });
@@ -233,10 +234,11 @@ export class ReplicaFleet {
       await waits.watchReplica.executeWithOptions({ summary: `watch ${record.id}` }, [{ replicaId: record.id, provider, endpoint: launched.endpoint, probe }]);
     } catch (err) {
       if (isCancellation(err) || record.status === 'SHUTTING_DOWN') return;
+      const wasReady = record.status === 'READY';
       record.status = 'FAILED';
       record.message = failureMessage(err);
       this.wake();
-      this.onTargetFailure(record.id, record.message);
+      this.onTargetFailure(record.id, record.message, wasReady);
     }
   }
 
@@ -346,7 +348,7 @@ export class ReplicaFleet {
             record.status = 'FAILED';
             record.message = reason;
             this.wake();
-            if (lossIsTargetFailure) this.onTargetFailure(replicaId, reason);
+            if (lossIsTargetFailure) this.onTargetFailure(replicaId, reason, true);
           }
         }
       })

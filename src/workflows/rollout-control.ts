@@ -15,7 +15,7 @@
 import { describeStep } from '../plan/steps';
 import { parseDurationMs } from '../spec/duration';
 import type { CanaryStep, RolloutStrategy } from '../spec/types';
-import { CONTROL_ACTIONS, CONTROL_COMMAND_NAMES, type ControlRequest } from './types';
+import { CONTROL_ACTIONS, CONTROL_COMMAND_NAMES, type ControlRequest, type RolloutCause } from './types';
 
 export type ControlPhase = 'rolling_out' | 'rolling_back' | 'succeeded' | 'rolled_back' | 'failed';
 
@@ -97,6 +97,8 @@ const CLIPPED_SUFFIX = /… \(\d+ characters\)$/;
 export interface ControlSnapshot {
   phase: ControlPhase;
   reason?: string;
+  /** Absent in snapshots taken before it existed. */
+  cause?: RolloutCause;
   paused: boolean;
   manual: boolean;
   manualPercent: number;
@@ -111,6 +113,8 @@ export interface ControlSnapshot {
 export class RolloutControl {
   phase: ControlPhase = 'rolling_out';
   reason?: string;
+  /** What started the rollback, or ended the rollout (see RolloutCause). */
+  cause?: RolloutCause;
   paused = false;
   manual = false;
   manualPercent = 0;
@@ -136,13 +140,13 @@ export class RolloutControl {
 
   /** The state as plain data (see restore). */
   snapshot(): ControlSnapshot {
-    const { phase, reason, paused, manual, manualPercent, trafficLed, stepIndex, stepPauseUntil, deadline, clockStoppedAt } = this;
-    return { phase, reason, paused, manual, manualPercent, trafficLed, stepIndex, stepPauseUntil, refused: [...this.refused], deadline, clockStoppedAt };
+    const { phase, reason, cause, paused, manual, manualPercent, trafficLed, stepIndex, stepPauseUntil, deadline, clockStoppedAt } = this;
+    return { phase, reason, ...(cause ? { cause } : {}), paused, manual, manualPercent, trafficLed, stepIndex, stepPauseUntil, refused: [...this.refused], deadline, clockStoppedAt };
   }
 
   /** Takes up a snapshot's state as it was (the clock included: a held rollout stays held). */
   restore(s: ControlSnapshot): void {
-    ({ phase: this.phase, reason: this.reason, paused: this.paused, manual: this.manual, manualPercent: this.manualPercent } = s);
+    ({ phase: this.phase, reason: this.reason, cause: this.cause, paused: this.paused, manual: this.manual, manualPercent: this.manualPercent } = s);
     ({ trafficLed: this.trafficLed, stepIndex: this.stepIndex, stepPauseUntil: this.stepPauseUntil, deadline: this.deadline, clockStoppedAt: this.clockStoppedAt } = s);
     this.refused.splice(0, this.refused.length, ...s.refused);
     this.changed = true;
@@ -273,7 +277,10 @@ export class RolloutControl {
         this.restartClock(now);
         return;
       case 'rollback':
-        this.rollBack(req.reason ? `manual rollback: ${reasonText(req.reason)}` : 'manual rollback', now);
+        this.rollBack(req.reason ? `manual rollback: ${reasonText(req.reason)}` : 'manual rollback', now, {
+          kind: 'person',
+          ...(req.reason ? { personReason: reasonText(req.reason) } : {}),
+        });
         return;
     }
   }
@@ -313,10 +320,11 @@ export class RolloutControl {
 
   // ── what the workflow reports ───────────────────────────────────────────────
 
-  rollBack(why: string, now: number): void {
+  rollBack(why: string, now: number, cause?: RolloutCause): void {
     if (this.phase !== 'rolling_out') return;
     this.phase = 'rolling_back';
     this.reason = why;
+    this.cause = cause;
     this.paused = false;
     this.manual = false;
     this.clockStoppedAt = undefined;
@@ -326,9 +334,11 @@ export class RolloutControl {
     this.changed = true;
   }
 
-  finish(phase: 'succeeded' | 'rolled_back' | 'failed', reason?: string): void {
+  finish(phase: 'succeeded' | 'rolled_back' | 'failed', reason?: string, cause?: RolloutCause): void {
     this.phase = phase;
     if (reason !== undefined) this.reason = reason;
+    // What started a rollback stays what ended the rollout, even when the rollback then failed.
+    this.cause ??= cause;
     this.changed = true;
   }
 

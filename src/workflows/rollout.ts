@@ -33,7 +33,7 @@ import { ReplicaFleet } from './replica-fleet';
 import { rolloutAttributes, strategyOf, upsertChanged, type RolloutIdentity } from './rollout-search-attributes';
 import { RolloutControl } from './rollout-control';
 import { sweepStrayReplicas } from './stray-sweep';
-import type { ControlRequest, RolloutInput, RolloutOutcome, RolloutPhase, RolloutResult, RolloutStatus } from './types';
+import type { ControlRequest, RolloutCause, RolloutInput, RolloutOutcome, RolloutPhase, RolloutResult, RolloutStatus } from './types';
 import { rolloutWorkflowId } from './types';
 
 /**
@@ -71,15 +71,17 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   let reachedWeight = carried?.reachedWeight ?? false;
   const run = carried?.run ?? 1;
 
-  const rollBack = (why: string): void => {
+  const rollBack = (why: string, cause: RolloutCause): void => {
     if (control.phase !== 'rolling_out') return;
     log.warn('rolling back', { why });
-    control.rollBack(why, Date.now());
+    control.rollBack(why, Date.now(), cause);
     fleet.wake();
   };
   // A new replica that fails rolls the rollout back (an in-place update's new replicas carry the serving label).
-  fleet.onTargetFailure = (replicaId, message) => {
-    if (fleet.versionOf(replicaId) === (inPlace ? input.fromVersion : input.toVersion)) rollBack(`replica ${replicaId} failed: ${message}`);
+  fleet.onTargetFailure = (replicaId, message, wasReady) => {
+    if (fleet.versionOf(replicaId) === (inPlace ? input.fromVersion : input.toVersion)) {
+      rollBack(`replica ${replicaId} failed: ${message}`, { kind: wasReady ? 'replica_lost' : 'readiness', replicaId });
+    }
   };
 
   const phaseNow = (): RolloutPhase => (control.phase !== 'rolling_out' ? control.phase : control.paused ? 'paused' : control.manual ? 'manual' : 'rolling_out');
@@ -93,6 +95,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
       toVersion: input.toVersion,
       phase,
       reason: control.reason,
+      ...(control.cause ? { cause: control.cause } : {}),
       note,
       replicas: fleet.records(),
       traffic: trafficPercentByVersion(fleet.traffic),
@@ -156,13 +159,13 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
 
   // GPUs the provider can never give (L4:1 on a machine with none): fail now, not at the timeout.
   const shortfall = !carried && patched(PATCHES.gpuShortfallFailsFast) ? await fleet.gpuShortfall(toSpec) : undefined;
-  if (shortfall) rollBack(`not enough GPUs: ${shortfall}`);
+  if (shortfall) rollBack(`not enough GPUs: ${shortfall}`, { kind: 'gpu_shortfall' });
 
   try {
     for (;;) {
       const now = Date.now();
       if (control.timedOut(now)) {
-        if (control.phase === 'rolling_out') rollBack(`timed out after ${toSpec.rollout.timeout}`);
+        if (control.phase === 'rolling_out') rollBack(`timed out after ${toSpec.rollout.timeout}`, { kind: 'timeout' });
         else {
           control.finish('failed', `${control.reason ?? 'rollback'}; the rollback did not complete in time`);
           // What is still loading serves nothing: remove it rather than leave it behind. Traffic
@@ -178,7 +181,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
       if (analysis && canaryPercent > 0 && control.phase === 'rolling_out' && analysis.due(now)) {
         tag();
         const verdict = await analysis.check(input.toVersion, input.fromVersion);
-        if (verdict.rollback) rollBack(`analysis failed: ${verdict.reasons.join('; ')}`);
+        if (verdict.rollback) rollBack(`analysis failed: ${verdict.reasons.join('; ')}`, { kind: 'analysis' });
         continue;
       }
 
@@ -248,7 +251,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     log.error('an activity failed for good: the rollout fails', { error: failureMessage(err) });
     await fleet.settleRemovals();
     const why = failureMessage(err);
-    control.finish('failed', control.reason?.includes(why) ? control.reason : `${control.reason ? `${control.reason}; then ` : ''}${why}`);
+    control.finish('failed', control.reason?.includes(why) ? control.reason : `${control.reason ? `${control.reason}; then ` : ''}${why}`, { kind: 'activity_failed' });
   }
   const succeeded = control.phase === 'succeeded';
   const outcome: RolloutOutcome = succeeded ? 'succeeded' : control.phase === 'rolled_back' ? 'rolled_back' : 'failed';
@@ -277,6 +280,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   return {
     outcome,
     reason: control.reason,
+    cause: succeeded ? { kind: 'promoted' } : (control.cause ?? { kind: 'activity_failed' }),
     servingVersion: succeeded ? input.toVersion : input.fromVersion,
     replicas: fleet.records(),
     replicaSeq: fleet.seq,

@@ -150,9 +150,28 @@ export interface RolloutCarry {
   run: number;
 }
 
+/**
+ * What ended a rollout, as data (`reason` says it in words): `promoted` (it succeeded), or what
+ * rolled it back — `timeout`, `readiness` (a new replica failed to launch or become ready),
+ * `replica_lost` (a new replica died after it was READY), `analysis`, `person` (`rollout rollback`
+ * or the signal, with their reason), `gpu_shortfall` — or `activity_failed` (an activity failed
+ * for good). A rollback that then failed keeps what started it. Absent on rollouts recorded
+ * before it existed: `rollout history` then reads the reason's words.
+ */
+export type RolloutCauseKind = 'promoted' | 'timeout' | 'readiness' | 'replica_lost' | 'analysis' | 'person' | 'gpu_shortfall' | 'activity_failed';
+
+export interface RolloutCause {
+  kind: RolloutCauseKind;
+  /** readiness, replica_lost: the replica that failed. */
+  replicaId?: string;
+  /** person: the reason they gave, as kept (control characters as spaces, at most 500 characters). */
+  personReason?: string;
+}
+
 export interface RolloutResult {
   outcome: RolloutOutcome;
   reason?: string;
+  cause?: RolloutCause;
   /** The version serving traffic at the end. */
   servingVersion: number;
   replicas: ReplicaRecord[];
@@ -199,6 +218,8 @@ export interface RolloutStatus {
   toVersion: number;
   phase: RolloutPhase;
   reason?: string;
+  /** What started the rollback (or ended the rollout), once something did. */
+  cause?: RolloutCause;
   /** What the planner said last. */
   note: string;
   replicas: ReplicaRecord[];

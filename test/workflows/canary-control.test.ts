@@ -362,6 +362,7 @@ describe('analysis', () => {
       const result = await rolloutResult(d2.rolloutWorkflowId);
       expect(result.outcome).toBe('rolled_back');
       expect(result.reason).toMatch(/analysis failed: canary error rate 20.0% > max 5%/);
+      expect(result.cause).toEqual({ kind: 'analysis' });
       expect(result.replicas.every((r) => r.version === 1)).toBe(true);
     });
   });

@@ -113,3 +113,37 @@ describe('deploy decision of a service', () => {
     if (stray) expect(decision.reason).toBe(`the last rollout left b (v${stray.version} ${stray.status}): every replica is replaced`);
   });
 });
+
+describe('what ended the rollout, as data (rollout history reads it)', () => {
+  test('a person: their reason, cleaned as it is kept', () => {
+    const c = control([{ weight: 100 }]);
+    c.apply({ action: 'rollback', reason: 'p99\u001b[31m too high' }, 1 * MIN);
+    expect(c.cause).toEqual({ kind: 'person', personReason: 'p99 [31m too high' });
+    expect(c.reason).toBe('manual rollback: p99 [31m too high');
+  });
+
+  test('a person without a reason', () => {
+    const c = control([{ weight: 100 }]);
+    c.apply({ action: 'rollback' }, 1 * MIN);
+    expect(c.cause).toEqual({ kind: 'person' });
+  });
+
+  test('a rollback that then fails keeps what started it; a failure with none before is its own cause', () => {
+    const c = control([{ weight: 100 }]);
+    c.rollBack('timed out after 10m', 10 * MIN, { kind: 'timeout' });
+    c.finish('failed', 'timed out after 10m; the rollback did not complete in time', { kind: 'activity_failed' });
+    expect(c.cause).toEqual({ kind: 'timeout' });
+    const d = control([{ weight: 100 }]);
+    d.finish('failed', 'UnauthorizedOperation', { kind: 'activity_failed' });
+    expect(d.cause).toEqual({ kind: 'activity_failed' });
+  });
+
+  test('carried across continue-as-new, and absent from a snapshot when there is none', () => {
+    const c = control([{ weight: 50 }, { pause: {} }, { weight: 100 }]);
+    expect('cause' in c.snapshot()).toBe(false);
+    c.rollBack('analysis failed: 5xx', 2 * MIN, { kind: 'analysis' });
+    const next = control([{ weight: 50 }, { pause: {} }, { weight: 100 }]);
+    next.restore(c.snapshot());
+    expect(next.cause).toEqual({ kind: 'analysis' });
+  });
+});

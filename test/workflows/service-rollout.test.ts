@@ -99,6 +99,7 @@ describe('automatic rollback', () => {
       const skippedMinutes = ((await env.currentTimeMs()) - started) / 60_000;
       expect(result.outcome).toBe('rolled_back');
       expect(result.reason).toBe('timed out after 120m');
+      expect(result.cause).toEqual({ kind: 'timeout' });
       // `started` is read after the deploy answered, a moment after the rollout (and its clock) began.
       expect(skippedMinutes).toBeGreaterThanOrEqual(119.9);
       expect(skippedMinutes).toBeLessThan(125);
@@ -120,6 +121,7 @@ describe('automatic rollback', () => {
       const result = await rolloutResult((await deploy(tq, { ...v1, env: { MODEL_VERSION: 'v2' } })).rolloutWorkflowId);
       expect(result.outcome).toBe('rolled_back');
       expect(result.reason).toMatch(/replica bad-v2-r3 failed: not ready after 1200s/);
+      expect(result.cause).toEqual({ kind: 'readiness', replicaId: 'bad-v2-r3' });
       for (const call of world.trafficCalls.slice(callsBefore)) expect(backendsByVersion(call)[1]).toBe(2);
       expect(world.terminated).toEqual(['bad-v2-r3']);
       expect([...world.running].sort()).toEqual(['bad-v1-r1', 'bad-v1-r2']);
@@ -133,6 +135,7 @@ describe('automatic rollback', () => {
       const result = await rolloutResult((await deploy(tq, { ...v1, env: { MODEL_VERSION: 'v2' } })).rolloutWorkflowId);
       expect(result.outcome).toBe('rolled_back');
       expect(result.reason).toMatch(/replica dies-v2-r3 failed: replica stopped \(exit code 137\)/);
+      expect(result.cause).toEqual({ kind: 'replica_lost', replicaId: 'dies-v2-r3' });
       expect(result.replicas.map((r) => `${r.version}:${r.status}`)).toEqual(['1:READY', '1:READY']);
       expect(backendsByVersion(world.trafficCalls[world.trafficCalls.length - 1])).toEqual({ 1: 2 });
       expect([...world.running].filter((id) => id.includes('-v2-'))).toEqual([]);
@@ -226,6 +229,7 @@ describe('signals through the service workflow', () => {
       const result = await rolloutResult(d2.rolloutWorkflowId);
       expect(result.outcome).toBe('rolled_back');
       expect(result.reason).toBe('manual rollback: bad latency');
+      expect(result.cause).toEqual({ kind: 'person', personReason: 'bad latency' });
       expect([...world.running].sort()).toEqual(['manual-v1-r1', 'manual-v1-r2']);
     });
   });

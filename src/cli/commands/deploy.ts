@@ -10,7 +10,9 @@ import { deployUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../work
 import type { serviceWorkflow } from '../../workflows/service';
 import type { RolloutResult } from '../../workflows/types';
 import { gcWorkflowId, serviceWorkflowId, TASK_QUEUE } from '../../workflows/types';
-import { describeWaiting, waitingOn } from '../waiting';
+import { describeWaiting, waitingOn, type WaitingOn } from '../waiting';
+import { LiveRegion } from '../live-region';
+import { progressFrame } from '../progress-frame';
 import { connectClient, servingUiUrl, temporalTarget, workflowUiLink, type ConnectionFlags } from '../connection';
 import { CliError, ExitCode } from '../errors';
 import { describeProgress } from '../progress';
@@ -149,38 +151,56 @@ export async function deployCommand(specPath: string, opts: DeployOptions): Prom
 }
 
 /**
- * Prints a progress line whenever the rollout's state changes (stderr, so stdout stays parseable),
- * and, every few seconds, what it waits for when an activity is being retried (no EC2 capacity).
+ * Follows the rollout on stderr (stdout stays parseable). In a terminal: a live display redrawn
+ * in place (progress-frame.ts: phase, traffic split, replicas by version and state, what it waits
+ * for). Otherwise (CI): a progress line whenever the rollout's state changes and, every few
+ * seconds, what it waits for when an activity is being retried (no EC2 capacity).
  */
-function followRollout(handle: WorkflowHandle, pollMs: number, quiet: boolean): { stop: () => Promise<void> } {
+function followRollout(handle: WorkflowHandle, pollMs: number, quiet: boolean, live = !quiet && process.stderr.isTTY === true): { stop: () => Promise<void> } {
   let stopped = false;
+  let wake: () => void = () => undefined;
   let last = '';
   let lastWaiting = '';
+  let waiting: WaitingOn[] = [];
   let polls = 0;
   const started = Date.now();
+  const region = live ? new LiveRegion(process.stderr) : undefined;
   const say = (line: string) => process.stderr.write(`[${elapsed(Date.now() - started)}] ${line}\n`);
   const loop = (async () => {
     while (!stopped) {
       try {
         const status = await handle.query(rolloutStatusQuery);
-        const line = describeProgress(status);
-        if (line !== last && !quiet) say(line);
-        last = line;
-        if (!quiet && polls++ % WAITING_EVERY_POLLS === 0) {
-          const waiting = (await waitingOn(handle)).map((w) => describeWaiting({ ...w, nextAttemptAt: undefined })).join('; ');
-          if (waiting && waiting !== lastWaiting) say(`waiting: ${waiting}`);
-          lastWaiting = waiting;
+        if (!quiet && polls++ % WAITING_EVERY_POLLS === 0) waiting = await waitingOn(handle);
+        if (region) region.draw(progressFrame(status, waiting, Date.now() - started, Date.now()));
+        else if (!quiet) {
+          const line = describeProgress(status);
+          if (line !== last) say(line);
+          last = line;
+          const waitingLine = waiting.map((w) => describeWaiting({ ...w, nextAttemptAt: undefined })).join('; ');
+          if (waitingLine && waitingLine !== lastWaiting) say(`waiting: ${waitingLine}`);
+          lastWaiting = waitingLine;
         }
       } catch {
         // The rollout may be finishing; the final result is read separately.
       }
-      await new Promise((r) => setTimeout(r, pollMs));
+      if (stopped) break;
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, pollMs);
+      });
     }
   })();
   return {
     stop: async () => {
       stopped = true;
+      wake();
       await loop;
+      if (region) {
+        // The end state (a closed workflow still answers queries), so the display does not stop a step short.
+        const end = await handle.query(rolloutStatusQuery).catch(() => undefined);
+        if (end) region.draw(progressFrame(end, [], Date.now() - started, Date.now()));
+        region.release();
+      }
     },
   };
 }

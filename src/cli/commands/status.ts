@@ -1,7 +1,9 @@
 /**
- * `rollout status <service> [--output json]`: the serving version, the endpoint, the
- * traffic split and every replica; during a rollout, the rollout's live view.
+ * `rollout status <service> [--output json] [--watch]`: the serving version, the endpoint, the
+ * traffic split and every replica; during a rollout, the rollout's live view. `--watch`: see
+ * watch-status.ts.
  */
+import type { Client } from '@temporalio/client';
 import { rolloutStatusQuery } from '../../workflows/messages';
 import type { ReplicaRecord, RolloutStatus, ServiceStatus } from '../../workflows/types';
 import { connectClient, servingUiUrl, temporalTarget, workflowUiLink, type ConnectionFlags } from '../connection';
@@ -9,6 +11,7 @@ import { ExitCode } from '../errors';
 import { describeCanary } from '../progress';
 import { serviceStatus } from '../service-handle';
 import { serviceArgument } from '../service-name';
+import { renderTable } from '../table';
 import { describeWaiting, waitingOn, type WaitingOn } from '../waiting';
 
 export interface StatusView {
@@ -25,41 +28,54 @@ export interface StatusView {
   waiting: WaitingOn[];
 }
 
-export async function statusCommand(serviceArg: string, opts: { output?: 'text' | 'json'; connection?: ConnectionFlags }): Promise<number> {
+export interface StatusOptions {
+  output?: 'text' | 'json';
+  /** Keep watching: redraw (terminal) or print a line / JSON object per change. */
+  watch?: boolean;
+  connection?: ConnectionFlags;
+}
+
+export async function statusCommand(serviceArg: string, opts: StatusOptions): Promise<number> {
   const service = serviceArgument(serviceArg);
   const target = temporalTarget(opts.connection);
   const { client, close } = await connectClient(target);
   try {
-    const { status, handle } = await serviceStatus(client, service);
-    let rollout: RolloutStatus | undefined;
-    if (status.activeRollout) {
-      try {
-        rollout = await client.workflow.getHandle(status.activeRollout.workflowId).query(rolloutStatusQuery);
-      } catch {
-        rollout = undefined; // just finished: the service view is current
-      }
-    }
-    const waiting = await waitingOn(status.activeRollout ? client.workflow.getHandle(status.activeRollout.workflowId) : handle);
-    const view: StatusView = {
-      name: status.name,
-      version: status.version,
-      endpoint: rollout?.endpoint ?? status.endpoint,
-      traffic: rollout?.traffic ?? status.traffic,
-      replicas: rollout?.replicas ?? status.replicas,
-      rollout,
-      lastRollout: status.lastRollout,
-      healing: status.healing,
-      waiting,
-    };
+    if (opts.watch) return await (await import('../watch-status')).watchStatus(client, target, service, opts.output ?? 'text');
+    const view = await loadStatusView(client, service);
     if (opts.output === 'json') process.stdout.write(JSON.stringify(view, null, 2) + '\n');
     else {
-      const ui = rollout ? await servingUiUrl(target) : undefined;
-      process.stdout.write(renderStatus(view, rollout && ui ? workflowUiLink(ui, target, rollout.workflowId) : undefined));
+      const ui = view.rollout ? await servingUiUrl(target) : undefined;
+      process.stdout.write(renderStatus(view, view.rollout && ui ? workflowUiLink(ui, target, view.rollout.workflowId) : undefined));
     }
     return ExitCode.ok;
   } finally {
     await close();
   }
+}
+
+/** The service's status, its active rollout's live view and what either waits for (see `StatusView`). */
+export async function loadStatusView(client: Client, service: string): Promise<StatusView> {
+  const { status, handle } = await serviceStatus(client, service);
+  let rollout: RolloutStatus | undefined;
+  if (status.activeRollout) {
+    try {
+      rollout = await client.workflow.getHandle(status.activeRollout.workflowId).query(rolloutStatusQuery);
+    } catch {
+      rollout = undefined; // just finished: the service view is current
+    }
+  }
+  const waiting = await waitingOn(status.activeRollout ? client.workflow.getHandle(status.activeRollout.workflowId) : handle);
+  return {
+    name: status.name,
+    version: status.version,
+    endpoint: rollout?.endpoint ?? status.endpoint,
+    traffic: rollout?.traffic ?? status.traffic,
+    replicas: rollout?.replicas ?? status.replicas,
+    rollout,
+    lastRollout: status.lastRollout,
+    healing: status.healing,
+    waiting,
+  };
 }
 
 export function renderStatus(view: StatusView, rolloutLink?: string): string {
@@ -97,7 +113,6 @@ export function renderStatus(view: StatusView, rolloutLink?: string): string {
     // A lost replica keeps its error while it shuts down (FAILED, then SHUTTING_DOWN).
     ...view.replicas.map((r) => [r.id, `v${r.version}`, r.status, r.endpoint ?? '-', r.status === 'FAILED' || r.status === 'SHUTTING_DOWN' ? (r.message ?? '') : '']),
   ];
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  for (const row of rows) lines.push(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
+  lines.push(...renderTable(rows));
   return lines.join('\n') + '\n';
 }
