@@ -178,8 +178,8 @@ function routerTokenFrom(env: NodeJS.ProcessEnv): string {
 
 export function createProviders(config: Pick<WorkerConfig, 'stateDir' | 'gpus' | 'replicaUser' | 'aws'>, logger?: pino.Logger): Record<string, Provider> {
   return {
-    local: new LocalProvider({ stateDir: path.join(config.stateDir, 'local'), gpus: config.gpus, replicaUser: config.replicaUser, logger: logger?.child({ name: 'local-provider' }) }),
-    ...(config.aws ? { aws: new AwsProvider({ config: config.aws, logger: logger?.child({ name: 'aws-provider' }) }) } : {}),
+    local: new LocalProvider({ stateDir: path.join(config.stateDir, 'local'), gpus: config.gpus, replicaUser: config.replicaUser, logger: logger?.child({ component: 'local-provider' }) }),
+    ...(config.aws ? { aws: new AwsProvider({ config: config.aws, logger: logger?.child({ component: 'aws-provider' }) }) } : {}),
   };
 }
 
@@ -297,7 +297,7 @@ function installRuntimeLogger(logger: pino.Logger, settings: ObservabilitySettin
   const level = TEMPORAL_LEVEL[settings.logLevel];
   const coreLevel = settings.logLevel === 'trace' || settings.logLevel === 'debug' ? level : 'WARN';
   try {
-    Runtime.install({ logger: new TemporalPinoLogger(logger.child({ name: 'temporal' })), telemetryOptions: { logging: { filter: { core: coreLevel, other: 'ERROR' }, forward: { level } } } });
+    Runtime.install({ logger: new TemporalPinoLogger(logger.child({ component: 'temporal' })), telemetryOptions: { logging: { filter: { core: coreLevel, other: 'ERROR' }, forward: {} } } });
   } catch {
     logger.debug('a Temporal Runtime exists already in this process: its logger is kept');
   }
