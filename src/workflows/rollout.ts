@@ -48,9 +48,10 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   // same rollout) and of the end once, with how it ended. Sink calls add no command to the history.
   const strategy: RolloutStrategyLabel = input.mode === 'in_place' ? 'in_place' : input.toSpec.rollout.strategy;
   if (!input.carried) rolloutMetrics.started(strategy);
-  const finished = (outcome: RolloutOutcomeLabel) => rolloutMetrics.finished(strategy, outcome, (Date.now() - workflowInfo().startTime.getTime()) / 1000);
+  const startedAtMs = input.carried ? (input.carried.startedAtMs ?? workflowInfo().startTime.getTime()) : Date.now();
+  const finished = (outcome: RolloutOutcomeLabel) => rolloutMetrics.finished(strategy, outcome, (Date.now() - startedAtMs) / 1000);
   try {
-    const result = await runRollout(input);
+    const result = await runRollout(input, startedAtMs);
     finished(result.outcome);
     return result;
   } catch (err) {
@@ -62,7 +63,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   }
 }
 
-async function runRollout(input: RolloutInput): Promise<RolloutResult> {
+async function runRollout(input: RolloutInput, startedAtMs: number): Promise<RolloutResult> {
   const { toSpec, fromSpec } = input;
   const inPlace = input.mode === 'in_place';
   const hasPrimary = !!fromSpec && input.fromVersion > 0;
@@ -233,7 +234,7 @@ async function runRollout(input: RolloutInput): Promise<RolloutResult> {
           ...input,
           replicas: fleet.records(),
           replicaSeq: fleet.seq,
-          carried: { control: control.snapshot(), analysis: analysis?.snapshot(), note, canaryPercent, reachedWeight, traffic: fleet.traffic, endpoint: fleet.endpoint, run: run + 1 },
+          carried: { control: control.snapshot(), analysis: analysis?.snapshot(), note, canaryPercent, reachedWeight, startedAtMs, traffic: fleet.traffic, endpoint: fleet.endpoint, run: run + 1 },
         });
       }
 
