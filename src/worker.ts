@@ -4,7 +4,8 @@
  */
 import { connectAnswering, credentialsMessage, explainConnectFailure, isCredentialsRefused } from './temporal/connect';
 import { Client, Connection, isGrpcServiceError } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import type pino from 'pino';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createActivities } from './activities';
@@ -21,6 +22,12 @@ import { readBoundedFileSync } from './spec/read-file';
 import { showValue } from './spec/show-value';
 import { ConnectionConfigError, loadConnectionConfig, type ConnectionFlags, type TemporalTarget } from './temporal/connection-config';
 import { TASK_QUEUE } from './workflows/types';
+import { countActivityFailures } from './observability/activity-failures';
+import { createWorkerLogger, TEMPORAL_LEVEL, TemporalPinoLogger } from './observability/log';
+import { WorkerMetrics } from './observability/metrics';
+import { rolloutMetricsSinks } from './observability/metrics-sinks';
+import { startMetricsServer, type MetricsServer } from './observability/metrics-server';
+import { observabilitySettingsFrom, type ObservabilitySettings } from './observability/settings';
 
 export interface WorkerConfig {
   /** Where and how to connect (profile, TEMPORAL_* variables, flags: src/temporal/connection-config.ts). */
@@ -43,6 +50,8 @@ export interface WorkerConfig {
   secretDirs?: string[];
   /** The AWS provider's account settings (the file ROLLOUT_AWS_CONFIG names); undefined = no aws provider. */
   aws?: AwsWorkerConfig;
+  /** Metrics port and log level (ROLLOUT_METRICS_PORT/--metrics-port, ROLLOUT_METRICS_HOST, ROLLOUT_LOG_LEVEL); absent = no metrics port, level info. */
+  observability?: ObservabilitySettings;
 }
 
 /**
@@ -69,7 +78,7 @@ export const ROUTER_TOKEN_FILE_MAX_BYTES = 4096;
  * The worker's settings from its environment (and the CLI's connection flags, over the
  * environment); every bad one is a WorkerStartError('config') naming it.
  */
-export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, flags: ConnectionFlags = {}): WorkerConfig {
+export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, flags: ConnectionFlags = {}, workerFlags: { metricsPort?: string } = {}): WorkerConfig {
   const required = (name: string): string => {
     const value = env[name];
     if (!value) throw configError(`${name} is not set`);
@@ -112,6 +121,12 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, flags:
   } catch (err) {
     throw err instanceof StateDirError ? configError(err.message) : err;
   }
+  let observability: ObservabilitySettings;
+  try {
+    observability = observabilitySettingsFrom(env, workerFlags);
+  } catch (err) {
+    throw configError(err instanceof Error ? err.message : String(err));
+  }
   let secretDirs: string[] | undefined;
   try {
     secretDirs = secretDirsFrom(env.ROLLOUT_SECRET_DIRS);
@@ -132,6 +147,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, flags:
     secretDirs,
     routerTokenFile: env.ROUTER_TOKEN_FILE || undefined,
     ...(aws?.ok ? { aws: aws.config } : {}),
+    observability,
   };
 }
 
@@ -161,10 +177,10 @@ function routerTokenFrom(env: NodeJS.ProcessEnv): string {
   throw configError('ROUTER_TOKEN_FILE (or ROUTER_TOKEN) is not set');
 }
 
-export function createProviders(config: Pick<WorkerConfig, 'stateDir' | 'gpus' | 'replicaUser' | 'aws'>): Record<string, Provider> {
+export function createProviders(config: Pick<WorkerConfig, 'stateDir' | 'gpus' | 'replicaUser' | 'aws'>, logger?: pino.Logger): Record<string, Provider> {
   return {
-    local: new LocalProvider({ stateDir: path.join(config.stateDir, 'local'), gpus: config.gpus, replicaUser: config.replicaUser }),
-    ...(config.aws ? { aws: new AwsProvider({ config: config.aws }) } : {}),
+    local: new LocalProvider({ stateDir: path.join(config.stateDir, 'local'), gpus: config.gpus, replicaUser: config.replicaUser, logger: logger?.child({ component: 'local-provider' }) }),
+    ...(config.aws ? { aws: new AwsProvider({ config: config.aws, logger: logger?.child({ component: 'aws-provider' }) }) } : {}),
   };
 }
 
@@ -176,6 +192,12 @@ export const PROVIDER_HELP: Record<string, string> = {
 /** Path of the workflow bundle's entry, from src/ (tests) or dist/ (the CLI). */
 export const workflowsPath = require.resolve('./workflows');
 
+/** What the worker reports to: its metrics (counted by the sinks, the activity interceptor, the providers' gauge) and its log. */
+export interface WorkerObservers {
+  metrics?: WorkerMetrics;
+  logger?: pino.Logger;
+}
+
 /**
  * The worker of `rollout worker`. `extra` lets a harness (the worker-crash chaos suite) add
  * activity interceptors or hand over a prebuilt workflow bundle, so restarts skip webpack.
@@ -185,10 +207,13 @@ export async function createWorker(
   connection: NativeConnection,
   temporalClient?: Client,
   extra: Pick<WorkerOptions, 'interceptors' | 'workflowBundle'> = {},
+  observers: WorkerObservers = {},
 ): Promise<Worker> {
+  const providers = createProviders(config, observers.logger);
+  observers.metrics?.observeProviders(providers);
   const activities = createActivities({
     temporalClient,
-    providers: createProviders(config),
+    providers,
     providerHelp: PROVIDER_HELP,
     router: new RouterAdminClient(config.routerAdminUrl, config.routerToken),
     routerPublicUrl: config.routerPublicUrl,
@@ -205,7 +230,12 @@ export async function createWorker(
     namespace: config.namespace,
     taskQueue: config.taskQueue,
     ...(extra.workflowBundle ? { workflowBundle: extra.workflowBundle } : { workflowsPath }),
-    interceptors: extra.interceptors,
+    interceptors: {
+      ...extra.interceptors,
+      activity: [...(observers.metrics ? [countActivityFailures(observers.metrics)] : []), ...(extra.interceptors?.activity ?? [])],
+    },
+    // Rollouts started and finished (src/workflows/metrics-sink.ts); without metrics, accepted and dropped.
+    sinks: rolloutMetricsSinks(observers.metrics),
     activities,
     // Heartbeats reach the server at the activities' own pace (HEARTBEAT_EVERY_MS), not at 80% of
     // the 5 s heartbeat timeout, so a busy machine has seconds of slack before a timeout.
@@ -232,6 +262,56 @@ export async function runWorker(config: WorkerConfig, extra: Parameters<typeof c
     // Its stdout is a pipe to the stack as well: once the stack is gone, writes fail (EPIPE).
     process.stdout.on('error', () => undefined);
   }
+  const settings = config.observability ?? { logLevel: 'info' };
+  const logger = createWorkerLogger(settings.logLevel);
+  installRuntimeLogger(logger, settings);
+  const metrics = settings.metrics ? new WorkerMetrics() : undefined;
+  // The metrics port first: one in use is a setting to fix (exit 2), said before Temporal is contacted.
+  let metricsServer: MetricsServer | undefined;
+  if (settings.metrics && metrics) {
+    const { host, port, portFrom } = settings.metrics;
+    try {
+      metricsServer = await startMetricsServer({ host, port, registry: metrics.registry, healthy: () => worker?.getState() === 'RUNNING' });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'EADDRINUSE' ? 'in use by another program' : code === 'EACCES' ? 'not allowed to listen on it' : code === 'EADDRNOTAVAIL' ? `ROLLOUT_METRICS_HOST ${host} is not an address of this machine` : String(code ?? err);
+      throw configError(`${portFrom} ${port}: cannot listen on ${host}:${port}: ${why}`);
+    }
+    logger.info({ url: `${metricsServer.url}/metrics` }, `metrics on ${metricsServer.url}/metrics, health on ${metricsServer.url}/healthz`);
+  }
+  try {
+    await runConnected(config, extra, logger, metrics, (w) => (worker = w));
+  } finally {
+    await metricsServer?.close();
+  }
+}
+
+/**
+ * The Temporal SDK logs through its Runtime: the worker's own lines, the workflows' `log` (a
+ * sink the SDK calls only when not replaying) and the activities' `log`, each with its
+ * workflow and activity fields; the Rust core's lines are forwarded too (WARN and above, or
+ * as verbose as ROLLOUT_LOG_LEVEL asks when that is debug or trace). Installed once per
+ * process, before the first connection; a process that already has a Runtime (a test that
+ * created one) keeps it.
+ */
+function installRuntimeLogger(logger: pino.Logger, settings: ObservabilitySettings): void {
+  const level = TEMPORAL_LEVEL[settings.logLevel];
+  const coreLevel = settings.logLevel === 'trace' || settings.logLevel === 'debug' ? level : 'WARN';
+  try {
+    Runtime.install({ logger: new TemporalPinoLogger(logger.child({ component: 'temporal' })), telemetryOptions: { logging: { filter: { core: coreLevel, other: 'ERROR' }, forward: {} } } });
+  } catch {
+    logger.debug('a Temporal Runtime exists already in this process: its logger is kept');
+  }
+}
+
+async function runConnected(
+  config: WorkerConfig,
+  extra: Parameters<typeof createWorker>[3],
+  logger: pino.Logger,
+  metrics: WorkerMetrics | undefined,
+  onWorker: (worker: Worker) => void,
+): Promise<void> {
+  let worker: Worker | undefined;
   // A client of its own, for the activity that forwards the service workflow's control update;
   // opened first, with a deadline, so that an unreachable Temporal or a namespace it does not
   // have is said in one line before the worker itself is built.
@@ -245,9 +325,14 @@ export async function runWorker(config: WorkerConfig, extra: Parameters<typeof c
     throw await startError(err, config.temporal);
   }
   try {
-    worker = await createWorker(config, connection, new Client({ connection: clientConnection, namespace: config.namespace }), extra);
+    worker = await createWorker(config, connection, new Client({ connection: clientConnection, namespace: config.namespace }), extra, { metrics, logger });
+    onWorker(worker);
     const run = worker.run();
-    process.stdout.write(`worker ready: task queue ${config.taskQueue} on ${config.temporalAddress}, namespace ${config.namespace}${config.temporal.tls ? ' (TLS)' : ''}\n`);
+    // `rollout dev` and the tests wait for this line (`worker ready`), JSON like every other.
+    logger.info(
+      { taskQueue: config.taskQueue, address: config.temporalAddress, namespace: config.namespace },
+      `worker ready: task queue ${config.taskQueue} on ${config.temporalAddress}, namespace ${config.namespace}${config.temporal.tls ? ' (TLS)' : ''}`,
+    );
     await run;
   } finally {
     // A stdin still being read would keep the process alive after the worker stopped.

@@ -103,6 +103,7 @@ export function buildProgram(): Command {
     .option('--state-dir <dir>', 'replica records, logs and the route table', '.rollout')
     .option('--gpus <n>', 'GPUs the local provider may hand out (default: detect with nvidia-smi)')
     .option('--headless', 'do not start the Web UI')
+    .option('--metrics-port <port>', "the worker's Prometheus /metrics and /healthz port on 127.0.0.1 (default: none)")
     .action(
       action((opts: Parameters<typeof devCommand>[0]) => {
         // The stack runs its own Temporal and points its worker at it: a connection flag would be ignored, so it is refused.
@@ -190,10 +191,10 @@ export function buildProgram(): Command {
     .addOption(outputOption())
     .action(action((service: string, opts: GcOptions) => gcCommand(service, { ...opts, connection: connection() })));
 
-  const runWorkerAction = action(async () => {
+  const runWorkerAction = action(async (opts: { metricsPort?: string }) => {
     const { runWorker, workerConfigFromEnv, WorkerStartError } = await import('../worker');
     try {
-      await runWorker(workerConfigFromEnv(process.env, connection()));
+      await runWorker(workerConfigFromEnv(process.env, connection(), opts));
       return 0;
     } catch (err) {
       // A bad setting (exit 2) or Temporal not answering (exit 3): the one line that says which.
@@ -205,8 +206,9 @@ export function buildProgram(): Command {
   program
     .command('worker')
     .description('run a Temporal worker (configured by environment; see README)')
-    .action(async () => {
-      await runWorkerAction();
+    .option('--metrics-port <port>', 'serve Prometheus /metrics and /healthz on this port (over ROLLOUT_METRICS_PORT; 0: none)')
+    .action(async (opts: { metricsPort?: string }) => {
+      await runWorkerAction(opts);
       // A worker that failed has said why; the SDK's native runtime can keep the process alive after
       // a failed Worker.create (it did for a missing namespace), so it must not linger.
       if (process.exitCode) process.exit(process.exitCode);

@@ -38,12 +38,16 @@ export interface DevOptions {
   gpus?: number;
   /** No Web UI (CI). */
   headless?: boolean;
+  /** The worker's Prometheus /metrics and /healthz port, on 127.0.0.1; undefined = none. */
+  metricsPort?: number;
   /** The script that runs this CLI (the worker is started as `node <cliEntry> worker`). */
   cliEntry: string;
 }
 
 export interface DevStack {
   temporalAddress: string;
+  /** The worker's metrics, with --metrics-port. */
+  metricsUrl?: string;
   uiUrl?: string;
   routerUrl: string;
   routerAdminUrl: string;
@@ -96,6 +100,7 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
     ...(opts.headless ? [] : [{ port: opts.uiPort, flag: '--ui-port' }]),
     { port: opts.routerPort, flag: '--router-port' },
     { port: opts.routerAdminPort, flag: '--router-admin-port' },
+    ...(opts.metricsPort ? [{ port: opts.metricsPort, flag: '--metrics-port' }] : []),
   ]);
   if (problems.length > 0) {
     unlock();
@@ -180,6 +185,9 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
         ROUTER_TOKEN_FILE: tokenFile,
         ROUTER_PUBLIC_URL: routerUrl,
         ROLLOUT_EXIT_WITH_STDIN: '1',
+        // Only --metrics-port opens one (a ROLLOUT_METRICS_PORT of the user's would clash with a second stack).
+        ROLLOUT_METRICS_PORT: opts.metricsPort ? String(opts.metricsPort) : '',
+        ROLLOUT_METRICS_HOST: '127.0.0.1',
       },
     });
     writeStackFile = () => {
@@ -234,6 +242,7 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
       uiUrl: opts.headless ? undefined : `http://127.0.0.1:${opts.uiPort}`,
       routerUrl,
       routerAdminUrl,
+      ...(opts.metricsPort ? { metricsUrl: `http://127.0.0.1:${opts.metricsPort}/metrics` } : {}),
       stop,
     };
   }

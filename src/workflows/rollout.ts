@@ -11,7 +11,7 @@
  * message, the deadline, a timed pause or the next analysis. Control state lives in
  * `RolloutControl`; rolling back is the same loop with the old version as the target.
  */
-import { ActivityFailure, allHandlersFinished, condition, continueAsNew, log, patched, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, condition, continueAsNew, isCancellation, log, patched, setCurrentDetails, setHandler, TemporalFailure, workflowInfo } from '@temporalio/workflow';
 import { canarySteps, isTrafficLed, planCanaryStep, planStep, surgePercentOf, trafficPercentByVersion } from '../plan';
 import type { PlanStep } from '../plan/types';
 import { parseDurationMs } from '../spec/duration';
@@ -28,6 +28,7 @@ import {
   rolloutStatusQuery,
   setCanaryPercentSignal,
 } from './messages';
+import { rolloutMetrics, type RolloutOutcomeLabel, type RolloutStrategyLabel } from './metrics-sink';
 import { PATCHES } from './patches';
 import { ReplicaFleet } from './replica-fleet';
 import { rolloutAttributes, strategyOf, upsertChanged, type RolloutIdentity } from './rollout-search-attributes';
@@ -44,6 +45,26 @@ import { rolloutWorkflowId } from './types';
 export const ROLLOUT_HISTORY_EVENTS = 8_000;
 
 export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResult> {
+  // The worker's metrics hear of the start once (a run continued as new carries state and is the
+  // same rollout) and of the end once, with how it ended. Sink calls add no command to the history.
+  const strategy: RolloutStrategyLabel = input.mode === 'in_place' ? 'in_place' : input.toSpec.rollout.strategy;
+  if (!input.carried) rolloutMetrics.started(strategy);
+  const startedAtMs = input.carried ? (input.carried.startedAtMs ?? workflowInfo().startTime.getTime()) : Date.now();
+  const finished = (outcome: RolloutOutcomeLabel) => rolloutMetrics.finished(strategy, outcome, (Date.now() - startedAtMs) / 1000);
+  try {
+    const result = await runRollout(input, startedAtMs);
+    finished(result.outcome);
+    return result;
+  } catch (err) {
+    // Continue-as-new is no end; a plain Error fails only the workflow task (retried), not the
+    // rollout. A Temporal failure ends the workflow: cancelled from outside, or failed.
+    if (isCancellation(err)) finished('cancelled');
+    else if (err instanceof TemporalFailure) finished('failed');
+    throw err;
+  }
+}
+
+async function runRollout(input: RolloutInput, startedAtMs: number): Promise<RolloutResult> {
   const { toSpec, fromSpec } = input;
   const inPlace = input.mode === 'in_place';
   const hasPrimary = !!fromSpec && input.fromVersion > 0;
@@ -230,7 +251,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
           ...input,
           replicas: fleet.records(),
           replicaSeq: fleet.seq,
-          carried: { control: control.snapshot(), analysis: analysis?.snapshot(), note, canaryPercent, reachedWeight, traffic: fleet.traffic, endpoint: fleet.endpoint, run: run + 1 },
+          carried: { control: control.snapshot(), analysis: analysis?.snapshot(), note, canaryPercent, reachedWeight, startedAtMs, traffic: fleet.traffic, endpoint: fleet.endpoint, run: run + 1 },
         });
       }
 

@@ -144,6 +144,12 @@ export interface RolloutCarry {
   note: string;
   canaryPercent: number;
   reachedWeight: boolean;
+  /**
+   * When the rollout's first run began (workflow time, ms), for its duration metric: the
+   * workflow info's `startTime` is the current run's on the test server. Absent in runs
+   * continued before it was carried.
+   */
+  startedAtMs?: number;
   traffic: TrafficWeight[];
   endpoint?: string;
   /** This run's number: 2 for the first continuation. */

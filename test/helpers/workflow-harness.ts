@@ -5,12 +5,14 @@
  */
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import { Worker, type InjectedSinks } from '@temporalio/worker';
 import { serviceSettled } from '../../src/cli/commands/deploy';
 import type { ServiceSpec } from '../../src/spec/types';
 import { deployUpdate } from '../../src/workflows/messages';
 import type { DeployInput, RolloutResult } from '../../src/workflows/types';
 import { serviceWorkflowId } from '../../src/workflows/types';
+import { rolloutMetricsSinks } from '../../src/observability/metrics-sinks';
+import type { RolloutMetricsSinks } from '../../src/workflows/metrics-sink';
 import { fakeWorld, type FakeWorld, type Readiness } from './fake-activities';
 import { workflowBundle } from './temporal-env';
 import { waitUntil } from './wait';
@@ -31,7 +33,7 @@ export function serviceSpec(overrides: Partial<ServiceSpec> & { version?: string
 
 let taskQueueSeq = 0;
 
-export function workflowHarness(getEnv: () => TestWorkflowEnvironment) {
+export function workflowHarness(getEnv: () => TestWorkflowEnvironment, opts: { sinks?: () => InjectedSinks<RolloutMetricsSinks> } = {}) {
   /** Runs `fn` with a worker over fake activities on a fresh task queue. */
   async function withWorker<T>(readiness: Record<number, Readiness>, fn: (world: FakeWorld, taskQueue: string) => Promise<T>): Promise<T> {
     const world = fakeWorld(readiness, getEnv().client);
@@ -41,6 +43,8 @@ export function workflowHarness(getEnv: () => TestWorkflowEnvironment) {
       taskQueue,
       workflowBundle: await workflowBundle(),
       activities: world.activities,
+      // The rollout's metrics sink: accepted and dropped unless a test counts (test/workflows/metrics-sinks).
+      sinks: opts.sinks?.() ?? rolloutMetricsSinks(),
     });
     return worker.runUntil(fn(world, taskQueue));
   }

@@ -6,7 +6,10 @@
  * Real time-skipping server, a week of skipped time; activities are in-memory fakes.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { WorkerMetrics } from '../../src/observability/metrics';
+import { rolloutMetricsSinks } from '../../src/observability/metrics-sinks';
 import type { StatsSnapshot } from '../../src/plan/analysis';
+import { parseSamples } from '../../src/router/prometheus-text';
 import type { RolloutSpec, ServiceSpec } from '../../src/spec/types';
 import { ROLLOUT_HISTORY_EVENTS } from '../../src/workflows/rollout';
 import { controlUpdate, rolloutStatusQuery } from '../../src/workflows/messages';
@@ -16,8 +19,18 @@ import { timeSkippingServerPerTest } from '../helpers/temporal-env';
 import { serviceSpec, waitFor, workflowHarness } from '../helpers/workflow-harness';
 
 let env: TestWorkflowEnvironment;
-const { withWorker, deploy, rolloutResult } = workflowHarness(() => env);
+// The worker's rollout metrics: a rollout continued as new is still one rollout started.
+let metrics: WorkerMetrics;
+const { withWorker, deploy, rolloutResult } = workflowHarness(() => env, { sinks: () => rolloutMetricsSinks(metrics) });
 timeSkippingServerPerTest((created) => (env = created));
+beforeEach(() => {
+  metrics = new WorkerMetrics();
+});
+/** `label/label → value` of one of the rollout counters. */
+async function counted(name: string): Promise<Record<string, number>> {
+  const samples = parseSamples(await metrics.registry.metrics(), new Set([name]));
+  return Object.fromEntries(samples.map((s) => [Object.values(s.labels).join('/'), s.value]));
+}
 
 const DAY_MINUTES = 24 * 60;
 const WEEK_MINUTES = 7 * DAY_MINUTES;
@@ -118,6 +131,8 @@ test('a canary held at {pause: {}} for a week, analysed every 10 minutes, contin
     const result = await rolloutResult(d2.rolloutWorkflowId);
     expect(result.outcome).toBe('succeeded');
     expect(result.replicas.map((r) => `${r.version}:${r.status}`)).toEqual(['2:READY', '2:READY']);
+    await waitFor(async () => (await counted('rollout_rollouts_finished_total'))['canary/succeeded'] === 2);
+    expect(await counted('rollout_rollouts_started_total')).toEqual({ canary: 2 });
     // Every v1 replica was stopped once, no v2 replica started twice.
     expect(world.running.size).toBe(2);
     expect(new Set(world.launched).size).toBe(world.launched.length);
@@ -139,5 +154,11 @@ test('a canary held in manual mode for a day continues as new; a canary replica 
     expect(result.reason).toContain(canaryReplica.id);
     expect(result.replicas.map((r) => `${r.version}:${r.status}`)).toEqual(['1:READY', '1:READY']);
     expect(world.running.size).toBe(2);
+    // v1 and v2 started once each, though v2 ran in several runs; v2 ended once, after a day.
+    await waitFor(async () => (await counted('rollout_rollouts_finished_total'))['canary/rolled_back'] === 1);
+    expect(await counted('rollout_rollouts_started_total')).toEqual({ canary: 2 });
+    expect(await counted('rollout_rollouts_finished_total')).toEqual({ 'canary/succeeded': 1, 'canary/rolled_back': 1 });
+    const hours = parseSamples(await metrics.registry.metrics(), new Set(['rollout_rollout_duration_seconds_sum'])).find((s) => s.labels.outcome === 'rolled_back')!.value / 3600;
+    expect(hours).toBeGreaterThan(24);
   });
 }, 600_000);

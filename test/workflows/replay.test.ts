@@ -16,6 +16,7 @@
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
+import { rolloutMetricsSinks } from '../../src/observability/metrics-sinks';
 import fs from 'node:fs';
 import path from 'node:path';
 import { controlUpdate, gcUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
@@ -300,7 +301,7 @@ test('every recorded history replays against the current workflow code', async (
   const histories = files.map((file) => ({ workflowId: file, history: JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) as unknown }));
   const failures: string[] = [];
   let replayed = 0;
-  for await (const result of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories)) {
+  for await (const result of Worker.runReplayHistories({ workflowBundle: await workflowBundle(), sinks: rolloutMetricsSinks() }, histories)) {
     replayed += 1;
     if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
   }

@@ -12,6 +12,7 @@ export interface DevCommandOptions {
   stateDir: string;
   gpus?: string;
   headless?: boolean;
+  metricsPort?: string;
 }
 
 export async function devCommand(opts: DevCommandOptions): Promise<number> {
@@ -34,6 +35,7 @@ export async function devCommand(opts: DevCommandOptions): Promise<number> {
     stateDir: opts.stateDir,
     gpus: opts.gpus === undefined ? undefined : Number(opts.gpus),
     headless: opts.headless,
+    metricsPort: opts.metricsPort ? portFlag('--metrics-port', opts.metricsPort) : undefined,
     cliEntry: process.argv[1],
   }).catch((err: unknown) => {
     // No "ready:" line: the stack did not start (and stopped whatever part of it did).
@@ -43,6 +45,7 @@ export async function devCommand(opts: DevCommandOptions): Promise<number> {
   const parts = [`temporal ${stack.temporalAddress}`];
   if (stack.uiUrl) parts.push(`ui ${stack.uiUrl}`);
   parts.push(`router ${stack.routerUrl}`, `router-admin ${stack.routerAdminUrl}`);
+  if (stack.metricsUrl) parts.push(`metrics ${stack.metricsUrl}`);
   process.stdout.write(`ready: ${parts.join(' · ')}\n`);
   // The CLI finds a dev server's UI at the Temporal port + 1000; another --ui-port has to be said.
   const uiEnv = stack.uiUrl && stack.uiUrl !== `http://127.0.0.1:${temporalPort + 1000}` ? ` TEMPORAL_UI_URL=${stack.uiUrl}` : '';

@@ -1,0 +1,66 @@
+/**
+ * The rollout workflow's metrics sink on the time-skipping test server, real worker, in-memory
+ * activities: each rollout is counted started once and finished once with its outcome and
+ * strategy, in workflow time; a cancelled one as `cancelled`. (A rollout continued as new
+ * is counted once: test/workflows/long-hold.)
+ */
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { WorkerMetrics } from '../../src/observability/metrics';
+import { rolloutMetricsSinks } from '../../src/observability/metrics-sinks';
+import { parseSamples, type Sample } from '../../src/router/prometheus-text';
+import { rolloutStatusQuery } from '../../src/workflows/messages';
+import { timeSkippingServerPerTest } from '../helpers/temporal-env';
+import { serviceSpec, waitFor, workflowHarness } from '../helpers/workflow-harness';
+
+let env: TestWorkflowEnvironment;
+let metrics: WorkerMetrics;
+const { withWorker, deploy, rolloutResult } = workflowHarness(() => env, { sinks: () => rolloutMetricsSinks(metrics) });
+timeSkippingServerPerTest((created) => (env = created));
+beforeEach(() => {
+  metrics = new WorkerMetrics();
+});
+
+const NAMES = new Set(['rollout_rollouts_started_total', 'rollout_rollouts_finished_total', 'rollout_rollout_duration_seconds_count', 'rollout_rollout_duration_seconds_sum']);
+const samples = async (): Promise<Sample[]> => parseSamples(await metrics.registry.metrics(), NAMES);
+const series = (all: Sample[], name: string) => Object.fromEntries(all.filter((s) => s.name === name).map((s) => [Object.values(s.labels).join('/'), s.value]));
+
+test('a first deploy and a rolling update that succeed, a blue-green that rolls back: counted by strategy and outcome', async () => {
+  await withWorker({ 3: { kind: 'fail', message: 'model failed to load' } }, async (_world, tq) => {
+    const v1 = serviceSpec({ name: 'counted' });
+    expect((await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId)).outcome).toBe('succeeded');
+    const v2 = { ...v1, env: { MODEL_VERSION: 'v2' } };
+    expect((await rolloutResult((await deploy(tq, v2)).rolloutWorkflowId)).outcome).toBe('succeeded');
+    const v3 = { ...v1, env: { MODEL_VERSION: 'v3' }, rollout: { ...v1.rollout, strategy: 'blue_green' as const } };
+    expect((await rolloutResult((await deploy(tq, v3)).rolloutWorkflowId)).outcome).toBe('rolled_back');
+    // The sink runs as the worker completes the workflow task, around when the result is there.
+    await waitFor(async () => Object.keys(series(await samples(), 'rollout_rollouts_finished_total')).length === 2);
+    const all = await samples();
+    expect(series(all, 'rollout_rollouts_started_total')).toEqual({ rolling: 2, blue_green: 1 });
+    expect(series(all, 'rollout_rollouts_finished_total')).toEqual({ 'rolling/succeeded': 2, 'blue_green/rolled_back': 1 });
+    expect(series(all, 'rollout_rollout_duration_seconds_count')).toEqual({ 'rolling/succeeded': 2, 'blue_green/rolled_back': 1 });
+    // Workflow time: the fake replicas are ready at once, so a rollout takes no skipped hour.
+    for (const value of Object.values(series(all, 'rollout_rollout_duration_seconds_sum'))) {
+      expect(value).toBeGreaterThanOrEqual(0);
+      expect(value).toBeLessThan(3600);
+    }
+  });
+});
+
+test('an in-place update is counted as in_place; a rollout cancelled from outside as cancelled', async () => {
+  await withWorker({ 3: { kind: 'never' } }, async (world, tq) => {
+    const v1 = serviceSpec({ name: 'inplace' });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    // Only the replica count changes: no new replica, the update is applied in place.
+    const d2 = await deploy(tq, { ...v1, replicas: 3 });
+    expect(d2.mode).toBe('in_place');
+    expect((await rolloutResult(d2.rolloutWorkflowId)).outcome).toBe('succeeded');
+    const d3 = await deploy(tq, { ...v1, replicas: 3, env: { MODEL_VERSION: 'v3' } });
+    const h = env.client.workflow.getHandle(d3.rolloutWorkflowId);
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).replicas.some((r) => r.version === 3 && world.running.has(r.id)));
+    await h.cancel();
+    await waitFor(async () => 'rolling/cancelled' in series(await samples(), 'rollout_rollouts_finished_total'));
+    const all = await samples();
+    expect(series(all, 'rollout_rollouts_started_total')).toEqual({ rolling: 2, in_place: 1 });
+    expect(series(all, 'rollout_rollouts_finished_total')).toEqual({ 'rolling/succeeded': 1, 'in_place/succeeded': 1, 'rolling/cancelled': 1 });
+  });
+});
