@@ -101,6 +101,8 @@ export function buildProgram(): Command {
     .option('--state-dir <dir>', 'replica records, logs and the route table', '.rollout')
     .option('--gpus <n>', 'GPUs the local provider may hand out (default: detect with nvidia-smi)')
     .option('--headless', 'do not start the Web UI')
+    .option('--persist', 'a durable single box: Temporal state in SQLite, replicas left serving on stop and adopted at the next start')
+    .option('--db-filename <path>', 'with --persist: the SQLite file of Temporal\'s state (default: <state-dir>/temporal.db)')
     .action(
       action((opts: Parameters<typeof devCommand>[0]) => {
         // The stack runs its own Temporal and points its worker at it: a connection flag would be ignored, so it is refused.
