@@ -72,6 +72,7 @@ afterAll(async () => {
     }
   }
   process.stdout.write(`persist figures: ${JSON.stringify(figures)}\n`);
+  for (const dir of [stateDir, specDir]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
 /** `rollout dev --persist` in a process group of its own (so that the whole group can be killed), once "ready:". */
