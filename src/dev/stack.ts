@@ -225,14 +225,17 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
       for (const [name, pid] of [['temporal', temporal.pid], ['router', router.pid], ['worker', worker.pid]] as const) {
         if (pid !== undefined) children.push({ name, pid, startTime: startTimeOf(pid) });
       }
+      // Atomically (a temp file renamed over it): tools and tests read it while it is rewritten.
+      const stackFile = path.join(stateDir, 'stack.json');
       fs.writeFileSync(
-        path.join(stateDir, 'stack.json'),
+        `${stackFile}.${process.pid}.tmp`,
         JSON.stringify(
           { temporalAddress, uiPort: opts.headless ? null : opts.uiPort, routerUrl, routerAdminUrl, pid: process.pid, workerPid: worker.pid, persist: dbFilename !== undefined, dbFilename: dbFilename ?? null, children },
           null,
           2,
         ),
       );
+      fs.renameSync(`${stackFile}.${process.pid}.tmp`, stackFile);
     };
     worker.start();
     started.push(worker);
