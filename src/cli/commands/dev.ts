@@ -13,6 +13,8 @@ export interface DevCommandOptions {
   gpus?: string;
   headless?: boolean;
   metricsPort?: string;
+  persist?: boolean;
+  dbFilename?: string;
 }
 
 export async function devCommand(opts: DevCommandOptions): Promise<number> {
@@ -25,6 +27,9 @@ export async function devCommand(opts: DevCommandOptions): Promise<number> {
   // The stack's worker would stop at once on a bad AWS config: said here, before anything starts.
   const awsProblem = awsConfigProblem(process.env);
   if (awsProblem) throw new CliError(awsProblem, ExitCode.invalidInput);
+  if (opts.dbFilename !== undefined && !opts.persist) {
+    throw new CliError('--db-filename: only with --persist (without it Temporal keeps its state in memory)', ExitCode.invalidInput);
+  }
   const temporalPort = portFlag('--temporal-port', opts.temporalPort);
   const routerPort = portFlag('--router-port', opts.routerPort);
   const stack = await startDevStack({
@@ -36,6 +41,8 @@ export async function devCommand(opts: DevCommandOptions): Promise<number> {
     gpus: opts.gpus === undefined ? undefined : Number(opts.gpus),
     headless: opts.headless,
     metricsPort: opts.metricsPort ? portFlag('--metrics-port', opts.metricsPort) : undefined,
+    persist: opts.persist,
+    dbFilename: opts.dbFilename,
     cliEntry: process.argv[1],
   }).catch((err: unknown) => {
     // No "ready:" line: the stack did not start (and stopped whatever part of it did).
@@ -56,7 +63,9 @@ export async function devCommand(opts: DevCommandOptions): Promise<number> {
   process.stdout.write(
     `  try: ${elsewhere && uiEnv ? `${uiEnv.trim()} ` : ''}${rollout} deploy examples/llm-service.yaml --wait\n` +
       (elsewhere ? `  note: your Temporal settings are for another server (${elsewhere}): the line above leaves them out\n` : '') +
-      '  stop: Ctrl-C (terminates the replicas this stack started)\n',
+      (opts.persist
+        ? `  persist: Temporal state in ${stack.dbFilename}; stop: Ctrl-C (replicas keep serving; \`rollout dev --persist\` on this state dir adopts them)\n`
+        : '  stop: Ctrl-C (terminates the replicas this stack started)\n'),
   );
   await new Promise<void>((resolve) => {
     const onSignal = () => {
