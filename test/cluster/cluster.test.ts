@@ -180,10 +180,30 @@ async function waitForTemporal(timeoutMs = 180_000): Promise<void> {
 const cli = (args: string[], timeoutMs = 240_000) => runCli(args, cliEnv({ TEMPORAL_ADDRESS: temporalAddress() }), timeoutMs);
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CLI's JSON, read field by field
-async function statusJson(): Promise<any> {
+type Status = any;
+
+async function statusJson(): Promise<Status> {
   const r = await cli(['status', SERVICE, '--output', 'json'], 60_000);
   if (r.code !== 0) throw new Error(`rollout status exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout);
+}
+
+/** Polls `rollout status` until `ok`; a failed status (Temporal still coming back) is tried again until the deadline. */
+async function waitForStatus(ok: (status: Status) => boolean, what: string, timeoutMs: number): Promise<Status> {
+  let last: unknown;
+  let matched: Status;
+  await waitUntil(async () => {
+    try {
+      last = await statusJson();
+    } catch (err) {
+      last = err instanceof Error ? err.message : err;
+      return false;
+    }
+    if (!ok(last)) return false;
+    matched = last;
+    return true;
+  }, `${what} (last status: ${JSON.stringify(last)})`, timeoutMs, 500);
+  return matched;
 }
 
 async function complete(): Promise<{ status: number; version: string | null }> {
@@ -341,11 +361,9 @@ test('deploy, roll out v1 → v2 with the Temporal server SIGKILLed mid-rollout 
   const v2 = await cli(['deploy', writeSpec(specs, 'v2.yaml', modelServerSpec({ name: SERVICE, version: 'v2', extraEnv: { LOAD_DELAY_SECONDS: '6' }, initialDelay: 300, timeout: '15m' })), '-o', 'json']);
   expect(v2.code).toBe(0);
   expect(JSON.parse(v2.stdout)).toMatchObject({ service: SERVICE, version: 2, mode: 'rollout', rolloutWorkflowId: `rollout-${SERVICE}-v2` });
-  await waitUntil(async () => {
-    const status = await statusJson();
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CLI's JSON
-    return status.rollout?.phase === 'rolling_out' && status.replicas.some((r: any) => r.version === 2);
-  }, 'a v2 replica launched mid-rollout', 120_000, 200);
+  // A v2 replica process runs (loading), and the rollout is under way.
+  await waitUntil(() => replicaProcesses(SERVICE).some((p) => p.replicaId.startsWith(`${SERVICE}-v2-`)), 'a v2 replica process', 120_000, 100);
+  expect((await statusJson()).rollout?.phase).toBe('rolling_out');
 
   // SIGKILL: no shutdown of any kind; the server's state is only what PostgreSQL has.
   const downAt = Date.now();
@@ -359,15 +377,12 @@ test('deploy, roll out v1 → v2 with the Temporal server SIGKILLed mid-rollout 
   await waitForTemporal();
   mark('temporal down (SIGKILL to answering again)', downAt);
 
-  const done = await (async () => {
-    for (;;) {
-      const status = await statusJson();
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CLI's JSON
-      if (status.version === 2 && !status.rollout && status.replicas.length === 2 && status.replicas.every((r: any) => r.version === 2 && r.status === 'READY')) return status;
-      if (Date.now() - since > 600_000) throw new Error(`the rollout did not finish: ${JSON.stringify(status)}`);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  })();
+  const done = await waitForStatus(
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CLI's JSON
+    (status) => status.version === 2 && !status.rollout && status.replicas.length === 2 && status.replicas.every((r: any) => r.version === 2 && r.status === 'READY'),
+    'the rollout to v2 to finish',
+    600_000,
+  );
   mark('rollout v1 → v2 (with the restart)', since);
   expect(done.lastRollout).toMatchObject({ version: 2, workflowId: `rollout-${SERVICE}-v2`, outcome: 'succeeded' });
   const handle = client!.workflow.getHandle(`rollout-${SERVICE}-v2`);
