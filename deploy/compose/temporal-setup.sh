@@ -12,31 +12,50 @@ TEMPORAL="${TEMPORAL_CLI:-temporal}"
 SEARCH_ATTRIBUTES="RolloutService=Keyword RolloutVersion=Int RolloutPhase=Keyword RolloutStrategy=Keyword RolloutCanaryPercent=Int RolloutOutcome=Keyword"
 ATTEMPTS="${SETUP_ATTEMPTS:-60}"
 
-attempt=1
-until "$TEMPORAL" operator cluster health >/dev/null 2>&1; do
-  if [ "$attempt" -ge "$ATTEMPTS" ]; then
-    echo "Temporal at ${TEMPORAL_ADDRESS:-localhost:7233} did not become healthy after $ATTEMPTS tries" >&2
-    exit 1
-  fi
-  attempt=$((attempt + 1))
-  sleep 2
-done
+# Runs a command until it succeeds, at most ATTEMPTS times, 2 s apart (the server answers before it
+# is ready, and a namespace just created is known to every part of it only seconds later).
+retry() {
+  attempt=1
+  until "$@"; do
+    if [ "$attempt" -ge "$ATTEMPTS" ]; then
+      echo "gave up after $ATTEMPTS tries: $*" >&2
+      return 1
+    fi
+    attempt=$((attempt + 1))
+    sleep 2
+  done
+}
+
+has_attribute() {
+  "$TEMPORAL" operator search-attribute list -n "$NAMESPACE" -o json | grep -q "\"$1\""
+}
+
+# Created, or there already (a try that failed after it took effect).
+create_namespace() {
+  "$TEMPORAL" operator namespace create -n "$NAMESPACE" || "$TEMPORAL" operator namespace describe -n "$NAMESPACE" >/dev/null
+}
+
+create_attribute() {
+  "$TEMPORAL" operator search-attribute create -n "$NAMESPACE" --name "$1" --type "$2" || has_attribute "$1"
+}
+
+retry "$TEMPORAL" operator cluster health >/dev/null
 
 if "$TEMPORAL" operator namespace describe -n "$NAMESPACE" >/dev/null 2>&1; then
   echo "namespace $NAMESPACE exists"
 else
-  "$TEMPORAL" operator namespace create -n "$NAMESPACE"
+  retry create_namespace
   echo "namespace $NAMESPACE created"
 fi
 
-existing="$("$TEMPORAL" operator search-attribute list -n "$NAMESPACE" -o json)"
+existing="$(retry "$TEMPORAL" operator search-attribute list -n "$NAMESPACE" -o json)"
 for pair in $SEARCH_ATTRIBUTES; do
   name="${pair%%=*}"
   type="${pair#*=}"
   if printf '%s' "$existing" | grep -q "\"$name\""; then
     echo "search attribute $name exists"
   else
-    "$TEMPORAL" operator search-attribute create -n "$NAMESPACE" --name "$name" --type "$type"
+    retry create_attribute "$name" "$type"
     echo "search attribute $name ($type) created"
   fi
 done

@@ -144,7 +144,8 @@ describe('docker-compose.yml', () => {
     expect(inScript).toEqual(inCode);
     // And the script creates each one with that list (not another).
     expect(script).toMatch(/for pair in \$SEARCH_ATTRIBUTES; do/);
-    expect(script).toMatch(/search-attribute create -n "\$NAMESPACE" --name "\$name" --type "\$type"/);
+    expect(script).toMatch(/retry create_attribute "\$name" "\$type"/);
+    expect(script).toMatch(/search-attribute create -n "\$NAMESPACE" --name "\$1" --type "\$2"/);
     expect(script).toMatch(/namespace create -n "\$NAMESPACE"/);
     expect(serviceEnv(setup).TEMPORAL_NAMESPACE).toBe('default');
   });
