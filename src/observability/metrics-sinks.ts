@@ -38,6 +38,11 @@ export function rolloutMetricsSinks(metrics?: WorkerMetrics): InjectedSinks<Roll
         },
         callDuringReplay: false,
       },
+      // The latest report wins (a refused task run again sends the same or a newer state): no dedup needed.
+      replicaStates: {
+        fn: (info, service, replicas) => metrics?.replicaStatesReported(info.workflowId, service, replicas),
+        callDuringReplay: false,
+      },
     },
   };
 }

@@ -20,6 +20,7 @@ import type { ServiceSpec } from '../spec/types';
 import { failureMessage } from './failure-message';
 import { HEARTBEAT_TIMEOUT } from './heartbeat-timeout';
 import { PATCHES } from './patches';
+import type { ReplicaStateReporter } from './replica-states';
 import { watchServing } from './serving-watch';
 import type { ReplicaRecord, RolloutInput } from './types';
 
@@ -99,9 +100,14 @@ export class ReplicaFleet {
   /** `wasReady`: it had been READY (it died serving), not failed to launch or to become ready. */
   onTargetFailure: (replicaId: string, message: string, wasReady: boolean) => void = () => undefined;
 
-  constructor(private readonly input: RolloutInput) {
+  /** `reporter`: the workflow's replica-state metrics (replica-states.ts), told of every change. */
+  constructor(
+    private readonly input: RolloutInput,
+    private readonly reporter?: ReplicaStateReporter,
+  ) {
     for (const r of input.replicas) this.replicas.set(r.id, { ...r });
     this.seq = input.replicaSeq;
+    this.report();
     if (input.carried) {
       // A run continued from a long hold: the split it held is the router's now.
       this.traffic = input.carried.traffic;
@@ -123,6 +129,7 @@ export class ReplicaFleet {
 
   wake(): void {
     this.changed = true;
+    this.report();
   }
 
   hasChanged(): boolean {
@@ -132,6 +139,13 @@ export class ReplicaFleet {
   /** Marks the current state as planned on. */
   settled(): void {
     this.changed = false;
+    // Each turn of the caller's loop: a worker that replayed this workflow re-sends here.
+    this.report();
+  }
+
+  /** Tells the metrics the replicas' states (no command: a sink call, sent only when changed or not sent live yet). */
+  report(): void {
+    this.reporter?.report([...this.replicas.values()].map((r) => ({ id: r.id, status: r.status, provider: this.providerOf(r) })));
   }
 
   records(): ReplicaRecord[] {
@@ -191,6 +205,7 @@ export class ReplicaFleet {
     const gpus = parseAccelerators(spec.resources.accelerators)?.count ?? 0;
     const record: ReplicaRecord = { id, version, status: 'PROVISIONING', gpus };
     this.replicas.set(id, record);
+    this.report();
     const scope = new CancellationScope();
     this.scopes.set(id, scope);
     let launchSettled: () => void = () => undefined;
@@ -264,6 +279,7 @@ export class ReplicaFleet {
     const wasServing = record.status === 'READY';
     const launching = record.status === 'PROVISIONING';
     record.status = 'SHUTTING_DOWN';
+    this.report();
     // A launch that settles within LAUNCH_CANCEL_AFTER_MS is awaited; one still going after that
     // may be retrying something that will not succeed soon (no capacity), and a rollback must not
     // wait for it: it is cancelled (its cancellation waits for a running attempt, so whatever it

@@ -31,6 +31,7 @@ import {
 import { rolloutMetrics, type RolloutOutcomeLabel, type RolloutStrategyLabel } from './metrics-sink';
 import { PATCHES } from './patches';
 import { ReplicaFleet } from './replica-fleet';
+import { ReplicaStateReporter } from './replica-states';
 import { rolloutAttributes, strategyOf, upsertChanged, type RolloutIdentity } from './rollout-search-attributes';
 import { RolloutControl } from './rollout-control';
 import { sweepStrayReplicas } from './stray-sweep';
@@ -51,8 +52,11 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   if (!input.carried) rolloutMetrics.started(strategy);
   const startedAtMs = input.carried ? (input.carried.startedAtMs ?? workflowInfo().startTime.getTime()) : Date.now();
   const finished = (outcome: RolloutOutcomeLabel) => rolloutMetrics.finished(strategy, outcome, (Date.now() - startedAtMs) / 1000);
+  // While it runs, the rollout reports its service's replica states; the service reports them again
+  // once it has the result (replica-states.ts).
+  const replicaStates = new ReplicaStateReporter(input.service);
   try {
-    const result = await runRollout(input, startedAtMs);
+    const result = await runRollout(input, startedAtMs, replicaStates);
     finished(result.outcome);
     return result;
   } catch (err) {
@@ -61,14 +65,17 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     if (isCancellation(err)) finished('cancelled');
     else if (err instanceof TemporalFailure) finished('failed');
     throw err;
+  } finally {
+    // Ended, failed or continued as new: this run owns no replicas any more (a new run reports its own).
+    replicaStates.clear();
   }
 }
 
-async function runRollout(input: RolloutInput, startedAtMs: number): Promise<RolloutResult> {
+async function runRollout(input: RolloutInput, startedAtMs: number, replicaStates: ReplicaStateReporter): Promise<RolloutResult> {
   const { toSpec, fromSpec } = input;
   const inPlace = input.mode === 'in_place';
   const hasPrimary = !!fromSpec && input.fromVersion > 0;
-  const fleet = new ReplicaFleet(input);
+  const fleet = new ReplicaFleet(input, replicaStates);
   const control = new RolloutControl({
     steps: canarySteps(toSpec),
     strategy: toSpec.rollout.strategy,

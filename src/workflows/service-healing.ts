@@ -10,6 +10,7 @@ import { ActivityFailure, condition, patched } from '@temporalio/workflow';
 import { healingBackoffMs, markLost, planStep, type LostReplica } from '../plan';
 import { PATCHES } from './patches';
 import { ReplicaFleet } from './replica-fleet';
+import type { ReplicaStateReporter } from './replica-states';
 import { watchServing } from './serving-watch';
 import type { ServiceState } from './types';
 
@@ -35,7 +36,7 @@ export function watchServiceReplicas(state: ServiceState, interrupt: () => boole
  * ignores SIGTERM and takes its whole grace period to stop, and the service must not stay
  * short for that long.
  */
-export async function healService(state: ServiceState, lost: LostReplica[], interrupt: () => boolean): Promise<void> {
+export async function healService(state: ServiceState, lost: LostReplica[], interrupt: () => boolean, replicaStates?: ReplicaStateReporter): Promise<void> {
   const spec = state.spec;
   if (!spec) return;
   const version = state.version;
@@ -49,7 +50,7 @@ export async function healService(state: ServiceState, lost: LostReplica[], inte
     toSpec: spec,
     replicas: state.replicas,
     replicaSeq: state.replicaSeq,
-  });
+  }, replicaStates);
   // The others keep being watched while the lost ones are replaced.
   fleet.watchInherited(spec);
   const removeInBackground = patched(PATCHES.healLaunchesWhileRemoving);

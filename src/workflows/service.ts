@@ -44,6 +44,7 @@ import { RolloutService } from './search-attributes';
 import { compactPercentArg, compactRollbackArg } from './signal-payloads';
 import { collectGarbage, gcRefusal, recoverFromFailedRollout } from './service-gc';
 import { healService, watchServiceReplicas } from './service-healing';
+import { ReplicaStateReporter } from './replica-states';
 import { serviceStatusOf } from './service-status';
 import type { DeployInput, RolloutSummary, ServiceState, ServiceWorkflowInput } from './types';
 import { rolloutWorkflowId } from './types';
@@ -182,14 +183,20 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
   // A rollout or continue-as-new takes precedence over watching and healing.
   const interrupted = () => pending !== undefined || workflowInfo().continueAsNewSuggested;
   const serving = () => state.version > 0 && state.spec !== undefined && !state.activeRollout;
+  // The replica-state metrics (replica-states.ts): the service reports its replicas whenever no
+  // rollout runs (each turn of this loop: at least once a watch window), the rollout while one does.
+  const replicaStates = new ReplicaStateReporter(state.name);
+  // Its replicas run on the serving spec's provider (a service with no serving spec yet has none).
+  const reportReplicas = () => replicaStates.report(state.replicas.map((r) => ({ ...r, provider: state.spec?.resources.provider ?? 'unknown' })));
 
   for (;;) {
+    if (!state.activeRollout) reportReplicas();
     // (Patched: a service replaying a history from before self-healing waits as it did then.)
     if (!interrupted() && serving() && patched(PATCHES.selfHealing)) {
       // Between rollouts the service keeps itself whole: watch, and replace what is lost (or
       // missing: a failed rollout may have left fewer, or other versions').
       const lost = isWhole(state.replicas, state.version, state.spec!.replicas) ? await watchServiceReplicas(state, interrupted) : [];
-      if (lost.length > 0 || !isWhole(state.replicas, state.version, state.spec!.replicas)) await healService(state, lost, interrupted);
+      if (lost.length > 0 || !isWhole(state.replicas, state.version, state.spec!.replicas)) await healService(state, lost, interrupted, replicaStates);
       continue;
     }
     await condition(() => pending !== undefined || workflowInfo().continueAsNewSuggested);
@@ -229,6 +236,8 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
           ],
         });
         state.activeRollout = { workflowId, version };
+        // The rollout owns the replicas now, and reports them.
+        replicaStates.clear();
         pending = undefined;
         const result = await child.result();
         if (result.outcome === 'succeeded') {
@@ -252,7 +261,11 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
       state.activeRollout = undefined;
     } else {
       await condition(allHandlersFinished);
-      if (pending === undefined) await continueAsNew<typeof serviceWorkflow>({ name: state.name, state });
+      if (pending === undefined) {
+        // The next run reports them again (a worker that is not this one must not count them twice).
+        replicaStates.clear();
+        await continueAsNew<typeof serviceWorkflow>({ name: state.name, state });
+      }
     }
   }
 }
