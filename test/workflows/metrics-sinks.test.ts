@@ -2,26 +2,39 @@
  * The rollout workflow's metrics sink on the time-skipping test server, real worker, in-memory
  * activities: each rollout is counted started once and finished once with its outcome and
  * strategy, in workflow time; a cancelled one as `cancelled`. (A rollout continued as new
- * is counted once: test/workflows/long-hold.)
+ * is counted once: test/workflows/long-hold.) The replicas' states (READY, STARTING, …) reach
+ * `rollout_replicas` through the same sink: the rollout's while it runs, the service's after.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkerMetrics } from '../../src/observability/metrics';
 import { rolloutMetricsSinks } from '../../src/observability/metrics-sinks';
 import { parseSamples, type Sample } from '../../src/router/prometheus-text';
+import type { ReplicaStateReport } from '../../src/workflows/metrics-sink';
 import { rolloutStatusQuery } from '../../src/workflows/messages';
 import { timeSkippingServerPerTest } from '../helpers/temporal-env';
 import { serviceSpec, waitFor, workflowHarness } from '../helpers/workflow-harness';
 
 let env: TestWorkflowEnvironment;
 let metrics: WorkerMetrics;
+/** Every replica-state report the worker got, in order (the gauge keeps only the latest per service). */
+let reports: Array<{ workflowId: string; service: string; replicas: ReplicaStateReport[] }>;
 const { withWorker, deploy, rolloutResult } = workflowHarness(() => env, { sinks: () => rolloutMetricsSinks(metrics) });
 timeSkippingServerPerTest((created) => (env = created));
 beforeEach(() => {
   metrics = new WorkerMetrics();
+  reports = [];
+  const reported = metrics.replicaStatesReported.bind(metrics);
+  metrics.replicaStatesReported = (workflowId, service, replicas) => {
+    reports.push({ workflowId, service, replicas });
+    reported(workflowId, service, replicas);
+  };
 });
 
 const NAMES = new Set(['rollout_rollouts_started_total', 'rollout_rollouts_finished_total', 'rollout_rollout_duration_seconds_count', 'rollout_rollout_duration_seconds_sum']);
 const samples = async (): Promise<Sample[]> => parseSamples(await metrics.registry.metrics(), NAMES);
+/** `rollout_replicas` as {"provider/state": n}, the series that are not 0. */
+const replicaGauge = async (): Promise<Record<string, number>> =>
+  Object.fromEntries(parseSamples(await metrics.registry.metrics(), new Set(['rollout_replicas'])).filter((s) => s.value !== 0).map((s) => [`${s.labels.provider}/${s.labels.state}`, s.value]));
 const series = (all: Sample[], name: string) => Object.fromEntries(all.filter((s) => s.name === name).map((s) => [Object.values(s.labels).join('/'), s.value]));
 
 test('a first deploy and a rolling update that succeed, a blue-green that rolls back: counted by strategy and outcome', async () => {
@@ -57,10 +70,40 @@ test('an in-place update is counted as in_place; a rollout cancelled from outsid
     const d3 = await deploy(tq, { ...v1, replicas: 3, env: { MODEL_VERSION: 'v3' } });
     const h = env.client.workflow.getHandle(d3.rolloutWorkflowId);
     await waitFor(async () => (await h.query(rolloutStatusQuery)).replicas.some((r) => r.version === 3 && world.running.has(r.id)));
+    // The rollout's report: the 3 serving replicas, and the one (max_surge 1) that never gets ready.
+    await waitFor(async () => JSON.stringify(await replicaGauge()) === JSON.stringify({ 'local/READY': 3, 'local/STARTING': 1 }));
     await h.cancel();
     await waitFor(async () => 'rolling/cancelled' in series(await samples(), 'rollout_rollouts_finished_total'));
     const all = await samples();
     expect(series(all, 'rollout_rollouts_started_total')).toEqual({ rolling: 2, in_place: 1 });
     expect(series(all, 'rollout_rollouts_finished_total')).toEqual({ 'rolling/succeeded': 1, 'in_place/succeeded': 1, 'rolling/cancelled': 1 });
+  });
+});
+
+test('replica states: a rolling v1→v2 of 2 replicas shows its replicas starting, and ends at READY 2, nothing else', async () => {
+  await withWorker({}, async (_world, tq) => {
+    const v1 = serviceSpec({ name: 'states' });
+    expect((await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId)).outcome).toBe('succeeded');
+    await waitFor(async () => JSON.stringify(await replicaGauge()) === JSON.stringify({ 'local/READY': 2 }));
+    const d2 = await deploy(tq, { ...v1, env: { MODEL_VERSION: 'v2' } });
+    expect((await rolloutResult(d2.rolloutWorkflowId)).outcome).toBe('succeeded');
+    // The service reports once it has the rollout's result (the rollout cleared its own report).
+    await waitFor(async () => JSON.stringify(await replicaGauge()) === JSON.stringify({ 'local/READY': 2 }));
+    const v2Reports = reports.filter((r) => r.workflowId === d2.rolloutWorkflowId);
+    // The rollout reported its new replicas on their way up: launched, loading, then serving.
+    for (const state of ['PROVISIONING', 'STARTING', 'READY']) {
+      expect(v2Reports.some((r) => r.replicas.some((x) => x.replicaId.includes('-v2-') && x.state === state))).toBe(true);
+    }
+    expect(v2Reports.some((r) => r.replicas.some((x) => x.replicaId.includes('-v1-') && x.state === 'SHUTTING_DOWN'))).toBe(true);
+    // max_surge 1: never more than 3 replicas in one report; and the rollout's last report is its clear.
+    for (const r of reports) expect(r.replicas.length).toBeLessThanOrEqual(3);
+    expect(v2Reports.at(-1)?.replicas).toEqual([]);
+    // The last report of all is the service's: the two v2 replicas, READY, on the local provider.
+    const last = reports.at(-1)!;
+    expect(last.workflowId).toBe('service-states');
+    expect(last.replicas.map((r) => [r.replicaId.replace(/-r\d+$/, ''), r.provider, r.state])).toEqual([
+      ['states-v2', 'local', 'READY'],
+      ['states-v2', 'local', 'READY'],
+    ]);
   });
 });
