@@ -1,8 +1,8 @@
 /**
  * The worker's metrics and logs on the real stack: `rollout dev --metrics-port` (its worker is
  * `rollout worker` with ROLLOUT_METRICS_PORT), real replicas, the real CLI. A rollout that
- * succeeds and one that rolls back move the counters, the histogram and the replica gauge with
- * the right labels; the failed readiness wait is counted by activity type; every line of the
+ * succeeds and one that rolls back move the counters, the histogram and the replica gauges (the
+ * workflows' READY/STARTING view, the providers' running/exited one) with the right labels; the failed readiness wait is counted by activity type; every line of the
  * worker's log is JSON. And `rollout worker`'s bad metrics and log settings: exit 2, one line.
  */
 import fs from 'node:fs';
@@ -26,6 +26,7 @@ const METRICS = new Set([
   'rollout_rollout_duration_seconds_sum',
   'rollout_activity_failures_total',
   'rollout_replicas',
+  'rollout_replica_processes',
   'rollout_replica_listing_errors_total',
 ]);
 
@@ -62,15 +63,38 @@ test('the ready line names the metrics URL; /healthz answers ok while the worker
   expect(stack.output()).toContain(`metrics http://127.0.0.1:${metricsPort}/metrics`);
   expect(await get('/healthz')).toMatchObject({ status: 200, body: 'ok\n' });
   expect((await get('/nothing')).status).toBe(404);
-  // Nothing ran yet: no rollout series, and the replica gauge says 0 running.
+  // Nothing ran yet: no rollout series, and the replica gauges say 0 READY, 0 running (series there, at 0).
   const samples = await scrape();
   expect(samples.filter((s) => s.name === 'rollout_rollouts_started_total')).toEqual([]);
-  expect(value(samples, 'rollout_replicas', { provider: 'local', state: 'running' })).toBe(0);
+  expect(samples.filter((s) => s.name === 'rollout_replicas' && s.labels.provider === 'local' && s.labels.state === 'READY').map((s) => s.value)).toEqual([0]);
+  expect(value(samples, 'rollout_replica_processes', { provider: 'local', state: 'running' })).toBe(0);
 }, 60_000);
+
+/** `rollout_replicas` of the local provider: READY, and the sum of every other state. */
+function replicaStates(samples: Sample[]): { ready: number; notReady: number } {
+  const local = samples.filter((s) => s.name === 'rollout_replicas' && s.labels.provider === 'local');
+  return { ready: local.filter((s) => s.labels.state === 'READY').reduce((n, s) => n + s.value, 0), notReady: local.filter((s) => s.labels.state !== 'READY').reduce((n, s) => n + s.value, 0) };
+}
+
+/** Waits until the workflows' reports say `ready` replicas READY and none in another state. */
+async function waitForReplicaStates(ready: number): Promise<void> {
+  await waitUntil(
+    async () => {
+      const now = replicaStates(await scrape());
+      return now.ready === ready && now.notReady === 0;
+    },
+    `rollout_replicas{provider="local",state="READY"} = ${ready} and 0 in other states`,
+    60_000,
+    250,
+  );
+}
 
 test('a rollout that succeeds and one that rolls back: counters, duration histogram, activity failures and replicas by state', async () => {
   expect((await rolloutCli(stack, ['deploy', writeSpec(specDir, 'm-v1.yaml', modelServerSpec({ name: 'metr', version: 'v1' })), '--wait'])).code).toBe(0);
+  // The workflows' view: the service's 2 replicas READY (reported by the service once the rollout ended).
+  await waitForReplicaStates(2);
   expect((await rolloutCli(stack, ['deploy', writeSpec(specDir, 'm-v2.yaml', modelServerSpec({ name: 'metr', version: 'v2' })), '--wait'])).code).toBe(0);
+  await waitForReplicaStates(2);
   const stuck = modelServerSpec({ name: 'metr', version: 'v3', extraEnv: { NEVER_READY: '1' }, initialDelay: 4 });
   const r3 = await rolloutCli(stack, ['deploy', writeSpec(specDir, 'm-v3.yaml', stuck), '--wait']);
   expect(r3.code).toBe(1);
@@ -101,12 +125,14 @@ test('a rollout that succeeds and one that rolls back: counters, duration histog
   expect(failures.map((s) => s.labels.activity_type)).toContain('waitReplicaReady');
   expect(value(samples, 'rollout_activity_failures_total', { activity_type: 'waitReplicaReady' })).toBeGreaterThanOrEqual(1);
 
-  // After the rollback, v2's two replicas run; v3's was terminated. (The listing is cached for 15 s.)
+  // After the rollback, v2's two replicas are READY, v3's is gone from the workflows' view…
+  await waitForReplicaStates(2);
+  // …and from the provider's: two run, v3's was terminated. (The listing is cached for 15 s.)
   await waitUntil(async () => {
     samples = await scrape();
-    return value(samples, 'rollout_replicas', { provider: 'local', state: 'running' }) === 2;
-  }, 'rollout_replicas{provider="local",state="running"} = 2', 60_000, 500);
-  expect(samples.some((s) => s.name === 'rollout_replicas' && s.labels.provider === 'local' && s.labels.state === 'exited')).toBe(true);
+    return value(samples, 'rollout_replica_processes', { provider: 'local', state: 'running' }) === 2;
+  }, 'rollout_replica_processes{provider="local",state="running"} = 2', 60_000, 500);
+  expect(samples.some((s) => s.name === 'rollout_replica_processes' && s.labels.provider === 'local' && s.labels.state === 'exited')).toBe(true);
   expect(value(samples, 'rollout_replica_listing_errors_total', { provider: 'local' })).toBe(0);
 }, 300_000);
 
