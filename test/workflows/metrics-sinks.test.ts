@@ -10,7 +10,8 @@ import { WorkerMetrics } from '../../src/observability/metrics';
 import { rolloutMetricsSinks } from '../../src/observability/metrics-sinks';
 import { parseSamples, type Sample } from '../../src/router/prometheus-text';
 import type { ReplicaStateReport } from '../../src/workflows/metrics-sink';
-import { rolloutStatusQuery } from '../../src/workflows/messages';
+import { rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
+import { WATCH_WINDOW_MS } from '../../src/workflows/serving-watch';
 import { timeSkippingServerPerTest } from '../helpers/temporal-env';
 import { serviceSpec, waitFor, workflowHarness } from '../helpers/workflow-harness';
 
@@ -105,5 +106,29 @@ test('replica states: a rolling v1→v2 of 2 replicas shows its replicas startin
       ['states-v2', 'local', 'READY'],
       ['states-v2', 'local', 'READY'],
     ]);
+  });
+});
+
+test('replica states: the service reports its healing (the lost replica FAILED, its replacement starting) and ends at READY 2', async () => {
+  await withWorker({}, async (world, tq) => {
+    const v1 = serviceSpec({ name: 'healed' });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    await waitFor(async () => JSON.stringify(await replicaGauge()) === JSON.stringify({ 'local/READY': 2 }));
+    const status = () => env.client.workflow.getHandle('service-healed').query(serviceStatusQuery);
+    const [dead] = (await status()).replicas.map((r) => r.id);
+    const reportsBefore = reports.length;
+    world.kill(dead, 'exit code 137');
+    await env.sleep(WATCH_WINDOW_MS); // the service's watch window ends (skipped time): the next watch sees the death
+    await waitFor(async () => {
+      const s = await status();
+      return s.replicas.length === 2 && s.replicas.every((r) => r.status === 'READY') && !s.replicas.some((r) => r.id === dead);
+    });
+    await waitFor(async () => JSON.stringify(await replicaGauge()) === JSON.stringify({ 'local/READY': 2 }));
+    const healing = reports.slice(reportsBefore);
+    // All from the service (no rollout ran), through the healing: the dead one FAILED, then a replacement loading.
+    expect(new Set(healing.map((r) => r.workflowId))).toEqual(new Set(['service-healed']));
+    expect(healing.some((r) => r.replicas.some((x) => x.replicaId === dead && x.state === 'FAILED'))).toBe(true);
+    expect(healing.some((r) => r.replicas.some((x) => x.replicaId !== dead && x.state === 'STARTING'))).toBe(true);
+    expect(healing.at(-1)?.replicas.map((x) => x.state)).toEqual(['READY', 'READY']);
   });
 });
