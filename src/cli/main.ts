@@ -105,7 +105,7 @@ export function buildProgram(): Command {
     .option('--headless', 'do not start the Web UI')
     .option('--metrics-port <port>', "the worker's Prometheus /metrics and /healthz port on 127.0.0.1 (default: none)")
     .option('--persist', 'a durable single box: Temporal state in SQLite, replicas left serving on stop and adopted at the next start')
-    .option('--db-filename <path>', 'with --persist: the SQLite file of Temporal\'s state (default: <state-dir>/temporal.db)')
+    .option('--db-filename <path>', 'with --persist: the SQLite file of Temporal\'s state (default: the one the state dir recorded, else <state-dir>/temporal.db)')
     .action(
       action((opts: Parameters<typeof devCommand>[0]) => {
         // The stack runs its own Temporal and points its worker at it: a connection flag would be ignored, so it is refused.

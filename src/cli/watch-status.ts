@@ -19,7 +19,7 @@ import { loadStatusView, renderStatus, type StatusView } from './commands/status
 export const WATCH_INTERVAL_MS = 1000;
 
 export interface WatchIo {
-  out: Pick<NodeJS.WriteStream, 'write' | 'isTTY' | 'columns' | 'rows'>;
+  out: Pick<NodeJS.WriteStream, 'write' | 'isTTY' | 'columns' | 'rows'> & Partial<Pick<NodeJS.WriteStream, 'on' | 'off'>>;
   err: Pick<NodeJS.WriteStream, 'write'>;
   intervalMs: number;
 }
@@ -39,6 +39,13 @@ export async function watchStatus(
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // The reader went away (`rollout status llm --watch | head -1`): end as on Ctrl-C, not with an
+  // unhandled EPIPE. Seen at the first write after it left, i.e. at the next change.
+  const onOutError = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    stop();
+  };
+  io.out.on?.('error', onOutError);
   try {
     // The first read fails as `status` does (no such service: exit 1; unreachable: exit 3).
     let view: StatusView | undefined = await loadStatusView(client, service);
@@ -72,6 +79,7 @@ export async function watchStatus(
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+    io.out.off?.('error', onOutError);
   }
 }
 

@@ -30,9 +30,9 @@ import { resolveBinary, TEMPORAL_CLI } from '../temporal/binaries';
 import { OPERATOR_TYPE_NAME, ROLLOUT_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { unusablePorts } from './free-ports';
 import { lockStateDir, StateDirInUseError } from './stack-lock';
-import { checkPersistMode, defaultDbFilename, markPersistent, PersistModeError } from './persist-mode';
+import { checkPersistMode, defaultDbFilename, markPersistent, PersistModeError, recordedDbFilename } from './persist-mode';
 import { prepareStateDirUndoably, StateDirError } from './state-dir';
-import { Supervised } from './supervised';
+import { lastLines, Supervised } from './supervised';
 
 export interface DevOptions {
   temporalPort: number;
@@ -114,7 +114,8 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
   let dbFilename: string | undefined;
   let wasPersistent = false;
   try {
-    dbFilename = opts.persist ? checkDbFilename(opts.dbFilename ?? defaultDbFilename(stateDir), opts.dbFilename !== undefined) : undefined;
+    // Without --db-filename, a persistent dir's own file (recorded at its first --persist start).
+    dbFilename = opts.persist ? checkDbFilename(opts.dbFilename ?? recordedDbFilename(stateDir) ?? defaultDbFilename(stateDir), opts.dbFilename !== undefined) : undefined;
     ({ wasPersistent } = checkPersistMode(stateDir, dbFilename));
   } catch (err) {
     unlock();
@@ -167,7 +168,6 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
       await removeLeftovers(provider);
       fs.rmSync(path.join(stateDir, 'routes.json'), { force: true });
     }
-    if (dbFilename !== undefined) markPersistent(stateDir, dbFilename);
 
     const temporalAddress = `127.0.0.1:${opts.temporalPort}`;
 
@@ -205,6 +205,9 @@ export async function startDevStack(opts: DevOptions): Promise<DevStack> {
 
     const temporal = await startTemporal(opts, temporalAddress, logs, dbFilename, () => setImmediate(() => writeStackFile()));
     started.push(temporal);
+    // Marked only once Temporal runs on the file: a first --persist start that fails (a db file
+    // that is not SQLite) leaves the dir as it was, not bound to a file that holds nothing.
+    if (dbFilename !== undefined) markPersistent(stateDir, dbFilename);
 
     // The worker connects to this stack's Temporal, whatever the user's own Temporal settings say:
     // no config file, no TEMPORAL_* variable (a profile, an API key or TLS meant for Temporal Cloud
@@ -352,12 +355,23 @@ async function startTemporal(opts: DevOptions, address: string, logs: string, db
   const guardian = path.join(__dirname, 'guardian.js');
   const temporal = new Supervised('temporal', process.execPath, [guardian, temporalCli, ...args], {
     logFile: path.join(logs, 'temporal.log'),
-    restart: dbFilename !== undefined,
+    // With --persist it is restarted when it dies, but only once it has been up (below).
+    restart: false,
     stdinPipe: true,
     onStart,
   });
   temporal.start();
-  await waitForTemporal(address, temporal);
+  try {
+    await waitForTemporal(address, temporal);
+  } catch (err) {
+    // Not yet among the stack's started children: stopped here, or (--persist) the supervisor
+    // went on restarting it after the stack had said it failed. Its log's last line is the why
+    // (e.g. `file is not a database` for a --db-filename that is not SQLite).
+    await temporal.stop();
+    const why = lastLines(temporal.logFile, 1);
+    throw new Error(`${err instanceof Error ? err.message : String(err)}${why ? `\n  ${why}` : ''}`);
+  }
+  if (dbFilename !== undefined) temporal.restartFromNowOn();
   return temporal;
 }
 

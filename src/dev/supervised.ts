@@ -30,6 +30,7 @@ export class Supervised {
   private isReady = false;
   private readyWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   private restarts: number[] = [];
+  private restartEnabled: boolean;
   exited = false;
 
   constructor(
@@ -37,7 +38,17 @@ export class Supervised {
     private readonly command: string,
     private readonly args: string[],
     private readonly opts: SupervisedOptions,
-  ) {}
+  ) {
+    this.restartEnabled = opts.restart;
+  }
+
+  /**
+   * Restart it when it dies, from now on: for a server that is restarted only once it has been up
+   * (one that cannot start at all would otherwise be restarted until it "keeps dying").
+   */
+  restartFromNowOn(): void {
+    this.restartEnabled = true;
+  }
 
   get logFile(): string {
     return this.opts.logFile;
@@ -83,7 +94,7 @@ export class Supervised {
       }
       if (this.stopping || this.child !== child) return;
       process.stderr.write(`[dev] ${this.name} exited (${signal ?? code}); see ${this.opts.logFile}\n`);
-      if (!this.opts.restart) return;
+      if (!this.restartEnabled) return;
       // What is left of its process group goes first: a guardian killed on its own leaves the
       // server under it running, which would hold the ports the restarted one needs.
       killGroup(child);
@@ -147,7 +158,7 @@ function killGroup(child: ChildProcess): void {
 }
 
 /** The last non-empty lines of a log file (a child's own words on why it stopped), or ''. */
-function lastLines(file: string, count: number): string {
+export function lastLines(file: string, count: number): string {
   try {
     const text = fs.readFileSync(file, 'utf8');
     return text.split('\n').filter((l) => l.trim() !== '').slice(-count).join('\n');
