@@ -316,7 +316,7 @@ async function runConnected(
   // opened first, with a deadline, so that an unreachable Temporal or a namespace it does not
   // have is said in one line before the worker itself is built.
   const clientConnection = await connectOrExplain(config);
-  await warnOfMissingSearchAttributes(clientConnection, config.namespace);
+  await warnOfMissingSearchAttributes(clientConnection, config.namespace, config.temporalAddress);
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect(config.temporal.connectionOptions);
@@ -346,9 +346,9 @@ async function runConnected(
  * Says which rollout search attributes the namespace lacks, and the command that creates them.
  * Not a reason to stop: rollouts run without them (the workflows set only those it has).
  */
-async function warnOfMissingSearchAttributes(connection: Connection, namespace: string): Promise<void> {
+async function warnOfMissingSearchAttributes(connection: Connection, namespace: string, address: string): Promise<void> {
   try {
-    for (const line of searchAttributeWarnings(await checkSearchAttributes(connection, namespace), namespace)) process.stderr.write(`warning: ${line}\n`);
+    for (const line of searchAttributeWarnings(await checkSearchAttributes(connection, namespace), namespace, address)) process.stderr.write(`warning: ${line}\n`);
   } catch (err) {
     process.stderr.write(`warning: could not list the search attributes of namespace ${namespace} (${err instanceof Error ? err.message : String(err)}): rollouts are not tagged while that fails\n`);
   }

@@ -39,21 +39,22 @@ export async function checkSearchAttributes(connection: Pick<Connection, 'operat
  * a `--name` and its `--type` per attribute (the CLI pairs them in order; checked with CLI 1.9.1,
  * whose `--name A --name B --type Keyword` would create A only).
  */
-export function createCommand(namespace: string, names: readonly string[]): string {
+/** The command, aimed at the worker's own server (a bare one would go to the CLI's default, localhost:7233). */
+export function createCommand(namespace: string, names: readonly string[], address: string): string {
   const pairs = ROLLOUT_SEARCH_ATTRIBUTES.filter((key) => names.includes(key.name)).map((key) => `--name ${key.name} --type ${OPERATOR_TYPE_NAME[key.type]}`);
-  return `temporal operator search-attribute create --namespace ${shellWord(namespace)} ${pairs.join(' ')}`;
+  return `temporal operator search-attribute create --address ${shellWord(address)} --namespace ${shellWord(namespace)} ${pairs.join(' ')}`;
 }
 
 /**
  * What the worker says at start when the namespace lacks some (one line each), or nothing when
  * it has them all. Rollouts work either way; only filtering by the missing ones does not.
  */
-export function searchAttributeWarnings(check: SearchAttributeCheck, namespace: string): string[] {
+export function searchAttributeWarnings(check: SearchAttributeCheck, namespace: string, address: string): string[] {
   const lines: string[] = [];
   if (check.missing.length > 0) {
     lines.push(
       `namespace ${namespace} lacks the search attribute(s) ${check.missing.join(', ')}: rollouts run, but are not tagged with them (no filtering by them in the UI or \`temporal workflow list --query\`); create them with:`,
-      `  ${createCommand(namespace, check.missing)}`,
+      `  ${createCommand(namespace, check.missing, address)}`,
     );
   }
   for (const w of check.wrongType) {
@@ -79,5 +80,5 @@ function typeNameOf(type: number): string {
 
 /** A namespace as one shell word (Cloud namespaces are `name.account`: no quoting needed, but a user's may be). */
 function shellWord(s: string): string {
-  return /^[A-Za-z0-9._-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+  return /^[A-Za-z0-9._:/@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }

@@ -80,7 +80,7 @@ test('the worker names the missing attributes and the command; rollouts run unta
   expect(workerErr).toContain(`namespace default lacks the search attribute(s) ${names.join(', ')}`);
   const command = /(temporal operator search-attribute create .*)$/m.exec(workerErr)?.[1];
   expect(command).toBe(
-    'temporal operator search-attribute create --namespace default --name RolloutService --type Keyword --name RolloutVersion --type Int --name RolloutPhase --type Keyword' +
+    `temporal operator search-attribute create --address ${env.address} --namespace default --name RolloutService --type Keyword --name RolloutVersion --type Int --name RolloutPhase --type Keyword` +
       ' --name RolloutStrategy --type Keyword --name RolloutCanaryPercent --type Int --name RolloutOutcome --type Keyword',
   );
 
@@ -90,10 +90,10 @@ test('the worker names the missing attributes and the command; rollouts run unta
   expect({ code: r1.code, stderr: r1.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
   expect(await attributesOf('rollout-sa-late-v1')).toEqual({});
 
-  // The command as printed, run with the project's temporal CLI against this server.
+  // The command exactly as printed (it names this server), run with the project's temporal CLI against this server.
   const temporal = resolveBinary(TEMPORAL_CLI);
   if (!temporal) throw new Error('no temporal CLI (scripts/setup.js installs it into .venv)');
-  const run = spawnSync(temporal, [...command!.split(' ').slice(1), '--address', env.address], { encoding: 'utf8', env: cliEnv() });
+  const run = spawnSync(temporal, command!.split(' ').slice(1), { encoding: 'utf8', env: cliEnv() });
   expect({ code: run.status, stderr: run.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
   const { customAttributes } = await env.connection.operatorService.listSearchAttributes({ namespace: 'default' });
   expect(Object.keys(customAttributes ?? {}).filter((n) => names.includes(n)).sort()).toEqual([...names].sort());
