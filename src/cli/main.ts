@@ -83,7 +83,10 @@ export function buildProgram(): Command {
     .option('--disable-config-file', 'read no config file')
     .option('--disable-config-env', 'apply no TEMPORAL_* variable over the profile (TEMPORAL_CONFIG_FILE and TEMPORAL_PROFILE still choose it)')
     .version((JSON.parse(fs.readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version)
-    .showHelpAfterError()
+    // One line for a usage error, as for every other bad input (the usage is one `--help` away).
+    .showHelpAfterError(false)
+    // Commander puts its suggestion on a line of its own: keep it on the error's.
+    .configureOutput({ outputError: (text, write) => write(text.replace(/\n\(Did you mean (.*)\?\)\n$/, ' (did you mean $1?)\n')) })
     .exitOverride((err) => {
       // Usage errors (unknown option, missing argument) are invalid input: exit 2.
       process.exit(err.exitCode === 0 ? 0 : ExitCode.invalidInput);

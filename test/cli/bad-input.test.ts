@@ -192,3 +192,15 @@ describe('rollout worker: bad configuration is one line and exit 2; Temporal not
     expect(r.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/^error: cannot reach Temporal at 127\.0\.0\.1:1 \(ECONNREFUSED\); start it \(`rollout dev`\) or set TEMPORAL_ADDRESS \(or --address, or a --profile\)$/)]);
   });
 });
+
+describe('a usage error (unknown option, bad choice, missing argument): one line, exit 2', () => {
+  test.each([
+    [['list', '--bogus'], /^error: unknown option '--bogus'$/],
+    [['history', 'llm', '-o', 'yaml'], /^error: option '-o, --output <format>' argument 'yaml' is invalid\. Allowed choices are text, json\.$/],
+    [['deploy'], /^error: missing required argument 'spec'$/],
+    [['status', 'llm', '--wacth'], /^error: unknown option '--wacth' \(did you mean --watch\?\)$/],
+    [['depoly', 'x.yaml'], /^error: unknown command 'depoly' \(did you mean deploy\?\)$/],
+  ])('rollout %j', (args, message) => {
+    expectRefused(rollout(args), message);
+  });
+});
