@@ -17,8 +17,8 @@ import { LocalProvider } from './providers/local';
 import { replicaUserFrom, type ReplicaUser } from './providers/local/replica-identity';
 import type { Provider } from './providers/types';
 import { RouterAdminClient } from './router/client';
+import { readRouterTokenFile } from './router/token-file';
 import { prepareStateDir, StateDirError } from './dev/state-dir';
-import { readBoundedFileSync } from './spec/read-file';
 import { showValue } from './spec/show-value';
 import { ConnectionConfigError, loadConnectionConfig, type ConnectionFlags, type TemporalTarget } from './temporal/connection-config';
 import { TASK_QUEUE } from './workflows/types';
@@ -72,7 +72,7 @@ export class WorkerStartError extends Error {
 const configError = (message: string) => new WorkerStartError(message, 'config');
 
 /** The router's admin token file is read only if it is a regular file of at most this many bytes. */
-export const ROUTER_TOKEN_FILE_MAX_BYTES = 4096;
+export { ROUTER_TOKEN_FILE_MAX_BYTES } from './router/token-file';
 
 /**
  * The worker's settings from its environment (and the CLI's connection flags, over the
@@ -159,19 +159,9 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, flags:
 function routerTokenFrom(env: NodeJS.ProcessEnv): string {
   const file = env.ROUTER_TOKEN_FILE;
   if (file) {
-    const read = readBoundedFileSync(file, ROUTER_TOKEN_FILE_MAX_BYTES);
-    if (!read.ok) {
-      const why =
-        'notRegular' in read
-          ? `expected a regular file holding the router's admin token, it is ${read.notRegular}`
-          : 'tooLarge' in read
-            ? `expected a file of at most ${ROUTER_TOKEN_FILE_MAX_BYTES} bytes holding the router's admin token`
-            : `cannot read it (${read.code})`;
-      throw configError(`ROUTER_TOKEN_FILE ${file}: ${why}`);
-    }
-    const token = read.bytes.toString('utf8').trim();
-    if (!token) throw configError(`ROUTER_TOKEN_FILE ${file}: the file is empty`);
-    return token;
+    const read = readRouterTokenFile(file);
+    if (!read.ok) throw configError(`ROUTER_TOKEN_FILE ${file}: ${read.why}`);
+    return read.token;
   }
   if (env.ROUTER_TOKEN) return env.ROUTER_TOKEN;
   throw configError('ROUTER_TOKEN_FILE (or ROUTER_TOKEN) is not set');

@@ -3,7 +3,7 @@
  * foreground: its log on stdout, SIGTERM/SIGINT passed on (it drains requests in flight, then
  * exits), this process exits with it.
  *
- * Environment: ROUTER_TOKEN (required), ROUTER_TRAFFIC_PORT (default 8080), ROUTER_ADMIN_PORT
+ * Environment: ROUTER_TOKEN_FILE (a file holding the admin token) or ROUTER_TOKEN (one is required), ROUTER_TRAFFIC_PORT (default 8080), ROUTER_ADMIN_PORT
  * (default 8081), ROUTER_HOST (traffic interface, default 127.0.0.1), ROUTER_ADMIN_HOST (default
  * 127.0.0.1), ROUTER_STATE_PATH (route table file; absent = memory only), ROUTER_CLOSE_GRACE_MS
  * (default 10000). The router checks them and says what is wrong.
@@ -15,12 +15,21 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { launchRouter, type RunningRouter } from './server';
+import { launchRouter, RouterStartError, type RunningRouter } from './server';
+import { readRouterTokenFile } from './token-file';
 
 export async function runRouterFromEnv(env: NodeJS.ProcessEnv = process.env, opts: { echo?: boolean } = {}): Promise<RunningRouter> {
   // The router reads its own settings: every ROUTER_* variable is passed on, nothing else.
   const routerEnv: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) if (name.startsWith('ROUTER_') && value !== undefined) routerEnv[name] = value;
+  // The binary reads ROUTER_TOKEN only: a token file is read here and handed to it in its environment alone.
+  const file = env.ROUTER_TOKEN_FILE;
+  delete routerEnv.ROUTER_TOKEN_FILE;
+  if (file) {
+    const read = readRouterTokenFile(file);
+    if (!read.ok) throw new RouterStartError(`ROUTER_TOKEN_FILE ${file}: ${read.why}`, 2);
+    routerEnv.ROUTER_TOKEN = read.token;
+  }
   return launchRouter(routerEnv, { echo: opts.echo });
 }
 

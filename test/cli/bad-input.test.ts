@@ -204,3 +204,18 @@ describe('a usage error (unknown option, bad choice, missing argument): one line
     expectRefused(rollout(args), message);
   });
 });
+
+describe('rollout router: a ROUTER_TOKEN_FILE that cannot give a token is one line, exit 2, nothing started', () => {
+  test.each([
+    ['/nonexistent/token', /^error: ROUTER_TOKEN_FILE \/nonexistent\/token: cannot read it \(ENOENT\)$/],
+    ['/tmp', /^error: ROUTER_TOKEN_FILE \/tmp: expected a regular file holding the router's admin token, it is a directory$/],
+  ])('%s', (file, message) => {
+    expectRefused(rollout(['router'], cleanEnv({ ROUTER_TOKEN_FILE: file, ROUTER_TRAFFIC_PORT: '0', ROUTER_ADMIN_PORT: '0' })), message);
+  });
+
+  test('an empty file', () => {
+    const file = path.join(dir, 'empty-router-token');
+    fs.writeFileSync(file, '\n');
+    expectRefused(rollout(['router'], cleanEnv({ ROUTER_TOKEN_FILE: file, ROUTER_TRAFFIC_PORT: '0', ROUTER_ADMIN_PORT: '0' })), /^error: ROUTER_TOKEN_FILE .*: the file is empty$/);
+  });
+});

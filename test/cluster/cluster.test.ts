@@ -226,7 +226,7 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gpu-rollout-cluster-'));
   fs.chmodSync(tmp, 0o755); // PostgreSQL runs as its own user under it
   compose = readCompose(exampleEnv(TEST_SECRETS));
-  for (const name of ['postgres', 'frontend', 'frontendHttp', 'frontendMembership', 'history', 'historyMembership', 'matching', 'matchingMembership', 'workerService', 'workerMembership', 'routerTraffic', 'routerAdmin']) {
+  for (const name of ['postgres', 'frontend', 'frontendHttp', 'frontendMembership', 'history', 'historyMembership', 'matching', 'matchingMembership', 'workerService', 'workerMembership', 'routerTraffic', 'routerAdmin', 'workerMetrics']) {
     ports[name] = await freePort();
   }
 
@@ -260,6 +260,10 @@ beforeAll(async () => {
   client = new Client({ connection, namespace: 'default' });
 
   since = Date.now();
+  // The compose secret both the router and the worker read, as a file.
+  const tokenFile = path.join(tmp, 'secrets', 'router_token');
+  fs.mkdirSync(path.dirname(tokenFile), { recursive: true });
+  fs.writeFileSync(tokenFile, TEST_SECRETS.ROUTER_TOKEN, { mode: 0o600 });
   fs.mkdirSync(path.join(tmp, 'router-state'), { recursive: true });
   const [routerProgram, routerArgs] = composeArgv('router');
   router = start('router', routerProgram, routerArgs, composeEnv('router', {
@@ -267,6 +271,7 @@ beforeAll(async () => {
     ROUTER_TRAFFIC_PORT: String(ports.routerTraffic),
     ROUTER_ADMIN_PORT: String(ports.routerAdmin),
     ROUTER_STATE_PATH: path.join(tmp, 'router-state', 'routes.json'),
+    ROUTER_TOKEN_FILE: tokenFile,
   }));
   // What the compose healthcheck asks: /healthz on the admin port.
   await waitUntil(async () => {
@@ -275,16 +280,16 @@ beforeAll(async () => {
   }, 'the router to answer /healthz', 60_000, 100);
   mark('router start', since);
 
-  // The compose secret, as a file; the worker's state volume, as a dir.
-  const tokenFile = path.join(tmp, 'secrets', 'router_token');
-  fs.mkdirSync(path.dirname(tokenFile), { recursive: true });
-  fs.writeFileSync(tokenFile, TEST_SECRETS.ROUTER_TOKEN, { mode: 0o600 });
+  // The worker's state volume, as a dir.
   workerEnv = composeEnv('worker', {
     TEMPORAL_ADDRESS: temporalAddress(),
     ROUTER_ADMIN_URL: `http://127.0.0.1:${ports.routerAdmin}`,
     ROUTER_TOKEN_FILE: tokenFile,
     ROUTER_PUBLIC_URL: `http://127.0.0.1:${ports.routerTraffic}`,
     ROLLOUT_STATE_DIR: path.join(tmp, 'worker-state'),
+    // Compose publishes 9464 on every interface of the worker's container: here, a loopback port of the test's.
+    ROLLOUT_METRICS_PORT: String(ports.workerMetrics),
+    ROLLOUT_METRICS_HOST: '127.0.0.1',
   });
   fs.mkdirSync(workerEnv.ROLLOUT_STATE_DIR!, { recursive: true });
 }, 1_800_000);
@@ -344,6 +349,10 @@ test('the worker, started as compose starts it, polls; the compose healthcheck t
   }, 'worker ready', 240_000, 100);
   mark('worker start', since);
   await waitUntil(async () => (await healthcheck(workerEnv)).code === 0, 'the worker healthcheck to pass', 60_000, 500);
+  // Its metrics, as compose configures them.
+  const health = await fetch(`http://127.0.0.1:${ports.workerMetrics}/healthz`);
+  expect(health.status).toBe(200);
+  expect(await (await fetch(`http://127.0.0.1:${ports.workerMetrics}/metrics`)).text()).toMatch(/^# HELP rollout_rollouts_started_total /m);
 }, 300_000);
 
 test('deploy, roll out v1 → v2 with the Temporal server SIGKILLed mid-rollout and started again: the rollout finishes', async () => {

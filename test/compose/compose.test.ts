@@ -82,9 +82,15 @@ describe('docker-compose.yml', () => {
         expect(example[ref![1]]).toBe('');
       }
     }
-    expect(seen).toEqual(expect.arrayContaining(['postgresql.POSTGRES_PASSWORD', 'temporal.POSTGRES_PWD', 'router.ROUTER_TOKEN']));
-    // The worker gets the router's token as a file (a compose secret), never in its environment.
-    expect(serviceEnv(raw.services.worker).ROUTER_TOKEN).toBeUndefined();
+    expect(seen).toEqual(expect.arrayContaining(['postgresql.POSTGRES_PASSWORD', 'temporal.POSTGRES_PWD']));
+    // The router and the worker get the router's token as a file (a compose secret), never in their environment;
+    // compose still refuses to start without it (an extension field that requires it).
+    for (const name of ['router', 'worker']) {
+      expect(serviceEnv(raw.services[name]).ROUTER_TOKEN).toBeUndefined();
+      expect(serviceEnv(raw.services[name]).ROUTER_TOKEN_FILE).toBe('/run/secrets/router_token');
+      expect(raw.services[name].secrets).toEqual(['router_token']);
+    }
+    expect((raw as unknown as Record<string, unknown>)['x-required-secrets']).toEqual({ ROUTER_TOKEN: expect.stringMatching(/^\$\{ROUTER_TOKEN:\?[^}]+\}$/) });
     expect(raw.secrets?.router_token).toEqual({ environment: 'ROUTER_TOKEN' });
     // Without the secrets, compose stops with their names (what ${VAR:?} does).
     expect(() => readCompose(exampleEnv())).toThrow(/required variable POSTGRES_PASSWORD is missing/);
@@ -187,7 +193,11 @@ describe('docker-compose.yml', () => {
       const required = [...rustRequiredIn(routerRust)];
       expect(required).toContain('ROUTER_TOKEN');
       const env = serviceEnv(resolved().services.router);
-      for (const name of required) expect({ name, value: env[name] }).toEqual({ name, value: expect.stringMatching(/.+/) });
+      // ROUTER_TOKEN may come as ROUTER_TOKEN_FILE: `rollout router` reads the file and hands the token to the binary.
+      for (const name of required) {
+        const given = name === 'ROUTER_TOKEN' && env[name] === undefined ? 'ROUTER_TOKEN_FILE' : name;
+        expect({ name: given, value: env[given] }).toEqual({ name: given, value: expect.stringMatching(/.+/) });
+      }
     });
 
     test("the worker accepts compose's environment (container paths mapped to a temp dir), and refuses it without each required setting", () => {
@@ -265,7 +275,9 @@ describe('docker-compose.yml', () => {
     const routerEnv = serviceEnv(router);
     const workerEnv = serviceEnv(worker);
     // The router's traffic port is the container port published on the host.
-    expect(router.ports).toEqual([`127.0.0.1:8080:${routerEnv.ROUTER_TRAFFIC_PORT}`]);
+    expect(router.ports).toEqual([`127.0.0.1:8080:${routerEnv.ROUTER_TRAFFIC_PORT}`, `127.0.0.1:9464:${workerEnv.ROLLOUT_METRICS_PORT}`]);
+    // The worker's metrics listen on every interface of the shared namespace, so that the published port reaches them.
+    expect(workerEnv.ROLLOUT_METRICS_HOST).toBe('0.0.0.0');
     // The worker shares the router's network namespace and reaches its admin API on loopback.
     expect(worker.network_mode).toBe('service:router');
     expect(new URL(workerEnv.ROUTER_ADMIN_URL).port).toBe(routerEnv.ROUTER_ADMIN_PORT);
