@@ -48,7 +48,7 @@ export const ROLLOUT_HISTORY_EVENTS = 8_000;
 export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResult> {
   // The worker's metrics hear of the start once (a run continued as new carries state and is the
   // same rollout) and of the end once, with how it ended. Sink calls add no command to the history.
-  const strategy: RolloutStrategyLabel = input.mode === 'in_place' ? 'in_place' : input.toSpec.rollout.strategy;
+  const strategy: RolloutStrategyLabel = strategyOf(input.mode, input.toSpec);
   if (!input.carried) rolloutMetrics.started(strategy);
   const startedAtMs = input.carried ? (input.carried.startedAtMs ?? workflowInfo().startTime.getTime()) : Date.now();
   const finished = (outcome: RolloutOutcomeLabel) => rolloutMetrics.finished(strategy, outcome, (Date.now() - startedAtMs) / 1000);
