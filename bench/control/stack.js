@@ -93,16 +93,20 @@ function runCli(temporalAddress, args, { timeoutMs = 600_000, env = {} } = {}) {
   });
 }
 
+/** The benchmarks' tiny replica (native/fake-replica, built by setup): 2 MB a process, for hundreds at once. */
+const FAKE_REPLICA = 'native/fake-replica/target/release/fake-replica';
+
 /**
- * A spec for the example model server: `replicas`, its load time, rolling with `surge`, a probe
- * every `periodSeconds`; `version` goes into MODEL_VERSION (a new value = a new rollout).
+ * A spec for the example model server (or, with `fake: true`, the tiny fake replica, which reads
+ * the same variables): `replicas`, its load time, rolling with `surge`, a probe every
+ * `periodSeconds`; `version` goes into MODEL_VERSION (a new value = a new rollout).
  */
-function modelServerSpec({ name, version, replicas, loadSeconds, surge = 1, unavailable = 0, periodSeconds = 1, strategy = 'rolling', timeout = '30m', rolloutYaml = [], extraEnv = {} }) {
+function modelServerSpec({ name, version, replicas, loadSeconds, surge = 1, unavailable = 0, periodSeconds = 1, strategy = 'rolling', timeout = '30m', rolloutYaml = [], extraEnv = {}, fake = false }) {
   const env = { MODEL_VERSION: version, LOAD_DELAY_SECONDS: String(loadSeconds), ...extraEnv };
   return [
     `name: ${name}`,
     `replicas: ${replicas}`,
-    'run: node examples/model-server/server.js',
+    `run: ${fake ? FAKE_REPLICA : 'node examples/model-server/server.js'}`,
     'env:',
     ...Object.entries(env).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`),
     'resources:',
@@ -136,4 +140,4 @@ async function temporalClient(address) {
   return { client: new Client({ connection }), close: () => connection.close() };
 }
 
-module.exports = { ROOT, CLI, cliEnv, startStack, runCli, modelServerSpec, writeSpec, temporalClient };
+module.exports = { ROOT, CLI, FAKE_REPLICA, cliEnv, startStack, runCli, modelServerSpec, writeSpec, temporalClient };
