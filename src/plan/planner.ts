@@ -10,7 +10,9 @@
  *     `oldReady - max(0, N - targetReady)` of them. Blue-green: every old replica is removed
  *     in the step where all N target replicas are READY (traffic flips in the same step).
  *  4. Launch `min(N - target, N + surge - occupied, free GPUs / GPUs per replica)` target
- *     replicas; occupied = live + those on their way out (FAILED, SHUTTING_DOWN).
+ *     replicas; occupied = live + those on their way out (FAILED, SHUTTING_DOWN), or with
+ *     `leavingFreesRoom` only the live replicas that stay (this step's removals and those
+ *     being terminated take no room; their GPUs still do, through `gpu.free`).
  *     Blue-green's surge is N (the whole new fleet at once).
  *  5. Surge first, unavailability second: only when no launch is possible (no room, no GPUs),
  *     no target replica is loading and nothing else is being removed, remove up to
@@ -26,6 +28,8 @@
  *   1R 1R 2R            → remove one 1R; traffic 1R 2R; then launch 1
  *   1R 2R 2S            → wait
  *   1R 2R 2R            → remove 1R; traffic 2R 2R      → then done
+ * With leavingFreesRoom the replacement and the next launch go together:
+ *   1R 1R 2R            → remove one 1R; traffic 1R 2R; launch 1 (in the same step)
  * GPU-limited (N 2, surge 1, unavailable 1, 2 GPUs, 1 per replica, both held by v1):
  *   1R 1R               → launch blocked by GPUs → remove one 1R (budget 1); traffic on the other
  *   1R                  → launch 1 …
@@ -72,10 +76,11 @@ export function planStep(input: PlanInput): PlanStep {
   const superseded = oldReady.slice(0, supersededCount);
   const oldReadyLeft = oldReady.slice(supersededCount);
 
-  // 4. Launches, bounded by total capacity and free GPUs (capacity freed by this step's
-  // removals counts only from the next step, once they are really gone).
+  // 4. Launches, bounded by total capacity and free GPUs. Capacity freed by this step's
+  // removals counts at once with `leavingFreesRoom`, else only once they are really gone.
   const want = Math.max(0, n - keptTarget.length);
-  const room = n + surge - (live.length + shuttingDown.length);
+  const leavingNow = oldIdle.length + excessTarget.length + superseded.length;
+  const room = n + surge - (input.leavingFreesRoom ? live.length - leavingNow : live.length + shuttingDown.length);
   const gpuRoom = input.gpu && input.gpu.perReplica > 0 ? Math.floor(input.gpu.free / input.gpu.perReplica) : Infinity;
   const launch = Math.max(0, Math.min(want, room, gpuRoom));
 

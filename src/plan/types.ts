@@ -34,6 +34,14 @@ export interface PlanInput {
    * target-version replica needs. Absent, or perReplica 0: GPUs do not limit launches.
    */
   gpu?: { free: number; perReplica: number };
+  /**
+   * Replicas on their way out (removed in this step, or being drained and terminated) free
+   * their surge room at once, as Kubernetes does not count terminating pods against maxSurge:
+   * the next launch need not wait for an old replica's termination. GPUs still bound launches
+   * (`gpu.free` counts a replica's GPUs until it is terminated). Absent: they hold their room
+   * until gone (rollouts started before this, which replay as they ran).
+   */
+  leavingFreesRoom?: boolean;
 }
 
 /** One traffic weight for one READY replica. */

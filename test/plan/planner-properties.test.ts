@@ -16,6 +16,8 @@ interface Config {
   gpuPerReplica: number;
   /** Extra GPUs beyond the replicas' steady-state need (Infinity = GPUs do not limit). */
   gpuSpare: number;
+  /** Leaving replicas free their surge room at once (new rollouts) or only once gone (older ones). */
+  leavingFreesRoom: boolean;
 }
 
 const quantity = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom('0%', '10%', '25%', '50%', '100%'));
@@ -28,6 +30,7 @@ const config: fc.Arbitrary<Config> = fc
     strategy: fc.constantFrom<RolloutStrategy>('rolling', 'blue_green', 'canary'),
     gpuPerReplica: fc.integer({ min: 0, max: 2 }),
     gpuSpare: fc.oneof(fc.constant(Infinity), fc.integer({ min: 0, max: 4 })),
+    leavingFreesRoom: fc.boolean(),
   })
   .filter((c) => {
     const l = resolveLimits(c.replicas, c.maxSurge, c.maxUnavailable);
