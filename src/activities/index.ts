@@ -11,7 +11,7 @@ import { parseAccelerators } from '../spec/accelerators';
 import { isSecretRef, resolveEnv, SecretUnavailableError } from '../spec/secrets';
 import type { Provider } from '../providers/types';
 import { ProviderError } from '../providers/types';
-import { ReplicaDiedError, ReplicaNotReadyError, waitUntilReady } from '../providers/readiness';
+import { probePhaseMs, ReplicaDiedError, ReplicaNotReadyError, waitUntilReady } from '../providers/readiness';
 import type { RouterAdminClient } from '../router/client';
 import type {
   DrainReplicaInput,
@@ -113,6 +113,7 @@ export function createActivities(deps: ActivityDeps) {
           endpoint: input.endpoint,
           path: input.probe.path,
           periodMs: input.probe.period_seconds * 1000,
+          phaseMs: probePhaseMs(input.replicaId, input.probe.period_seconds * 1000),
           timeoutMs: input.probe.timeout_seconds * 1000,
           deadline: input.deadline,
           signal: Context.current().cancellationSignal,

@@ -24,6 +24,11 @@ export interface WaitUntilReadyOptions {
   path: string;
   /** Pause between probes. */
   periodMs: number;
+  /**
+   * When the second probe comes after the first (then one every `periodMs`, on a fixed schedule
+   * that does not drift by the probes' own time). Default `periodMs`. See probePhaseMs.
+   */
+  phaseMs?: number;
   /** Timeout of one probe. */
   timeoutMs: number;
   /** Epoch ms: not ready by then = give up. */
@@ -87,6 +92,7 @@ export async function probeOnce(url: string, timeoutMs: number, signal?: AbortSi
  */
 export async function waitUntilReady(opts: WaitUntilReadyOptions): Promise<ReadyResult> {
   const started = Date.now();
+  const phaseMs = Math.min(opts.periodMs, Math.max(0, opts.phaseMs ?? opts.periodMs));
   const url = joinUrl(opts.endpoint, opts.path);
   let attempt = 0;
   let last: ProbeResult | undefined;
@@ -114,8 +120,26 @@ export async function waitUntilReady(opts: WaitUntilReadyOptions): Promise<Ready
         last,
       );
     }
-    await sleep(Math.min(opts.periodMs, remaining), opts.signal);
+    // Probe k (k ≥ 1) is due at started + phase + (k - 1) × period; one that ran late is followed at once.
+    const due = started + phaseMs + (attempt - 1) * opts.periodMs;
+    await sleep(Math.max(0, Math.min(due - Date.now(), remaining)), opts.signal);
   }
+}
+
+const GOLDEN = (Math.sqrt(5) - 1) / 2;
+
+/**
+ * The delay of a replica's second probe, in (0, period]: spread over the period by the replica's
+ * sequence number (`…-r<seq>`) with the golden ratio, so that consecutive replicas' probes fall
+ * evenly over the period. A replica then waits on average half a period between becoming ready
+ * and the probe that sees it, whatever its load time; probing at whole periods from its start
+ * instead would, for a load time just over a whole number of periods, wait a whole period every
+ * time. It also keeps a fleet's probes from arriving together (as kubelet jitters its first probe).
+ */
+export function probePhaseMs(replicaId: string, periodMs: number): number {
+  const seq = Number(/(\d+)$/.exec(replicaId)?.[1] ?? 0);
+  const frac = (seq * GOLDEN) % 1;
+  return periodMs * (1 - frac);
 }
 
 function formatProbe(probe: ProbeResult): string {

@@ -2,7 +2,7 @@
 import net from 'node:net';
 import { freePort } from '../helpers/ports';
 import { LocalProvider } from '../../src/providers/local';
-import { probeOnce, ReplicaDiedError, ReplicaNotReadyError, waitUntilReady, type ProbeReport } from '../../src/providers/readiness';
+import { probeOnce, probePhaseMs, ReplicaDiedError, ReplicaNotReadyError, waitUntilReady, type ProbeReport } from '../../src/providers/readiness';
 import { launchRequest, ProviderSandbox, serverRun } from './replica-fixture';
 
 let sandbox: ProviderSandbox;
@@ -132,5 +132,45 @@ describe('probeOnce', () => {
     const handle = await provider.launch(launchRequest('r0'));
     await waitUntilReady({ endpoint: handle.endpoint, path: '/health', periodMs: 50, timeoutMs: 500, deadline: Date.now() + 60_000, isAlive: aliveCheck('r0') });
     expect(await probeOnce(`${handle.endpoint}/health`, 1000)).toEqual({ ok: true, status: 200 });
+  });
+});
+
+describe('probePhaseMs', () => {
+  test('lies in (0, period] and spreads consecutive replicas over the period (mean about half of it)', () => {
+    for (const n of [1, 4, 8, 16, 64]) {
+      const phases = Array.from({ length: n }, (_, i) => probePhaseMs(`llm-v2-r${i + 3}`, 1000));
+      for (const p of phases) {
+        expect(p).toBeGreaterThan(0);
+        expect(p).toBeLessThanOrEqual(1000);
+      }
+      const mean = phases.reduce((a, b) => a + b, 0) / n;
+      // Low discrepancy: n golden-ratio points average within 1/n of the middle.
+      expect(Math.abs(mean - 500)).toBeLessThanOrEqual(1000 / n + 1);
+    }
+  });
+
+  test('an id without a sequence number gets a phase too', () => {
+    expect(probePhaseMs('odd', 2000)).toBe(2000);
+  });
+});
+
+describe('waitUntilReady with a phase', () => {
+  it('probes first at once, then after the phase, then every period', async () => {
+    const handle = await provider.launch(launchRequest('r9', { run: serverRun({ READY_AFTER_MS: '600000' }) }));
+    const probes: ProbeReport[] = [];
+    await waitUntilReady({
+      endpoint: handle.endpoint,
+      path: '/health',
+      periodMs: 400,
+      phaseMs: 100,
+      timeoutMs: 1000,
+      deadline: Date.now() + 1900,
+      isAlive: aliveCheck('r9'),
+      onProbe: (r) => probes.push(r),
+    }).catch(() => undefined);
+    // Due at 0, 100, 500, 900, 1300, 1700 ms (and one at the deadline): each probe no earlier than due.
+    const due = [0, 100, 500, 900, 1300, 1700];
+    expect(probes.length).toBeGreaterThanOrEqual(3);
+    probes.slice(0, due.length).forEach((p, i) => expect(p.elapsedMs).toBeGreaterThanOrEqual(due[i] - 5));
   });
 });
