@@ -33,6 +33,7 @@ import { watchFleetUntilLost, watchUntilUnhealthy, type FleetWatchInput } from '
 import { readSecretFile, type SecretFilePolicy } from './secret-files';
 import { createStrayReplicaActivities } from './stray-replicas';
 import { createSearchAttributeActivities } from './search-attributes';
+import { createStartReplica } from './start-replica';
 
 export interface ActivityDeps {
   /** Forwards the service workflow's `control` update to its rollout; absent: that update is refused. */
@@ -61,80 +62,98 @@ export function createActivities(deps: ActivityDeps) {
     return provider;
   };
 
+  const launchReplica = async (input: LaunchReplicaInput): Promise<LaunchReplicaResult> => {
+    const { spec } = input;
+    const accel = parseAccelerators(spec.resources.accelerators);
+    const provider = providerFor(spec.resources.provider);
+    let env: Record<string, string>;
+    try {
+      // Secret references are resolved here, on the worker, and go only to the provider.
+      env = resolveEnv(spec.env, { env: process.env, readFile: (file) => readSecretFile(file, deps.secretFiles) });
+    } catch (err) {
+      if (err instanceof SecretUnavailableError) {
+        throw ApplicationFailure.create({ type: FailureTypes.invalidRequest, message: `${input.replicaId}: ${err.message}`, nonRetryable: true });
+      }
+      throw err;
+    }
+    try {
+      // A launch can take minutes (an EC2 instance); heartbeats let a crashed worker's attempt
+      // time out in seconds, and the next attempt finds what this one started (idempotent).
+      const handle = await heartbeatingWhile(() =>
+        provider.launch({
+          replicaId: input.replicaId,
+          service: input.service,
+          version: input.version,
+          run: spec.run,
+          env,
+          gpus: accel?.count ?? 0,
+          accelerator: accel?.name,
+          instanceType: spec.resources.instance_type,
+          resources: spec.resources,
+          secretNames: Object.keys(spec.env).filter((name) => isSecretRef(spec.env[name])),
+        }),
+      );
+      return { replicaId: handle.replicaId, endpoint: handle.endpoint, gpuIds: handle.gpuIds };
+    } catch (err) {
+      throw asFailure(err);
+    }
+  };
+
+  const waitReplicaReady = async (input: WaitReplicaReadyInput): Promise<void> => {
+    const provider = providerFor(input.provider);
+    const started = Date.now();
+    let lastProbe: Record<string, unknown> = { attempt: 0 };
+    const stopHeartbeats = keepHeartbeating(() => ({ ...lastProbe, waitedSeconds: Math.round((Date.now() - started) / 1000) }));
+    try {
+      await waitUntilReady({
+        endpoint: input.endpoint,
+        path: input.probe.path,
+        periodMs: input.probe.period_seconds * 1000,
+        phaseMs: probePhaseMs(input.replicaId, input.probe.period_seconds * 1000),
+        timeoutMs: input.probe.timeout_seconds * 1000,
+        deadline: input.deadline,
+        signal: Context.current().cancellationSignal,
+        isAlive: async () => {
+          const d = await provider.describe(input.replicaId);
+          return { alive: d.state === 'running', detail: d.exitInfo ?? d.state };
+        },
+        onProbe: (r) => (lastProbe = { attempt: r.attempt, status: r.status, error: r.error }),
+      });
+    } catch (err) {
+      if (err instanceof ReplicaNotReadyError) {
+        throw ApplicationFailure.create({ type: FailureTypes.replicaNotReady, message: err.message, nonRetryable: true });
+      }
+      if (err instanceof ReplicaDiedError) {
+        throw ApplicationFailure.create({ type: FailureTypes.replicaDied, message: err.message, nonRetryable: true });
+      }
+      throw err;
+    } finally {
+      stopHeartbeats();
+    }
+  };
+
+  const drainReplica = (input: DrainReplicaInput): Promise<{ drained: boolean; inflight: number }> =>
+    heartbeatingWhile(() => deps.router.waitForDrain(input.service, input.replicaId, input.timeoutMs));
+
+  const terminateReplica = async (input: TerminateReplicaInput): Promise<void> => {
+    const provider = providerFor(input.provider);
+    try {
+      // Termination waits out the replica's grace period (its streams finish): heartbeat meanwhile.
+      await heartbeatingWhile(() => provider.terminate(input.replicaId));
+    } catch (err) {
+      throw asFailure(err);
+    }
+  };
+
   return {
     ...createControlForwarding(deps.temporalClient),
     ...createStrayReplicaActivities(deps.providers),
     ...createSearchAttributeActivities(deps.temporalClient),
-
-    async launchReplica(input: LaunchReplicaInput): Promise<LaunchReplicaResult> {
-      const { spec } = input;
-      const accel = parseAccelerators(spec.resources.accelerators);
-      const provider = providerFor(spec.resources.provider);
-      let env: Record<string, string>;
-      try {
-        // Secret references are resolved here, on the worker, and go only to the provider.
-        env = resolveEnv(spec.env, { env: process.env, readFile: (file) => readSecretFile(file, deps.secretFiles) });
-      } catch (err) {
-        if (err instanceof SecretUnavailableError) {
-          throw ApplicationFailure.create({ type: FailureTypes.invalidRequest, message: `${input.replicaId}: ${err.message}`, nonRetryable: true });
-        }
-        throw err;
-      }
-      try {
-        // A launch can take minutes (an EC2 instance); heartbeats let a crashed worker's attempt
-        // time out in seconds, and the next attempt finds what this one started (idempotent).
-        const handle = await heartbeatingWhile(() =>
-          provider.launch({
-            replicaId: input.replicaId,
-            service: input.service,
-            version: input.version,
-            run: spec.run,
-            env,
-            gpus: accel?.count ?? 0,
-            accelerator: accel?.name,
-            instanceType: spec.resources.instance_type,
-            resources: spec.resources,
-            secretNames: Object.keys(spec.env).filter((name) => isSecretRef(spec.env[name])),
-          }),
-        );
-        return { replicaId: handle.replicaId, endpoint: handle.endpoint, gpuIds: handle.gpuIds };
-      } catch (err) {
-        throw asFailure(err);
-      }
-    },
-
-    async waitReplicaReady(input: WaitReplicaReadyInput): Promise<void> {
-      const provider = providerFor(input.provider);
-      const started = Date.now();
-      let lastProbe: Record<string, unknown> = { attempt: 0 };
-      const stopHeartbeats = keepHeartbeating(() => ({ ...lastProbe, waitedSeconds: Math.round((Date.now() - started) / 1000) }));
-      try {
-        await waitUntilReady({
-          endpoint: input.endpoint,
-          path: input.probe.path,
-          periodMs: input.probe.period_seconds * 1000,
-          phaseMs: probePhaseMs(input.replicaId, input.probe.period_seconds * 1000),
-          timeoutMs: input.probe.timeout_seconds * 1000,
-          deadline: input.deadline,
-          signal: Context.current().cancellationSignal,
-          isAlive: async () => {
-            const d = await provider.describe(input.replicaId);
-            return { alive: d.state === 'running', detail: d.exitInfo ?? d.state };
-          },
-          onProbe: (r) => (lastProbe = { attempt: r.attempt, status: r.status, error: r.error }),
-        });
-      } catch (err) {
-        if (err instanceof ReplicaNotReadyError) {
-          throw ApplicationFailure.create({ type: FailureTypes.replicaNotReady, message: err.message, nonRetryable: true });
-        }
-        if (err instanceof ReplicaDiedError) {
-          throw ApplicationFailure.create({ type: FailureTypes.replicaDied, message: err.message, nonRetryable: true });
-        }
-        throw err;
-      } finally {
-        stopHeartbeats();
-      }
-    },
+    launchReplica,
+    waitReplicaReady,
+    drainReplica,
+    terminateReplica,
+    startReplica: createStartReplica({ launchReplica, waitReplicaReady, drainReplica, terminateReplica }),
 
     /** Runs while a new replica serves during a rollout; fails when its process dies or its probe keeps failing. */
     async watchReplica(input: WatchReplicaInput): Promise<void> {
@@ -169,24 +188,9 @@ export function createActivities(deps: ActivityDeps) {
       return { endpoint: `${deps.routerPublicUrl.replace(/\/$/, '')}/${input.service}` };
     },
 
-    /** Waits until the router has no request in flight on the replica (or the drain timeout passes). */
-    async drainReplica(input: DrainReplicaInput): Promise<{ drained: boolean; inflight: number }> {
-      return heartbeatingWhile(() => deps.router.waitForDrain(input.service, input.replicaId, input.timeoutMs));
-    },
-
     /** The router's cumulative per-version counters for canary analysis; an unreachable router is retried. */
     async readTrafficStats(input: ReadTrafficStatsInput): Promise<ReadTrafficStatsResult> {
       return deps.router.countersByVersion(input.service);
-    },
-
-    async terminateReplica(input: TerminateReplicaInput): Promise<void> {
-      const provider = providerFor(input.provider);
-      try {
-        // Termination waits out the replica's grace period (its streams finish): heartbeat meanwhile.
-        await heartbeatingWhile(() => provider.terminate(input.replicaId));
-      } catch (err) {
-        throw asFailure(err);
-      }
     },
 
     async gpuCapacity(input: GpuCapacityInput): Promise<GpuCapacityResult> {

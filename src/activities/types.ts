@@ -79,3 +79,29 @@ export const FailureTypes = {
   capacity: 'CapacityError',
   providerNotConfigured: 'ProviderNotConfigured',
 } as const;
+
+/** A replica to take out of service while another starts: drained first when it was serving. */
+export interface RetireReplica {
+  replicaId: string;
+  provider: string;
+  /** It was READY (it may have requests in flight): wait for the router to drain it first. */
+  drain: boolean;
+}
+
+/**
+ * One activity for a replica's start (launch, then wait until ready) and, alongside it, the
+ * retirement of the replicas its step removed (drain, terminate): a rollout step costs one
+ * activity and one workflow task instead of five of each.
+ */
+export interface StartReplicaInput extends LaunchReplicaInput {
+  probe: ReadinessProbeSpec;
+  /** Epoch ms: not ready by then = failed. Fixed by the workflow, so a retry keeps it. */
+  deadline: number;
+  retire: RetireReplica[];
+  drainTimeoutMs: number;
+}
+
+/** The details of a startReplica failure that came from retiring, not from the new replica. */
+export interface RetireFailureDetails {
+  retiring: true;
+}

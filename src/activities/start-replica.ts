@@ -1,0 +1,55 @@
+/**
+ * startReplica: a new replica's launch and wait for readiness, and the retirement (drain,
+ * terminate) of the replicas its step took out of traffic, concurrently, in one activity. The
+ * workflow then learns of both with one completion. Every part is idempotent (a launch finds
+ * the replica it already made, a terminate of a gone replica is done), so a retry redoes it all.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { DrainReplicaInput, LaunchReplicaInput, LaunchReplicaResult, RetireFailureDetails, RetireReplica, StartReplicaInput, TerminateReplicaInput, WaitReplicaReadyInput } from './types';
+
+interface Parts {
+  launchReplica(input: LaunchReplicaInput): Promise<LaunchReplicaResult>;
+  waitReplicaReady(input: WaitReplicaReadyInput): Promise<void>;
+  drainReplica(input: DrainReplicaInput): Promise<unknown>;
+  terminateReplica(input: TerminateReplicaInput): Promise<void>;
+}
+
+export function createStartReplica(parts: Parts) {
+  const retireOne = async (service: string, r: RetireReplica, drainTimeoutMs: number): Promise<void> => {
+    if (r.drain) await parts.drainReplica({ service, replicaId: r.replicaId, timeoutMs: drainTimeoutMs });
+    await parts.terminateReplica({ replicaId: r.replicaId, provider: r.provider });
+  };
+
+  /**
+   * Fails with the new replica's own failure (ReplicaNotReady, a launch error…) when it did not
+   * start, after the retirements ended either way; with a retirement's failure, marked by
+   * RetireFailureDetails, when only that failed. Cancelled (a rollback removing the new replica):
+   * the wait for readiness stops at once, the retirements still finish, then it reports cancelled.
+   */
+  return async function startReplica(input: StartReplicaInput): Promise<LaunchReplicaResult> {
+    const { retire, drainTimeoutMs, probe, deadline, ...launch } = input;
+    const retiring = Promise.allSettled(retire.map((r) => retireOne(input.service, r, drainTimeoutMs)));
+    let started: PromiseSettledResult<LaunchReplicaResult>;
+    try {
+      const result = await parts.launchReplica(launch);
+      await parts.waitReplicaReady({ replicaId: input.replicaId, provider: input.spec.resources.provider, endpoint: result.endpoint, probe, deadline });
+      started = { status: 'fulfilled', value: result };
+    } catch (err) {
+      started = { status: 'rejected', reason: err };
+    }
+    const retired = await retiring;
+    if (started.status === 'rejected') throw started.reason;
+    const failedRetire = retired.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failedRetire) throw asRetireFailure(failedRetire.reason);
+    return started.value;
+  };
+}
+
+/** A retirement's failure, with its type and retryability kept, marked as not the new replica's. */
+function asRetireFailure(err: unknown): ApplicationFailure {
+  const details: RetireFailureDetails = { retiring: true };
+  if (err instanceof ApplicationFailure) {
+    return ApplicationFailure.create({ type: err.type ?? 'RetireFailed', message: err.message, nonRetryable: err.nonRetryable ?? false, details: [details] });
+  }
+  return ApplicationFailure.create({ type: 'RetireFailed', message: err instanceof Error ? err.message : String(err), details: [details] });
+}
