@@ -33,7 +33,7 @@ import { watchFleetUntilLost, watchUntilUnhealthy, type FleetWatchInput } from '
 import { readSecretFile, type SecretFilePolicy } from './secret-files';
 import { createStrayReplicaActivities } from './stray-replicas';
 import { createSearchAttributeActivities } from './search-attributes';
-import { createStartReplica } from './start-replica';
+import { createReplicaSteps } from './start-replica';
 
 export interface ActivityDeps {
   /** Forwards the service workflow's `control` update to its rollout; absent: that update is refused. */
@@ -132,6 +132,7 @@ export function createActivities(deps: ActivityDeps) {
     }
   };
 
+  /** Waits until the router has no request in flight on the replica (or the drain timeout passes). */
   const drainReplica = (input: DrainReplicaInput): Promise<{ drained: boolean; inflight: number }> =>
     heartbeatingWhile(() => deps.router.waitForDrain(input.service, input.replicaId, input.timeoutMs));
 
@@ -153,7 +154,7 @@ export function createActivities(deps: ActivityDeps) {
     waitReplicaReady,
     drainReplica,
     terminateReplica,
-    startReplica: createStartReplica({ launchReplica, waitReplicaReady, drainReplica, terminateReplica }),
+    ...createReplicaSteps({ launchReplica, waitReplicaReady, drainReplica, terminateReplica }),
 
     /** Runs while a new replica serves during a rollout; fails when its process dies or its probe keeps failing. */
     async watchReplica(input: WatchReplicaInput): Promise<void> {
@@ -177,7 +178,9 @@ export function createActivities(deps: ActivityDeps) {
       const failures: Record<string, number> = { ...carried };
       const stopHeartbeats = keepHeartbeating(() => ({ failures }));
       try {
-        return await watchFleetUntilLost(providerFor(input.provider), input, ctx.cancellationSignal, failures);
+        // The router's table (an unknown service routes nothing); an unreachable router is retried by the activity's policy.
+        const routedIds = async () => new Set((await deps.router.getService(input.service))?.backends.map((b) => b.replicaId) ?? []);
+        return await watchFleetUntilLost(providerFor(input.provider), input, ctx.cancellationSignal, failures, routedIds);
       } finally {
         stopHeartbeats();
       }

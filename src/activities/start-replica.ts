@@ -5,7 +5,7 @@
  * the replica it already made, a terminate of a gone replica is done), so a retry redoes it all.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import type { DrainReplicaInput, LaunchReplicaInput, LaunchReplicaResult, RetireFailureDetails, RetireReplica, StartReplicaInput, TerminateReplicaInput, WaitReplicaReadyInput } from './types';
+import type { DrainReplicaInput, LaunchReplicaInput, LaunchReplicaResult, RetireFailureDetails, RetireReplica, RetireReplicasInput, StartReplicaInput, TerminateReplicaInput, WaitReplicaReadyInput } from './types';
 
 interface Parts {
   launchReplica(input: LaunchReplicaInput): Promise<LaunchReplicaResult>;
@@ -14,7 +14,8 @@ interface Parts {
   terminateReplica(input: TerminateReplicaInput): Promise<void>;
 }
 
-export function createStartReplica(parts: Parts) {
+/** startReplica, and retireReplicas: a batch of retirements alone (no replica starts in their step). */
+export function createReplicaSteps(parts: Parts) {
   const retireOne = async (service: string, r: RetireReplica, drainTimeoutMs: number): Promise<void> => {
     if (r.drain) await parts.drainReplica({ service, replicaId: r.replicaId, timeoutMs: drainTimeoutMs });
     await parts.terminateReplica({ replicaId: r.replicaId, provider: r.provider });
@@ -26,7 +27,7 @@ export function createStartReplica(parts: Parts) {
    * RetireFailureDetails, when only that failed. Cancelled (a rollback removing the new replica):
    * the wait for readiness stops at once, the retirements still finish, then it reports cancelled.
    */
-  return async function startReplica(input: StartReplicaInput): Promise<LaunchReplicaResult> {
+  async function startReplica(input: StartReplicaInput): Promise<LaunchReplicaResult> {
     const { retire, drainTimeoutMs, probe, deadline, ...launch } = input;
     const retiring = Promise.allSettled(retire.map((r) => retireOne(input.service, r, drainTimeoutMs)));
     let started: PromiseSettledResult<LaunchReplicaResult>;
@@ -42,7 +43,16 @@ export function createStartReplica(parts: Parts) {
     const failedRetire = retired.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failedRetire) throw asRetireFailure(failedRetire.reason);
     return started.value;
-  };
+  }
+
+  /** Drains (those that served) and terminates every one, concurrently; fails with the first failure once all ended. */
+  async function retireReplicas(input: RetireReplicasInput): Promise<void> {
+    const retired = await Promise.allSettled(input.retire.map((r) => retireOne(input.service, r, input.drainTimeoutMs)));
+    const failed = retired.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  return { startReplica, retireReplicas };
 }
 
 /** A retirement's failure, with its type and retryability kept, marked as not the new replica's. */

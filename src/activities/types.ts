@@ -105,3 +105,9 @@ export interface StartReplicaInput extends LaunchReplicaInput {
 export interface RetireFailureDetails {
   retiring: true;
 }
+
+export interface RetireReplicasInput {
+  service: string;
+  retire: RetireReplica[];
+  drainTimeoutMs: number;
+}

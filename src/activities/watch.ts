@@ -76,6 +76,12 @@ export interface FleetWatchInput {
   probe: ReadinessProbeSpec;
   /** Return `{lost: []}` after this long, so that the workflow's history and state stay current. */
   maxWatchMs: number;
+  /**
+   * Watch a replica only while the router routes it (a rollout's inherited replicas): one the
+   * rollout took out of traffic is leaving, and its end is no loss to report (reporting it would
+   * cost the workflow a re-armed watch per replaced replica).
+   */
+  onlyWhileRouted?: boolean;
 }
 
 /**
@@ -88,11 +94,14 @@ export async function watchFleetUntilLost(
   input: FleetWatchInput,
   signal: AbortSignal,
   failures: Record<string, number>,
+  routedIds?: () => Promise<Set<string>>,
 ): Promise<{ lost: LostReplica[] }> {
   const until = Date.now() + input.maxWatchMs;
   while (!signal.aborted && Date.now() < until) {
+    const routed = input.onlyWhileRouted && routedIds ? await routedIds() : undefined;
+    const watched = routed ? input.replicas.filter((r) => routed.has(r.replicaId)) : input.replicas;
     const judged = await Promise.all(
-      input.replicas.map(async (r) => ({ r, j: judgeReplica(failures[r.replicaId] ?? 0, await observe(provider, r.replicaId, r.endpoint, input.probe), input.probe.failure_threshold) })),
+      watched.map(async (r) => ({ r, j: judgeReplica(failures[r.replicaId] ?? 0, await observe(provider, r.replicaId, r.endpoint, input.probe), input.probe.failure_threshold) })),
     );
     for (const { r, j } of judged) failures[r.replicaId] = j.failures;
     const lost = judged.filter(({ j }) => j.lost).map(({ r, j }) => ({ replicaId: r.replicaId, reason: `replica ${r.replicaId} ${j.lost}` }));

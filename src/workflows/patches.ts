@@ -44,4 +44,11 @@ export const PATCHES = {
    * rollout upserts its phase, canary percent and outcome as they change.
    */
   rolloutSearchAttributes: 'rollout-search-attributes',
+  /**
+   * Batched rollout steps (batched-fleet.ts): a replica's launch and readiness in one activity
+   * with its step's retirements alongside, traffic changes as local activities, the next launch
+   * not waiting for an old replica's termination, one timer per wake-up time, continuing as new
+   * mid-rollout below Temporal's suggestion.
+   */
+  batchedReplicaSteps: 'batched-replica-steps',
 } as const;

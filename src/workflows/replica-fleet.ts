@@ -4,95 +4,39 @@
  * scope of its own, so removing a replica that is still loading cancels its wait first.
  * Workflow code: deterministic, no I/O.
  */
-import {
-  ActivityCancellationType,
-  CancellationScope,
-  condition,
-  isCancellation,
-  patched,
-  proxyActivities,
-} from '@temporalio/workflow';
-import type { createActivities } from '../activities';
+import { CancellationScope, condition, isCancellation, patched } from '@temporalio/workflow';
 import { gpuShortfall, trafficPercentByVersion } from '../plan';
 import type { ObservedReplica, TrafficWeight } from '../plan/types';
 import { parseAccelerators } from '../spec/accelerators';
 import type { ServiceSpec } from '../spec/types';
 import { failureMessage } from './failure-message';
-import { HEARTBEAT_TIMEOUT } from './heartbeat-timeout';
 import { PATCHES } from './patches';
 import type { ReplicaStateReporter } from './replica-states';
 import { watchServing } from './serving-watch';
 import type { ReplicaRecord, RolloutInput } from './types';
+import type { SetTrafficInput, SetTrafficResult } from '../activities/types';
+import { DRAIN_TIMEOUT_MS, drainReplica, gpuCapacity, LAUNCH_CANCEL_AFTER_MS, launchReplica, longWaits, setTraffic, terminateReplica } from './fleet-activities';
 
-type Activities = ReturnType<typeof createActivities>;
-
-/** Failure types that no retry can fix. */
-const PERMANENT = ['InvalidRequest', 'CredentialsError', 'ProviderNotConfigured', 'ReplicaNotReady', 'ReplicaDied', 'ReplicaUnhealthy'];
-
-// Every activity either heartbeats within HEARTBEAT_TIMEOUT or has a start-to-close timeout
-// close to its real duration, so that after a worker crash the rollout goes on within seconds
-// of a worker being back (the next attempt is idempotent: it finds what the last one did).
-
-// Calls to the router and the provider that take milliseconds: each attempt bounded tightly
-// (a crash inside one costs this long), with room for a busy machine; a timed-out attempt is retried.
-const { setTraffic, gpuCapacity } = proxyActivities<Activities>({
-  startToCloseTimeout: '5 seconds',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 30, nonRetryableErrorTypes: PERMANENT },
-});
-
-// Termination waits for the replica to stop (its grace period, or an instance shutting down).
-const { terminateReplica } = proxyActivities<Activities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: HEARTBEAT_TIMEOUT,
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 30, nonRetryableErrorTypes: PERMANENT },
-});
-
-// A launch can take minutes (an EC2 instance). It heartbeats but does not stop half-way when
-// cancelled, so a cancelled launch must still complete before we terminate the replica it made
-// (otherwise a late launch would leak a process).
-const { launchReplica } = proxyActivities<Activities>({
-  startToCloseTimeout: '15 minutes',
-  heartbeatTimeout: HEARTBEAT_TIMEOUT,
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: PERMANENT },
-});
-
-/** How long a removal waits for a launch in flight to settle before cancelling it. */
-const LAUNCH_CANCEL_AFTER_MS = 2_000;
-
-/** Drain takes as long as the longest in-flight request (a stream) or the drain timeout. */
-export const DRAIN_TIMEOUT_MS = 30_000;
-const { drainReplica } = proxyActivities<Activities>({
-  startToCloseTimeout: DRAIN_TIMEOUT_MS + 60_000,
-  heartbeatTimeout: HEARTBEAT_TIMEOUT,
-  retry: { maximumAttempts: 3 },
-});
-
-/** Long waits heartbeat; a worker that dies is noticed within the heartbeat timeout and the wait resumes elsewhere. */
-function longWaits(initialDelaySeconds: number) {
-  return proxyActivities<Activities>({
-    startToCloseTimeout: (initialDelaySeconds + 600) * 1000,
-    heartbeatTimeout: HEARTBEAT_TIMEOUT,
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', nonRetryableErrorTypes: PERMANENT },
-  });
-}
+export { DRAIN_TIMEOUT_MS } from './fleet-activities';
 
 export class ReplicaFleet {
-  private readonly replicas = new Map<string, ReplicaRecord>();
-  private readonly scopes = new Map<string, CancellationScope>();
-  private readonly lifecycles = new Map<string, Promise<void>>();
+  protected readonly replicas = new Map<string, ReplicaRecord>();
+  protected readonly scopes = new Map<string, CancellationScope>();
+  protected readonly lifecycles = new Map<string, Promise<void>>();
   /** Settles when the replica's launch activity has finished, either way. */
-  private readonly launches = new Map<string, Promise<void>>();
+  protected readonly launches = new Map<string, Promise<void>>();
   /** Replicas whose lifecycle has ended: cancelling their scope again would cancel a finished activity. */
-  private readonly finished = new Set<string>();
-  private changed = false;
-  private trafficKey = '';
+  protected readonly finished = new Set<string>();
+  protected changed = false;
+  protected trafficKey = '';
   private totalGpus: number | null | undefined;
   private readonly inheritedWatches: { scope: CancellationScope; done: Promise<void> }[] = [];
   /** Replicas whose launch activity has settled. */
   private readonly launchesDone = new Set<string>();
   /** Removals in flight (see settleRemovals). */
-  private readonly removals = new Set<Promise<void>>();
+  protected readonly removals = new Set<Promise<void>>();
+  /** Inherited replicas are watched only while routed (BatchedReplicaFleet), so that replacing one re-arms nothing. */
+  protected readonly watchesOnlyRouted: boolean = false;
   seq: number;
   traffic: TrafficWeight[] = [];
   endpoint?: string;
@@ -102,8 +46,8 @@ export class ReplicaFleet {
 
   /** `reporter`: the workflow's replica-state metrics (replica-states.ts), told of every change. */
   constructor(
-    private readonly input: RolloutInput,
-    private readonly reporter?: ReplicaStateReporter,
+    protected readonly input: RolloutInput,
+    protected readonly reporter?: ReplicaStateReporter,
   ) {
     for (const r of input.replicas) this.replicas.set(r.id, { ...r });
     this.seq = input.replicaSeq;
@@ -188,10 +132,15 @@ export class ReplicaFleet {
     if (key === this.trafficKey) return;
     const backends = weights.map((w) => ({ ...w, url: this.replicas.get(w.replicaId)?.endpoint ?? '' }));
     const split = Object.entries(trafficPercentByVersion(weights)).map(([v, pct]) => `v${v} ${pct}%`).join(', ') || 'none';
-    const result = await setTraffic.executeWithOptions({ summary: `traffic: ${split}` }, [{ service: this.input.service, backends }]);
+    const result = await this.sendTraffic(split, { service: this.input.service, backends });
     this.endpoint = result.endpoint;
     this.traffic = weights;
     this.trafficKey = key;
+  }
+
+  /** The router call (an activity; BatchedReplicaFleet makes it a local one). */
+  protected sendTraffic(split: string, input: SetTrafficInput): Promise<SetTrafficResult> {
+    return setTraffic.executeWithOptions({ summary: `traffic: ${split}` }, [input]);
   }
 
   /** An in-place update is done: its replicas now carry the new version, in our records and in the router. */
@@ -314,12 +263,12 @@ export class ReplicaFleet {
     this.wake();
   }
 
-  private providerOf(record: ReplicaRecord): string {
+  protected providerOf(record: ReplicaRecord): string {
     return this.specOf(record.version).resources.provider;
   }
 
   /** The spec a version's replicas run: the target's, or the serving one's. */
-  private specOf(version: number): ServiceSpec {
+  protected specOf(version: number): ServiceSpec {
     return version === this.input.toVersion ? this.input.toSpec : (this.input.fromSpec ?? this.input.toSpec);
   }
 
@@ -355,7 +304,7 @@ export class ReplicaFleet {
             return r?.status === 'READY' && r.endpoint ? [{ replicaId: r.id, endpoint: r.endpoint }] : [];
           });
           if (watched.length === 0) return;
-          const lost = await watchServing({ service: this.input.service, provider: spec.resources.provider, probe: spec.readiness_probe, replicas: watched, interrupt: () => false });
+          const lost = await watchServing({ service: this.input.service, provider: spec.resources.provider, probe: spec.readiness_probe, replicas: watched, interrupt: () => false, onlyWhileRouted: this.watchesOnlyRouted });
           for (const { replicaId, reason } of lost) {
             inherited.delete(replicaId);
             const record = this.replicas.get(replicaId);

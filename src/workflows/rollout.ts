@@ -12,6 +12,8 @@
  * `RolloutControl`; rolling back is the same loop with the old version as the target.
  */
 import { ActivityFailure, allHandlersFinished, condition, continueAsNew, isCancellation, log, patched, setCurrentDetails, setHandler, TemporalFailure, workflowInfo } from '@temporalio/workflow';
+import { BatchedReplicaFleet, type Launch } from './batched-fleet';
+import { WakeTimer } from './wake-timer';
 import { canarySteps, isTrafficLed, planCanaryStep, planStep, surgePercentOf, trafficPercentByVersion } from '../plan';
 import type { PlanStep } from '../plan/types';
 import { parseDurationMs } from '../spec/duration';
@@ -45,6 +47,13 @@ import { rolloutWorkflowId } from './types';
  */
 export const ROLLOUT_HISTORY_EVENTS = 8_000;
 
+/**
+ * The same for batched rollouts (PATCHES.batchedReplicaSteps), which also continue as new in
+ * the middle of a long rollout (a thousand replicas): below the 4,096 events at which Temporal
+ * suggests it, so the rollout chooses the moment (a quiet one between steps) rather than the server.
+ */
+export const BATCHED_ROLLOUT_HISTORY_EVENTS = 3_000;
+
 export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResult> {
   // The worker's metrics hear of the start once (a run continued as new carries state and is the
   // same rollout) and of the end once, with how it ended. Sink calls add no command to the history.
@@ -75,7 +84,11 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
   const { toSpec, fromSpec } = input;
   const inPlace = input.mode === 'in_place';
   const hasPrimary = !!fromSpec && input.fromVersion > 0;
-  const fleet = new ReplicaFleet(input, replicaStates);
+  // Batched: one activity per new replica and one workflow task per step (batched-fleet.ts), one
+  // timer per deadline. (Patched: a rollout started before this replays as it ran.)
+  const batched = patched(PATCHES.batchedReplicaSteps);
+  const fleet = batched ? new BatchedReplicaFleet(input, replicaStates) : new ReplicaFleet(input, replicaStates);
+  const wakeTimer = new WakeTimer();
   const control = new RolloutControl({
     steps: canarySteps(toSpec),
     strategy: toSpec.rollout.strategy,
@@ -191,6 +204,8 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
 
   try {
     for (;;) {
+      // A batched removal nobody awaits that failed for good fails the rollout, as an awaited one does.
+      if (fleet instanceof BatchedReplicaFleet && fleet.removalFailure) throw fleet.removalFailure;
       const now = Date.now();
       if (control.timedOut(now)) {
         if (control.phase === 'rolling_out') rollBack(`timed out after ${toSpec.rollout.timeout}`, { kind: 'timeout' });
@@ -222,7 +237,8 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
           control.finish('failed');
           break;
         }
-        const step = control.trafficLed ? await trafficLedStep() : await replicaLedStep();
+        const launches: Launch[] = [];
+        const step = control.trafficLed ? await trafficLedStep(launches) : await replicaLedStep(launches);
         note = step.note;
         setCurrentDetails(`**${status().phase}** (v${input.fromVersion} → v${input.toVersion}): ${note}`);
         // Before each wait (an activity, a replica change, a control message): a phase or percent
@@ -231,7 +247,9 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
         await fleet.setTraffic(step.traffic);
         canaryPercent = trafficPercentByVersion(step.traffic)[String(input.toVersion)] ?? 0;
         if (inPlace) canaryPercent = 0;
-        await fleet.remove(step.remove);
+        // Batched: removals and launches go together and the loop does not wait for them.
+        if (fleet instanceof BatchedReplicaFleet) void fleet.step(step.remove, launches).catch(() => undefined);
+        else await fleet.remove(step.remove);
         if (step.done) {
           if (inPlace && control.phase === 'rolling_out') {
             await fleet.relabel(input.fromVersion, input.toVersion);
@@ -244,13 +262,13 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
           analysis?.stepChanged();
           continue;
         }
-        if (step.remove.length > 0) continue; // capacity was freed: plan again at once
+        if (step.remove.length > 0 && !batched) continue; // capacity was freed: plan again at once
       }
 
       // A long hold: carry on in a fresh run before the history nears its limits. Only when all is
       // still (every replica READY, nothing launching or being removed), so no activity is cut off
       // half-way. (Patched: a rollout started before this replays as it ran.)
-      if (control.phase === 'rolling_out' && historyIsLong() && fleet.quiet() && patched(PATCHES.rolloutContinuesAsNew)) {
+      if (control.phase === 'rolling_out' && historyIsLong(batched) && fleet.quiet() && patched(PATCHES.rolloutContinuesAsNew)) {
         // The watches are not cancelled first: the run's end drops them (a running one is told so
         // at its next heartbeat), and the next run starts its own.
         await condition(allHandlersFinished);
@@ -267,7 +285,9 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
         .filter((t): t is number => typeof t === 'number')
         .reduce((a, b) => Math.min(a, b), Infinity);
       const woke = () => fleet.hasChanged() || control.hasChanged();
-      if (wakeAt === Infinity) await condition(woke);
+      // Batched: one timer per wake-up time, kept across turns (not one started and cancelled each turn).
+      if (batched) await wakeTimer.until(wakeAt, woke);
+      else if (wakeAt === Infinity) await condition(woke);
       else await condition(woke, Math.max(1, wakeAt - Date.now()));
     }
   } catch (err) {
@@ -326,7 +346,21 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
     return canaryPercent === 0 && patched(PATCHES.noAnalysisBeforeTraffic);
   }
 
-  async function replicaLedStep(): Promise<PlanStep> {
+  /** The launches a step asks for: into `launches` when batched (the fleet starts them with the step's removals), at once otherwise. */
+  function launch(launches: Launch[], version: number, spec: ServiceSpec): void {
+    if (batched) launches.push({ version, spec });
+    else fleet.launch(version, spec);
+  }
+
+  /**
+   * Batched and the history long: no new launches, so that the fleet becomes quiet and the
+   * rollout continues as new (a rollback still launches: it must not wait).
+   */
+  function holdLaunchesForNewRun(): boolean {
+    return batched && control.phase === 'rolling_out' && historyIsLong(true);
+  }
+
+  async function replicaLedStep(launches: Launch[]): Promise<PlanStep> {
     const rollingBack = control.phase === 'rolling_back';
     // Rolling back an in-place update scales back to the old count; otherwise the old version is the target.
     const target: { version: number; spec: ServiceSpec } = inPlace
@@ -343,12 +377,13 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
       targetVersion: target.version,
       observed: fleet.observed(),
       gpu: await fleet.gpuBudget(target.spec),
+      leavingFreesRoom: batched,
     });
-    for (let i = 0; i < step.launch; i++) fleet.launch(target.version, target.spec);
+    if (!holdLaunchesForNewRun()) for (let i = 0; i < step.launch; i++) launch(launches, target.version, target.spec);
     return step;
   }
 
-  async function trafficLedStep(): Promise<PlanStep> {
+  async function trafficLedStep(launches: Launch[]): Promise<PlanStep> {
     const primarySpec = fromSpec ?? toSpec;
     const canaryGpu = await fleet.gpuBudget(toSpec);
     const primaryGpu = await fleet.gpuBudget(primarySpec);
@@ -362,8 +397,10 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
       observed: fleet.observed(),
       gpu: budget ? { free: budget.free, perCanaryReplica: canaryGpu?.perReplica ?? 0, perPrimaryReplica: primaryGpu?.perReplica ?? 0 } : undefined,
     });
-    for (let i = 0; i < step.launchPrimary; i++) fleet.launch(input.fromVersion, primarySpec);
-    for (let i = 0; i < step.launch; i++) fleet.launch(input.toVersion, toSpec);
+    if (!holdLaunchesForNewRun()) {
+      for (let i = 0; i < step.launchPrimary; i++) launch(launches, input.fromVersion, primarySpec);
+      for (let i = 0; i < step.launch; i++) launch(launches, input.toVersion, toSpec);
+    }
     reachedWeight = step.reached;
     return step;
   }
@@ -377,7 +414,7 @@ function percentOf(arg: unknown): number {
   return Number.NaN;
 }
 
-function historyIsLong(): boolean {
+function historyIsLong(batched: boolean): boolean {
   const info = workflowInfo();
-  return info.continueAsNewSuggested || info.historyLength >= ROLLOUT_HISTORY_EVENTS;
+  return info.continueAsNewSuggested || info.historyLength >= (batched ? BATCHED_ROLLOUT_HISTORY_EVENTS : ROLLOUT_HISTORY_EVENTS);
 }

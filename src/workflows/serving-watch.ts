@@ -25,6 +25,8 @@ export interface ServingWatch {
   replicas: { replicaId: string; endpoint: string }[];
   /** Stop watching (a rollout takes over, or the workflow continues as new). */
   interrupt: () => boolean;
+  /** Only while the router routes them (see FleetWatchInput). */
+  onlyWhileRouted?: boolean;
 }
 
 
@@ -39,7 +41,7 @@ export async function watchServing(w: ServingWatch): Promise<LostReplica[]> {
   try {
     return await scope.run(async () => {
       const watching = watchFleet.executeWithOptions({ summary: `watch ${w.replicas.length} serving replica(s) of ${w.service}` }, [
-        { service: w.service, provider: w.provider, probe: w.probe, replicas: w.replicas, maxWatchMs: WATCH_WINDOW_MS },
+        { service: w.service, provider: w.provider, probe: w.probe, replicas: w.replicas, maxWatchMs: WATCH_WINDOW_MS, ...(w.onlyWhileRouted ? { onlyWhileRouted: true } : {}) },
       ]);
       const first = await Promise.race([watching.then((r) => r.lost), condition(w.interrupt).then(() => 'interrupted' as const)]);
       if (first === 'interrupted') return [];

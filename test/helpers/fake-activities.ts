@@ -7,12 +7,13 @@ import { type Client, isGrpcServiceError } from '@temporalio/client';
 import type { createActivities } from '../../src/activities';
 import { createControlForwarding } from '../../src/activities/control-forwarding';
 import { createSearchAttributeActivities } from '../../src/activities/search-attributes';
-import { createStartReplica } from '../../src/activities/start-replica';
+import { createReplicaSteps } from '../../src/activities/start-replica';
 import type { StatsSnapshot } from '../../src/plan/analysis';
 import type {
   DrainReplicaInput,
   LaunchReplicaInput,
   ReadTrafficStatsInput,
+  RetireReplicasInput,
   SetTrafficInput,
   StartReplicaInput,
   TerminateReplicaInput,
@@ -228,7 +229,8 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
       if (behaviour.kind === 'ready') await sleepUnlessCancelled(behaviour.afterMs ?? 10);
     },
     // The real composition (launch, wait, and the step's retirements alongside) over these fakes.
-    startReplica: (input: StartReplicaInput) => createStartReplica(world.activities)(input),
+    startReplica: (input: StartReplicaInput) => createReplicaSteps(world.activities).startReplica(input),
+    retireReplicas: (input: RetireReplicasInput) => createReplicaSteps(world.activities).retireReplicas(input),
     async watchReplica(input: WatchReplicaInput) {
       const behaviour = world.readiness.get(versionOf(input.replicaId));
       if (behaviour?.kind === 'dies-after-ready') {

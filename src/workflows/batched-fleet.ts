@@ -1,0 +1,184 @@
+/**
+ * The replica fleet of rollouts started since `batched-replica-steps`: each step costs one
+ * activity per new replica and one workflow task, where the base fleet spends five of each.
+ *  - A new replica's launch and wait for readiness are one activity (startReplica), and the
+ *    replicas its step took out of traffic are drained and terminated inside it, alongside.
+ *  - Traffic changes are local activities (a marker, no task round trip).
+ *  - Removals do not hold up the loop: the planner counts leaving replicas as gone
+ *    (`leavingFreesRoom`), so the next launch starts while an old replica drains.
+ * A replica is PROVISIONING until it is READY: one activity does both steps of its start.
+ * Workflow code: deterministic, no I/O.
+ */
+import { CancellationScope, isCancellation } from '@temporalio/workflow';
+import { ApplicationFailure, ActivityFailure } from '@temporalio/common';
+import { parseAccelerators } from '../spec/accelerators';
+import type { ServiceSpec } from '../spec/types';
+import type { RetireFailureDetails, RetireReplica, SetTrafficInput, SetTrafficResult } from '../activities/types';
+import { failureMessage } from './failure-message';
+import { DRAIN_TIMEOUT_MS, localTraffic, longWaits, replicaStarts, retireReplicas } from './fleet-activities';
+import { ReplicaFleet } from './replica-fleet';
+import type { ReplicaRecord } from './types';
+
+/** A launch the step asks for. */
+export interface Launch {
+  version: number;
+  spec: ServiceSpec;
+}
+
+export class BatchedReplicaFleet extends ReplicaFleet {
+  /**
+   * The first removal that failed for good (a provider refusing to terminate): the rollout
+   * fails with it, as it does when an awaited removal throws (nobody awaits these).
+   */
+  removalFailure: unknown;
+  protected override readonly watchesOnlyRouted = true;
+
+  protected override sendTraffic(split: string, input: SetTrafficInput): Promise<SetTrafficResult> {
+    return localTraffic.setTraffic.executeWithOptions({ summary: `traffic: ${split}` }, [input]);
+  }
+
+  /**
+   * Carries out a step's removals and launches at once, without waiting for them: the first
+   * launch carries the removals of replicas that are not starting themselves; with no launch
+   * they go in one retireReplicas activity. A replica still starting is cancelled, then
+   * terminated. Resolves when every removal is done (callers that must wait, await it).
+   */
+  step(remove: string[], launches: Launch[]): Promise<void> {
+    const starting: string[] = [];
+    const plain: ReplicaRecord[] = [];
+    for (const id of remove) {
+      const record = this.replicas.get(id);
+      if (!record || record.status === 'SHUTTING_DOWN') continue;
+      if (record.status === 'PROVISIONING' && !this.finished.has(id)) starting.push(id);
+      else plain.push(record);
+    }
+    const retiring = plain.map((r) => this.retiring(r));
+    const done: Promise<void>[] = [...starting.map((id) => this.cancelStart(id))];
+    let carriedDone: () => void = () => undefined;
+    if (launches.length > 0 && retiring.length > 0) done.push(new Promise<void>((resolve) => (carriedDone = resolve)));
+    else if (retiring.length > 0) done.push(this.retireAlone(retiring));
+    launches.forEach((l, i) => this.startOne(l.version, l.spec, i === 0 ? retiring : [], i === 0 ? carriedDone : () => undefined));
+    const all = Promise.all(done).then(() => undefined);
+    this.removals.add(all);
+    void all.catch(() => undefined).finally(() => this.removals.delete(all));
+    return all;
+  }
+
+  /** Removal, batched: as `step` with no launch, awaited. */
+  override async remove(ids: string[]): Promise<void> {
+    await this.step(ids, []);
+  }
+
+  /** Marks a replica as leaving and says how to retire it. */
+  private retiring(record: ReplicaRecord): RetireReplica {
+    const drain = record.status === 'READY';
+    record.status = 'SHUTTING_DOWN';
+    this.report();
+    return { replicaId: record.id, provider: this.providerOf(record), drain };
+  }
+
+  private async retireAlone(retire: RetireReplica[]): Promise<void> {
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        const summary = `retire ${retire.map((r) => r.replicaId).join(', ')}`;
+        await retireReplicas.executeWithOptions({ summary }, [{ service: this.input.service, retire, drainTimeoutMs: DRAIN_TIMEOUT_MS }]);
+      } catch (err) {
+        // Not terminated (EC2 refusing the worker's credentials): FAILED, so that nobody waits
+        // for a removal nobody is doing, and the rollout ends with why.
+        for (const r of retire) this.markUnterminated(r.replicaId, err);
+        this.removalFailure ??= err;
+        throw err;
+      }
+    });
+    for (const r of retire) this.forget(r.replicaId);
+  }
+
+  private markUnterminated(id: string, err: unknown): void {
+    const record = this.replicas.get(id);
+    if (!record) return;
+    record.status = 'FAILED';
+    record.message = `could not be terminated: ${failureMessage(err)}`;
+    this.wake();
+  }
+
+  private forget(id: string): void {
+    this.replicas.delete(id);
+    this.scopes.delete(id);
+    this.lifecycles.delete(id);
+    this.launches.delete(id);
+    this.finished.delete(id);
+    this.wake();
+  }
+
+  /** Cancels a replica's start (its cancellation waits for the attempt to end), then terminates it. */
+  private async cancelStart(id: string): Promise<void> {
+    const record = this.replicas.get(id);
+    if (!record) return;
+    record.status = 'SHUTTING_DOWN';
+    this.report();
+    this.scopes.get(id)?.cancel();
+    await this.lifecycles.get(id);
+    await this.retireAlone([{ replicaId: id, provider: this.providerOf(record), drain: false }]);
+  }
+
+  private startOne(version: number, spec: ServiceSpec, retire: RetireReplica[], retired: () => void): void {
+    const id = `${this.input.service}-v${version}-r${++this.seq}`;
+    const gpus = parseAccelerators(spec.resources.accelerators)?.count ?? 0;
+    const record: ReplicaRecord = { id, version, status: 'PROVISIONING', gpus };
+    this.replicas.set(id, record);
+    this.report();
+    const scope = new CancellationScope();
+    this.scopes.set(id, scope);
+    const lifecycle = scope.run(() => this.startLifecycle(record, spec, retire, retired)).finally(() => this.finished.add(id));
+    this.lifecycles.set(id, lifecycle);
+  }
+
+  /**
+   * start (with the retirements) → READY → watch. A start that failed or was cancelled leaves
+   * its retirements unknown: they are done again on their own (idempotent). `retired` is called
+   * once the retirements are settled either way.
+   */
+  private async startLifecycle(record: ReplicaRecord, spec: ServiceSpec, retire: RetireReplica[], retired: () => void): Promise<void> {
+    const startedAt = Date.now();
+    let retirementsDone = retire.length === 0;
+    if (retirementsDone) retired();
+    try {
+      const { startReplica } = replicaStarts(spec.readiness_probe.initial_delay_seconds);
+      const retiring = retire.length ? ` (retiring ${retire.map((r) => r.replicaId).join(', ')})` : '';
+      const started = await startReplica.executeWithOptions({ summary: `start ${record.id}${retiring}` }, [
+        { replicaId: record.id, service: this.input.service, version: record.version, spec, probe: spec.readiness_probe, deadline: startedAt + spec.readiness_probe.initial_delay_seconds * 1000, retire, drainTimeoutMs: DRAIN_TIMEOUT_MS },
+      ]);
+      if (!retirementsDone) {
+        retirementsDone = true;
+        for (const r of retire) this.forget(r.replicaId);
+        retired();
+      }
+      if (record.status === 'SHUTTING_DOWN') return;
+      record.endpoint = started.endpoint;
+      record.status = 'READY';
+      record.loadSeconds = Math.round((Date.now() - startedAt) / 100) / 10;
+      this.wake();
+      const waits = longWaits(spec.readiness_probe.initial_delay_seconds);
+      await waits.watchReplica.executeWithOptions({ summary: `watch ${record.id}` }, [{ replicaId: record.id, provider: spec.resources.provider, endpoint: started.endpoint, probe: spec.readiness_probe }]);
+    } catch (err) {
+      if (!retirementsDone) {
+        retirementsDone = true;
+        // A failure for good is kept in removalFailure.
+        await CancellationScope.nonCancellable(() => this.retireAlone(retire)).catch(() => undefined);
+        retired();
+      }
+      if (isCancellation(err) || record.status === 'SHUTTING_DOWN') return;
+      const wasReady = record.status === 'READY';
+      record.status = 'FAILED';
+      record.message = failureMessage(err);
+      this.wake();
+      // A start that failed only because an old replica could not be retired is no fault of the new version.
+      if (!fromRetiring(err)) this.onTargetFailure(record.id, record.message, wasReady);
+    }
+  }
+}
+
+function fromRetiring(err: unknown): boolean {
+  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  return cause instanceof ApplicationFailure && (cause.details?.[0] as RetireFailureDetails | undefined)?.retiring === true;
+}
