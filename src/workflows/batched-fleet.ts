@@ -9,13 +9,13 @@
  * A replica is PROVISIONING until it is READY: one activity does both steps of its start.
  * Workflow code: deterministic, no I/O.
  */
-import { CancellationScope, isCancellation } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation } from '@temporalio/workflow';
 import { ApplicationFailure, ActivityFailure } from '@temporalio/common';
 import { parseAccelerators } from '../spec/accelerators';
 import type { ServiceSpec } from '../spec/types';
 import type { RetireFailureDetails, RetireReplica, SetTrafficInput, SetTrafficResult } from '../activities/types';
 import { failureMessage } from './failure-message';
-import { DRAIN_TIMEOUT_MS, localTraffic, longWaits, replicaStarts, retireReplicas } from './fleet-activities';
+import { DRAIN_TIMEOUT_MS, LAUNCH_CANCEL_AFTER_MS, localTraffic, longWaits, replicaStarts, retireReplicas } from './fleet-activities';
 import { ReplicaFleet } from './replica-fleet';
 import type { ReplicaRecord } from './types';
 
@@ -110,13 +110,17 @@ export class BatchedReplicaFleet extends ReplicaFleet {
     this.wake();
   }
 
-  /** Cancels a replica's start (its cancellation waits for the attempt to end), then terminates it. */
+  /**
+   * Cancels a replica's start (its cancellation waits for the attempt to end), then terminates
+   * it. A start that ends by itself within LAUNCH_CANCEL_AFTER_MS is not cancelled: cancelling
+   * an activity that is just completing only races its completion.
+   */
   private async cancelStart(id: string): Promise<void> {
     const record = this.replicas.get(id);
     if (!record) return;
     record.status = 'SHUTTING_DOWN';
     this.report();
-    this.scopes.get(id)?.cancel();
+    if (!(await condition(() => this.finished.has(id), LAUNCH_CANCEL_AFTER_MS))) this.scopes.get(id)?.cancel();
     await this.lifecycles.get(id);
     await this.retireAlone([{ replicaId: id, provider: this.providerOf(record), drain: false }]);
   }

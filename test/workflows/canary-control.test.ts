@@ -272,7 +272,7 @@ describe('every control message in every phase', () => {
       // v1 replicas launched from now on never become ready, so the rollback stays in progress.
       world.readiness.set(1, { kind: 'never' });
       await control(id, { action: 'rollback' });
-      await waitFor(async () => (await statusOf(id)).replicas.some((r) => r.version === 1 && r.status === 'STARTING'));
+      await waitFor(async () => (await statusOf(id)).replicas.some((r) => r.version === 1 && (r.status === 'PROVISIONING' || r.status === 'STARTING')));
       for (const action of actions) {
         expect(await refusal(id, request(action))).toMatch(/rolling back \(manual rollback\); it can only finish rolling back/);
       }

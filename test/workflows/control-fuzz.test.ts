@@ -246,6 +246,8 @@ async function reach(id: string, ok: (s: RolloutStatus) => boolean, what: string
 }
 
 const countOf = (s: RolloutStatus, version: number, status: string) => s.replicas.filter((r) => r.version === version && r.status === status).length;
+/** Replicas of `version` on their way up: PROVISIONING (a batched rollout's start is one activity) or STARTING. */
+const loadingOf = (s: RolloutStatus, version: number) => countOf(s, version, 'PROVISIONING') + countOf(s, version, 'STARTING');
 
 /**
  * A history on a connection of our own: the fuzzed ones pass the 4 MB a gRPC message may carry by
@@ -439,7 +441,7 @@ describe(`control inputs fuzzed in every phase (seed ${SEED})`, () => {
         // Rolling out, mid-way: v2's replica stays loading until released.
         const release2 = world.hold(2);
         const id = (await deploy(tq, held(service, 'v2'))).rolloutWorkflowId;
-        await reach(id, (s) => s.phase === 'rolling_out' && countOf(s, 2, 'STARTING') === 1 && countOf(s, 1, 'READY') === 2, 'v2 loading');
+        await reach(id, (s) => s.phase === 'rolling_out' && loadingOf(s, 2) === 1 && countOf(s, 1, 'READY') === 2, 'v2 loading');
         const phase = (name: string, refusedUpdates: readonly ControlAction[], refusedSignals: readonly ControlAction[]): Phase => ({
           name,
           service,
@@ -471,7 +473,7 @@ describe(`control inputs fuzzed in every phase (seed ${SEED})`, () => {
         const release1 = world.hold(1);
         // A valid command through the service workflow, after all that junk.
         await handleOf(serviceWorkflowId(service)).executeUpdate(controlUpdate, { args: [{ action: 'rollback', reason: 'fuzz' }] });
-        await reach(id, (s) => s.phase === 'rolling_back' && countOf(s, 1, 'STARTING') === 1, 'rolling back, v1 loading');
+        await reach(id, (s) => s.phase === 'rolling_back' && loadingOf(s, 1) === 1, 'rolling back, v1 loading');
         await fuzzPhase(phase('rolling_back', ALL, ALL));
 
         release1();
@@ -534,7 +536,7 @@ describe(`control inputs fuzzed in every phase (seed ${SEED})`, () => {
         await rolloutResult((await deploy(tq, held(service, 'v1'))).rolloutWorkflowId);
         world.hold(2); // never released: the rollout is terminated mid-way
         const id = (await deploy(tq, held(service, 'v2'))).rolloutWorkflowId;
-        await reach(id, (s) => countOf(s, 2, 'STARTING') === 1, 'v2 loading');
+        await reach(id, (s) => loadingOf(s, 2) === 1, 'v2 loading');
         // On a real server this is a race: a user's signal reaching the service just as its rollout
         // finishes. The time-skipping server does not tell a parent that its child was terminated,
         // so here the service keeps the closed rollout as its active one and forwards every signal
@@ -677,7 +679,7 @@ describe(`control inputs from the command line (seed ${SEED})`, () => {
         // Rolling back (v1's replica loads until released): every command is refused, exit 2.
         const release1 = world.hold(1);
         expect((await rolloutCli('rollback', service, '--reason', 'cli fuzz')).code).toBe(0);
-        const backing = essentials(await reach(id, (s) => s.phase === 'rolling_back' && countOf(s, 1, 'STARTING') === 1, 'rolling back'));
+        const backing = essentials(await reach(id, (s) => s.phase === 'rolling_back' && loadingOf(s, 1) === 1, 'rolling back'));
         const setDuringRollback = await rolloutCli('set-canary', service, '50');
         expect(setDuringRollback.code).toBe(2);
         expect(setDuringRollback.stderr).toMatch(/set-canary refused by rollout-fzcli-v2: the rollout is rolling back \(manual rollback: cli fuzz\)/);

@@ -224,7 +224,7 @@ describe('signals through the service workflow', () => {
       await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
       const d2 = await deploy(tq, { ...v1, env: { MODEL_VERSION: 'v2' } });
       const rollout = env.client.workflow.getHandle(d2.rolloutWorkflowId);
-      await waitFor(async () => (await rollout.query(rolloutStatusQuery)).replicas.some((r) => r.version === 2 && r.status === 'STARTING'));
+      await waitFor(async () => (await rollout.query(rolloutStatusQuery)).replicas.some((r) => r.version === 2 && (r.status === 'PROVISIONING' || r.status === 'STARTING')));
       await env.client.workflow.getHandle(serviceWorkflowId('manual')).signal(rollbackSignal, { reason: 'bad latency' });
       const result = await rolloutResult(d2.rolloutWorkflowId);
       expect(result.outcome).toBe('rolled_back');
