@@ -38,6 +38,33 @@ const canary = (name: string, steps: object[]) => serviceSpec({ name, replicas: 
 
 /** Each scenario returns the ids of the workflows whose histories it recorded. */
 const scenarios: Record<string, Scenario> = {
+  // Batched steps (PATCHES.batchedReplicaSteps): starts carrying retirements, local traffic calls.
+  async batched_rolling_4(_world, tq) {
+    const v1 = serviceSpec({ name: 'h-batched', replicas: 4 });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const d2 = await deploy(tq, v2(v1));
+    await rolloutResult(d2.rolloutWorkflowId);
+    return ['rollout-h-batched-v1', d2.rolloutWorkflowId];
+  },
+  async batched_blue_green(_world, tq) {
+    const v1 = serviceSpec({ name: 'h-bbg', rollout: { strategy: 'blue_green', max_surge: 1, max_unavailable: 0, timeout: '120m' } });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const d2 = await deploy(tq, v2(v1));
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
+  async batched_canary_rollback_while_loading(world, tq) {
+    const v1 = canary('h-bcan', [{ weight: 50 }, { pause: {} }, { weight: 100 }]);
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const d2 = await deploy(tq, v2(v1));
+    const h = env.client.workflow.getHandle(d2.rolloutWorkflowId);
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).stepIndex === 1);
+    // v1 replicas launched from now on load slowly: the rollback cancels or awaits their start.
+    world.readiness.set(1, { kind: 'ready', afterMs: 3000 });
+    await h.executeUpdate(controlUpdate, { args: [{ action: 'rollback', reason: 'replay' }] });
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
   async rolling(_world, tq) {
     const v1 = serviceSpec({ name: 'h-rolling' });
     await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
