@@ -179,8 +179,8 @@ export function createActivities(deps: ActivityDeps) {
       const stopHeartbeats = keepHeartbeating(() => ({ failures }));
       try {
         // The router's table (an unknown service routes nothing); an unreachable router is retried by the activity's policy.
-        const routedIds = async () => new Set((await deps.router.getService(input.service))?.backends.map((b) => b.replicaId) ?? []);
-        return await watchFleetUntilLost(providerFor(input.provider), input, ctx.cancellationSignal, failures, routedIds);
+        const routedBackends = async () => (await deps.router.getService(input.service))?.backends ?? [];
+        return await watchFleetUntilLost(providerFor(input.provider), input, ctx.cancellationSignal, failures, routedBackends);
       } finally {
         stopHeartbeats();
       }

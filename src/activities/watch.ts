@@ -82,6 +82,21 @@ export interface FleetWatchInput {
    * cost the workflow a re-armed watch per replaced replica).
    */
   onlyWhileRouted?: boolean;
+  /**
+   * Also watch every replica the router routes for the service (weight above 0) that is not
+   * listed, at its backend URL, with its version's probe (`probes`, by version; else `probe`):
+   * a batched rollout's one watch covers the replicas it brings up as they get traffic, with
+   * no activity per replica. Implies onlyWhileRouted.
+   */
+  routed?: { probes: Record<string, ReadinessProbeSpec> };
+}
+
+/** A backend as the router routes it. */
+export interface RoutedBackend {
+  replicaId: string;
+  version: number;
+  url: string;
+  weight: number;
 }
 
 /**
@@ -94,14 +109,13 @@ export async function watchFleetUntilLost(
   input: FleetWatchInput,
   signal: AbortSignal,
   failures: Record<string, number>,
-  routedIds?: () => Promise<Set<string>>,
+  routedBackends?: () => Promise<RoutedBackend[]>,
 ): Promise<{ lost: LostReplica[] }> {
   const until = Date.now() + input.maxWatchMs;
   while (!signal.aborted && Date.now() < until) {
-    const routed = input.onlyWhileRouted && routedIds ? await routedIds() : undefined;
-    const watched = routed ? input.replicas.filter((r) => routed.has(r.replicaId)) : input.replicas;
+    const watched = await watchedNow(input, routedBackends);
     const judged = await Promise.all(
-      watched.map(async (r) => ({ r, j: judgeReplica(failures[r.replicaId] ?? 0, await observe(provider, r.replicaId, r.endpoint, input.probe), input.probe.failure_threshold) })),
+      watched.map(async (r) => ({ r, j: judgeReplica(failures[r.replicaId] ?? 0, await observe(provider, r.replicaId, r.endpoint, r.probe), r.probe.failure_threshold) })),
     );
     for (const { r, j } of judged) failures[r.replicaId] = j.failures;
     const lost = judged.filter(({ j }) => j.lost).map(({ r, j }) => ({ replicaId: r.replicaId, reason: `replica ${r.replicaId} ${j.lost}` }));
@@ -109,4 +123,18 @@ export async function watchFleetUntilLost(
     await pause(input.probe.period_seconds * 1000, signal);
   }
   return { lost: [] };
+}
+
+/** The replicas to probe this round: the listed ones (only while routed, if asked), and with `routed` the router's others. */
+async function watchedNow(input: FleetWatchInput, routedBackends?: () => Promise<RoutedBackend[]>): Promise<{ replicaId: string; endpoint: string; probe: ReadinessProbeSpec }[]> {
+  const listed = input.replicas.map((r) => ({ ...r, probe: input.probe }));
+  if (!(input.onlyWhileRouted || input.routed) || !routedBackends) return listed;
+  const backends = (await routedBackends()).filter((b) => b.weight > 0);
+  const routedIds = new Set(backends.map((b) => b.replicaId));
+  const kept = listed.filter((r) => routedIds.has(r.replicaId));
+  if (!input.routed) return kept;
+  const listedIds = new Set(listed.map((r) => r.replicaId));
+  const probes = input.routed.probes;
+  const others = backends.filter((b) => !listedIds.has(b.replicaId)).map((b) => ({ replicaId: b.replicaId, endpoint: b.url, probe: probes[String(b.version)] ?? input.probe }));
+  return [...kept, ...others];
 }

@@ -12,11 +12,12 @@
 import { CancellationScope, condition, isCancellation } from '@temporalio/workflow';
 import { ApplicationFailure, ActivityFailure } from '@temporalio/common';
 import { parseAccelerators } from '../spec/accelerators';
-import type { ServiceSpec } from '../spec/types';
+import type { ReadinessProbeSpec, ServiceSpec } from '../spec/types';
 import type { RetireFailureDetails, RetireReplica, SetTrafficInput, SetTrafficResult } from '../activities/types';
 import { failureMessage } from './failure-message';
 import { DRAIN_TIMEOUT_MS, LAUNCH_CANCEL_AFTER_MS, localTraffic, longWaits, replicaStarts, retireReplicas } from './fleet-activities';
 import { ReplicaFleet } from './replica-fleet';
+import { watchServing } from './serving-watch';
 import type { ReplicaRecord } from './types';
 
 /** A launch the step asks for. */
@@ -32,6 +33,50 @@ export class BatchedReplicaFleet extends ReplicaFleet {
    */
   removalFailure: unknown;
   protected override readonly watchesOnlyRouted = true;
+  /**
+   * One watch for the whole rollout (watchRollout) instead of one activity per READY replica:
+   * it follows the router's table, so it needs one provider for both versions; a rollout that
+   * moves between providers watches each new replica with an activity of its own.
+   */
+  readonly watchesRouted = (this.input.fromSpec ?? this.input.toSpec).resources.provider === this.input.toSpec.resources.provider;
+  private watchStopped = false;
+
+  /**
+   * The rollout's one watch: the replicas it started with (while routed) and every replica the
+   * router routes for the service, each with its version's probe, in one watchFleet activity
+   * re-armed only when one is lost (or hourly). A lost replica is FAILED at once; one of
+   * `targetVersion` is a target failure. A READY replica not routed yet (blue-green before its
+   * flip) is watched from its flip on.
+   */
+  watchRollout(targetVersion: number): void {
+    const from = this.input.fromSpec ?? this.input.toSpec;
+    const to = this.input.toSpec;
+    const probes: Record<string, ReadinessProbeSpec> = { [String(this.input.fromVersion)]: from.readiness_probe, [String(this.input.toVersion)]: to.readiness_probe };
+    const scope = new CancellationScope();
+    const done = scope
+      .run(async () => {
+        while (!this.watchStopped) {
+          const listed = this.input.replicas.flatMap((r) => {
+            const record = this.replicas.get(r.id);
+            return record?.status === 'READY' && record.endpoint ? [{ replicaId: record.id, endpoint: record.endpoint }] : [];
+          });
+          const lost = await watchServing({ service: this.input.service, provider: to.resources.provider, probe: from.readiness_probe, replicas: listed, interrupt: () => this.watchStopped, onlyWhileRouted: true, routed: { probes } });
+          for (const { replicaId, reason } of lost) {
+            const record = this.replicas.get(replicaId);
+            // One we are removing anyway stops because we stop it: not a failure.
+            if (record?.status !== 'READY') continue;
+            record.status = 'FAILED';
+            record.message = reason;
+            this.wake();
+            if (record.version === targetVersion) this.onTargetFailure(replicaId, reason, true);
+          }
+        }
+      })
+      .catch((err: unknown) => {
+        if (!isCancellation(err)) throw err;
+      });
+    this.inheritedWatches.push({ scope, done });
+  }
 
   protected override sendTraffic(split: string, input: SetTrafficInput): Promise<SetTrafficResult> {
     return localTraffic.setTraffic.executeWithOptions({ summary: `traffic: ${split}` }, [input]);
@@ -62,6 +107,11 @@ export class BatchedReplicaFleet extends ReplicaFleet {
     this.removals.add(all);
     void all.catch(() => undefined).finally(() => this.removals.delete(all));
     return all;
+  }
+
+  override async stopWatching(): Promise<void> {
+    this.watchStopped = true;
+    await super.stopWatching();
   }
 
   /** Removal, batched: as `step` with no launch, awaited. */
@@ -162,6 +212,7 @@ export class BatchedReplicaFleet extends ReplicaFleet {
       record.status = 'READY';
       record.loadSeconds = Math.round((Date.now() - startedAt) / 100) / 10;
       this.wake();
+      if (this.watchesRouted) return; // watchRollout watches it once it is routed
       const waits = longWaits(spec.readiness_probe.initial_delay_seconds);
       await waits.watchReplica.executeWithOptions({ summary: `watch ${record.id}` }, [{ replicaId: record.id, provider: spec.resources.provider, endpoint: started.endpoint, probe: spec.readiness_probe }]);
     } catch (err) {

@@ -30,7 +30,7 @@ export class ReplicaFleet {
   protected changed = false;
   protected trafficKey = '';
   private totalGpus: number | null | undefined;
-  private readonly inheritedWatches: { scope: CancellationScope; done: Promise<void> }[] = [];
+  protected readonly inheritedWatches: { scope: CancellationScope; done: Promise<void> }[] = [];
   /** Replicas whose launch activity has settled. */
   private readonly launchesDone = new Set<string>();
   /** Removals in flight (see settleRemovals). */

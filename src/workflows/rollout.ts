@@ -195,7 +195,9 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
   // The serving replicas are watched throughout: one that dies mid-rollout is noticed, leaves
   // traffic and counts against max_unavailable. (Patched: rollouts started before it had no watch.)
   // A continued run watches every replica it took over; it launched none itself.
-  if (carried) fleet.watchCarried(inPlace ? input.fromVersion : input.toVersion);
+  // Batched, one provider: one watch for the whole rollout, following the router (batched-fleet.ts).
+  if (fleet instanceof BatchedReplicaFleet && fleet.watchesRouted) fleet.watchRollout(inPlace ? input.fromVersion : input.toVersion);
+  else if (carried) fleet.watchCarried(inPlace ? input.fromVersion : input.toVersion);
   else if (input.replicas.length > 0 && patched(PATCHES.watchServingReplicas)) fleet.watchInherited(fromSpec ?? toSpec);
 
   // GPUs the provider can never give (L4:1 on a machine with none): fail now, not at the timeout.

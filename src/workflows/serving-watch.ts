@@ -27,13 +27,15 @@ export interface ServingWatch {
   interrupt: () => boolean;
   /** Only while the router routes them (see FleetWatchInput). */
   onlyWhileRouted?: boolean;
+  /** Also every other replica the router routes for the service, with its version's probe (see FleetWatchInput). */
+  routed?: { probes: Record<string, ReadinessProbeSpec> };
 }
 
 
 /** The replicas lost within one window; [] when the window ended or `interrupt()` came first. */
 export async function watchServing(w: ServingWatch): Promise<LostReplica[]> {
   const startedAt = Date.now();
-  if (w.replicas.length === 0) {
+  if (w.replicas.length === 0 && !w.routed) {
     await condition(w.interrupt, WATCH_WINDOW_MS);
     return [];
   }
@@ -41,7 +43,7 @@ export async function watchServing(w: ServingWatch): Promise<LostReplica[]> {
   try {
     return await scope.run(async () => {
       const watching = watchFleet.executeWithOptions({ summary: `watch ${w.replicas.length} serving replica(s) of ${w.service}` }, [
-        { service: w.service, provider: w.provider, probe: w.probe, replicas: w.replicas, maxWatchMs: WATCH_WINDOW_MS, ...(w.onlyWhileRouted ? { onlyWhileRouted: true } : {}) },
+        { service: w.service, provider: w.provider, probe: w.probe, replicas: w.replicas, maxWatchMs: WATCH_WINDOW_MS, ...(w.onlyWhileRouted ? { onlyWhileRouted: true } : {}), ...(w.routed ? { routed: w.routed } : {}) },
       ]);
       const first = await Promise.race([watching.then((r) => r.lost), condition(w.interrupt).then(() => 'interrupted' as const)]);
       if (first === 'interrupted') return [];

@@ -35,7 +35,7 @@ export type Readiness =
   | { kind: 'never' }
   | { kind: 'fail'; message: string }
   /** Becomes ready, then its process dies (the watch reports it). */
-  | { kind: 'dies-after-ready'; message: string };
+  | { kind: 'dies-after-ready'; message: string; afterMs?: number };
 
 export interface FakeWorld {
   activities: Activities;
@@ -129,8 +129,8 @@ function stillLoading(): never {
  * retryable failure far apart keeps the watch pending and cancellable, and time skippable.
  * `env.sleep('1 hour')` makes it look again.
  */
-function stillHealthy(): never {
-  throw ApplicationFailure.create({ type: 'StillHealthy', message: 'still healthy', nextRetryDelay: '1 hour' });
+function stillHealthy(again: '1 minute' | '1 hour' = '1 hour'): never {
+  throw ApplicationFailure.create({ type: 'StillHealthy', message: 'still healthy', nextRetryDelay: again });
 }
 
 /** `client`: the real Temporal client the service workflow's control update is forwarded with. */
@@ -226,7 +226,7 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
       if (behaviour.kind === 'fail') {
         throw ApplicationFailure.create({ type: 'ReplicaNotReady', message: behaviour.message, nonRetryable: true });
       }
-      if (behaviour.kind === 'ready') await sleepUnlessCancelled(behaviour.afterMs ?? 10);
+      if (behaviour.kind === 'ready' || behaviour.kind === 'dies-after-ready') await sleepUnlessCancelled(behaviour.afterMs ?? 10);
     },
     // The real composition (launch, wait, and the step's retirements alongside) over these fakes.
     startReplica: (input: StartReplicaInput) => createReplicaSteps(world.activities).startReplica(input),
@@ -245,10 +245,32 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
     /** The replicas killed or terminated since; while there are none, "still healthy" (see stillHealthy). */
     async watchFleet(input: FleetWatchInput) {
       world.fleetWatches.push(input.replicas.map((r) => r.replicaId));
-      const lost = input.replicas
-        .filter((r) => world.killed.has(r.replicaId) || !world.running.has(r.replicaId))
-        .map((r) => ({ replicaId: r.replicaId, reason: `replica ${r.replicaId} stopped (${world.killed.get(r.replicaId) ?? 'terminated'})` }));
-      if (lost.length === 0) stillHealthy();
+      // The router's table is the last traffic call (as the real watch reads it): with `routed`, the
+      // routed replicas are watched too, and one of a 'dies-after-ready' version dies once watched.
+      // A routed watch looks for a second (real time; time is not skipped meanwhile) before it says
+      // "still healthy", as the real one probes every period.
+      const lostNow = () => {
+        const routed = input.routed || input.onlyWhileRouted ? (world.trafficCalls.at(-1) ?? []).filter((b) => b.weight > 0) : undefined;
+        const routedIds = new Set(routed?.map((b) => b.replicaId));
+        const listed = routed ? input.replicas.filter((r) => routedIds.has(r.replicaId)) : input.replicas;
+        const others = input.routed && routed ? routed.filter((b) => !input.replicas.some((r) => r.replicaId === b.replicaId)) : [];
+        for (const b of others) {
+          const behaviour = world.readiness.get(versionOf(b.replicaId));
+          if (behaviour?.kind === 'dies-after-ready' && world.running.delete(b.replicaId)) world.killed.set(b.replicaId, behaviour.message);
+        }
+        return [...listed, ...others]
+          .filter((r) => world.killed.has(r.replicaId) || !world.running.has(r.replicaId))
+          .map((r) => ({ replicaId: r.replicaId, reason: `replica ${r.replicaId} stopped (${world.killed.get(r.replicaId) ?? 'terminated'})` }));
+      };
+      let lost = lostNow();
+      // While a 'dies-after-ready' version is about, look for up to 10 s in real time (time is not
+      // skipped meanwhile) for one of its replicas to be routed; otherwise look again a minute later.
+      const doomed = () => [...world.readiness].some(([, r]) => r.kind === 'dies-after-ready');
+      for (let waited = 0; input.routed && lost.length === 0 && doomed() && waited < 10_000; waited += 25) {
+        await sleepUnlessCancelled(25);
+        lost = lostNow();
+      }
+      if (lost.length === 0) stillHealthy(input.routed ? '1 minute' : '1 hour');
       return { lost };
     },
     async setTraffic(input: SetTrafficInput) {
