@@ -52,7 +52,10 @@ export const ROLLOUT_HISTORY_EVENTS = 8_000;
  * the middle of a long rollout (a thousand replicas): below the 4,096 events at which Temporal
  * suggests it, so the rollout chooses the moment (a quiet one between steps) rather than the server.
  */
-export const BATCHED_ROLLOUT_HISTORY_EVENTS = 3_000;
+export const BATCHED_ROLLOUT_HISTORY_EVENTS = 2_500;
+
+/** A batched step launches at most this many replicas (see launch()). */
+export const MAX_LAUNCHES_PER_STEP = 100;
 
 export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResult> {
   // The worker's metrics hear of the start once (a run continued as new carries state and is the
@@ -87,6 +90,9 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
   // Batched: one activity per new replica and one workflow task per step (batched-fleet.ts), one
   // timer per deadline. (Patched: a rollout started before this replays as it ran.)
   const batched = patched(PATCHES.batchedReplicaSteps);
+  // Every patch older than batched steps is in force in a batched rollout: not asked again (each
+  // patched() call costs a marker and a TemporalChangeVersion upsert, two history events).
+  const since = (patch: string): boolean => batched || patched(patch);
   const fleet = batched ? new BatchedReplicaFleet(input, replicaStates) : new ReplicaFleet(input, replicaStates);
   const wakeTimer = new WakeTimer();
   const control = new RolloutControl({
@@ -104,7 +110,7 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
   if (carried) control.restore(carried.control);
   // The search attributes the namespace has (the service asked the worker); a rollout started
   // before they existed has none and sets none. (Patched: it replays as it ran.)
-  const registered = input.searchAttributes?.length && patched(PATCHES.rolloutSearchAttributes) ? input.searchAttributes : [];
+  const registered = input.searchAttributes?.length && since(PATCHES.rolloutSearchAttributes) ? input.searchAttributes : [];
   const identity: RolloutIdentity = { service: input.service, version: input.toVersion, strategy: strategyOf(input.mode, toSpec) };
   const analysis = toSpec.rollout.analysis && hasPrimary && !inPlace ? new CanaryAnalysis(input.service, toSpec.rollout.analysis, carried?.analysis) : undefined;
   let note = carried?.note ?? 'starting';
@@ -198,10 +204,10 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
   // Batched, one provider: one watch for the whole rollout, following the router (batched-fleet.ts).
   if (fleet instanceof BatchedReplicaFleet && fleet.watchesRouted) fleet.watchRollout(inPlace ? input.fromVersion : input.toVersion);
   else if (carried) fleet.watchCarried(inPlace ? input.fromVersion : input.toVersion);
-  else if (input.replicas.length > 0 && patched(PATCHES.watchServingReplicas)) fleet.watchInherited(fromSpec ?? toSpec);
+  else if (input.replicas.length > 0 && since(PATCHES.watchServingReplicas)) fleet.watchInherited(fromSpec ?? toSpec);
 
   // GPUs the provider can never give (L4:1 on a machine with none): fail now, not at the timeout.
-  const shortfall = !carried && patched(PATCHES.gpuShortfallFailsFast) ? await fleet.gpuShortfall(toSpec) : undefined;
+  const shortfall = !carried && since(PATCHES.gpuShortfallFailsFast) ? await fleet.gpuShortfall(toSpec) : undefined;
   if (shortfall) rollBack(`not enough GPUs: ${shortfall}`, { kind: 'gpu_shortfall' });
 
   try {
@@ -245,7 +251,8 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
         setCurrentDetails(`**${status().phase}** (v${input.fromVersion} → v${input.toVersion}): ${note}`);
         // Before each wait (an activity, a replica change, a control message): a phase or percent
         // that holds for a while shows; one that changes and changes back within a task does not.
-        tag();
+        // Batched: the traffic call is local (no wait), so the tag before the loop's wait suffices.
+        if (!batched) tag();
         await fleet.setTraffic(step.traffic);
         canaryPercent = trafficPercentByVersion(step.traffic)[String(input.toVersion)] ?? 0;
         if (inPlace) canaryPercent = 0;
@@ -270,7 +277,7 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
       // A long hold: carry on in a fresh run before the history nears its limits. Only when all is
       // still (every replica READY, nothing launching or being removed), so no activity is cut off
       // half-way. (Patched: a rollout started before this replays as it ran.)
-      if (control.phase === 'rolling_out' && historyIsLong(batched) && fleet.quiet() && patched(PATCHES.rolloutContinuesAsNew)) {
+      if (control.phase === 'rolling_out' && historyIsLong(batched) && fleet.quiet() && since(PATCHES.rolloutContinuesAsNew)) {
         // The watches are not cancelled first: the run's end drops them (a running one is told so
         // at its next heartbeat), and the next run starts its own.
         await condition(allHandlersFinished);
@@ -297,7 +304,7 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
     // gone for minutes) ends the rollout as failed, saying why, instead of failing the workflow:
     // the service records the outcome and `deploy --wait` exits 1 with the reason. (Patched: a
     // rollout started before this replays as it ran.)
-    if (!(err instanceof ActivityFailure) || !patched(PATCHES.activityFailureEndsRollout)) throw err;
+    if (!(err instanceof ActivityFailure) || !since(PATCHES.activityFailureEndsRollout)) throw err;
     log.error('an activity failed for good: the rollout fails', { error: failureMessage(err) });
     await fleet.settleRemovals();
     const why = failureMessage(err);
@@ -311,13 +318,13 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
   // The provider may hold replicas of the losing version that the rollout does not remember (a
   // launch whose result a crash lost, a duplicate): found by the provider's listing, terminated.
   // (Patched: a rollout started before this replays as it ran.)
-  if (patched(PATCHES.sweepStrayReplicas)) {
+  if (since(PATCHES.sweepStrayReplicas)) {
     const leaving = control.phase === 'succeeded' ? input.fromVersion : input.toVersion;
     const owned = new Set(fleet.records().map((r) => r.id));
     if (leaving > 0) {
       try {
         const providers = [...new Set([toSpec.resources.provider, (fromSpec ?? toSpec).resources.provider])];
-        const swept = await sweepStrayReplicas({ service: input.service, keepReplicaIds: [...owned], versions: [leaving], providers }, { summary: `v${leaving} of ${input.service}` });
+        const swept = await sweepStrayReplicas({ service: input.service, keepReplicaIds: [...owned], versions: [leaving], providers }, { summary: `v${leaving} of ${input.service}`, pace: batched ? 'local' : 'sweep' });
         if (swept.length) log.warn('terminated stray replicas', { version: leaving, replicas: swept.map((s) => `${s.replicaId} (${s.externalId})`) });
       } catch (err) {
         // The outcome stands; `rollout gc` finds what is left.
@@ -345,13 +352,15 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
   function analysisAllowsProgress(): boolean {
     if (!analysis) return true;
     if (analysis.allowsProgress()) return true;
-    return canaryPercent === 0 && patched(PATCHES.noAnalysisBeforeTraffic);
+    return canaryPercent === 0 && since(PATCHES.noAnalysisBeforeTraffic);
   }
 
   /** The launches a step asks for: into `launches` when batched (the fleet starts them with the step's removals), at once otherwise. */
   function launch(launches: Launch[], version: number, spec: ServiceSpec): void {
-    if (batched) launches.push({ version, spec });
-    else fleet.launch(version, spec);
+    if (!batched) fleet.launch(version, spec);
+    // At most MAX_LAUNCHES_PER_STEP at once: the rest at the next turns (each start that ends is
+    // one), so that a thousand-replica rollout's history can reach a quiet moment to continue as new.
+    else if (launches.length < MAX_LAUNCHES_PER_STEP) launches.push({ version, spec });
   }
 
   /**

@@ -129,8 +129,8 @@ function stillLoading(): never {
  * retryable failure far apart keeps the watch pending and cancellable, and time skippable.
  * `env.sleep('1 hour')` makes it look again.
  */
-function stillHealthy(again: '1 minute' | '1 hour' = '1 hour'): never {
-  throw ApplicationFailure.create({ type: 'StillHealthy', message: 'still healthy', nextRetryDelay: again });
+function stillHealthy(): never {
+  throw ApplicationFailure.create({ type: 'StillHealthy', message: 'still healthy', nextRetryDelay: '1 hour' });
 }
 
 /** `client`: the real Temporal client the service workflow's control update is forwarded with. */
@@ -264,13 +264,13 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
       };
       let lost = lostNow();
       // While a 'dies-after-ready' version is about, look for up to 10 s in real time (time is not
-      // skipped meanwhile) for one of its replicas to be routed; otherwise look again a minute later.
+      // skipped meanwhile) for one of its replicas to be routed; otherwise look again an hour later.
       const doomed = () => [...world.readiness].some(([, r]) => r.kind === 'dies-after-ready');
       for (let waited = 0; input.routed && lost.length === 0 && doomed() && waited < 10_000; waited += 25) {
         await sleepUnlessCancelled(25);
         lost = lostNow();
       }
-      if (lost.length === 0) stillHealthy(input.routed ? '1 minute' : '1 hour');
+      if (lost.length === 0) stillHealthy();
       return { lost };
     },
     async setTraffic(input: SetTrafficInput) {
