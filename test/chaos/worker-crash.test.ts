@@ -44,19 +44,23 @@ const POINTS = Number(process.env.CHAOS_POINTS ?? 5);
 const SOAK = POINTS > 5;
 const SEED = Number(process.env.CHAOS_SEED ?? (SOAK ? crypto.randomInt(2 ** 31) : 20261201));
 /** Activities that take milliseconds: held a moment after they start, so a kill lands inside. */
-const QUICK = ['setTraffic', 'gpuCapacity', 'readTrafficStats', 'controlRollout', 'drainReplica'];
+const QUICK = ['setTraffic', 'gpuCapacity', 'readTrafficStats', 'controlRollout', 'retireReplicas'];
 
 type Kind = 'rolling' | 'blue_green' | 'canary' | 'surge' | 'rollback' | 'in_place';
 const KINDS: Kind[] = ['rolling', 'blue_green', 'canary', 'surge', 'rollback', 'in_place'];
-/** The activity types each kind runs (a rollback's are counted once the rollback was asked for). */
+/**
+ * The activity types each kind runs (a rollback's are counted once the rollback was asked for):
+ * batched steps (startReplica carries a step's retirements; setTraffic is a local activity, killed
+ * inside the workflow task that runs it; retireReplicas removes what no start carries).
+ */
 const ACTIVITIES: Record<Kind, string[]> = {
-  rolling: ['launchReplica', 'waitReplicaReady', 'watchReplica', 'watchFleet', 'setTraffic', 'drainReplica', 'terminateReplica'],
-  blue_green: ['launchReplica', 'waitReplicaReady', 'setTraffic', 'drainReplica', 'terminateReplica'],
-  canary: ['launchReplica', 'waitReplicaReady', 'setTraffic', 'readTrafficStats', 'terminateReplica'],
-  surge: ['gpuCapacity', 'launchReplica', 'waitReplicaReady', 'setTraffic', 'drainReplica', 'terminateReplica'],
+  rolling: ['startReplica', 'watchFleet', 'setTraffic', 'retireReplicas'],
+  blue_green: ['startReplica', 'setTraffic', 'retireReplicas'],
+  canary: ['startReplica', 'setTraffic', 'readTrafficStats'],
+  surge: ['gpuCapacity', 'startReplica', 'setTraffic', 'retireReplicas'],
   // A rollback of a version that never became ready changes no traffic: no setTraffic to kill in.
-  rollback: ['controlRollout', 'terminateReplica'],
-  in_place: ['launchReplica', 'waitReplicaReady', 'setTraffic', 'drainReplica', 'terminateReplica'],
+  rollback: ['controlRollout', 'retireReplicas'],
+  in_place: ['startReplica', 'setTraffic', 'retireReplicas'],
 };
 const ALL_ACTIVITIES = [...new Set(Object.values(ACTIVITIES).flat())];
 /** Kinds whose rollouts may run an activity only once (an in-place step, a rollback), and activities asked once per rollout. */
@@ -419,8 +423,8 @@ test.each(points.map((p, i) => [i + 1, p.kind, p.activity, p.occurrence, p] as c
       // Scaling up (an even version: 3 replicas) launches; scaling down drains and terminates: first
       // a crash-free step the other way when the point's activity is not in the next one.
       const scalesUp = ((versions.get('in_place') ?? 0) + 1) % 2 === 0;
-      const downOnly = ['drainReplica', 'terminateReplica'].includes(point.activity);
-      const upOnly = ['launchReplica', 'waitReplicaReady'].includes(point.activity);
+      const downOnly = point.activity === 'retireReplicas';
+      const upOnly = point.activity === 'startReplica';
       if ((scalesUp && downOnly) || (!scalesUp && upOnly)) await runRollout('in_place');
     }
     const result = await runRollout(point.kind, point);

@@ -257,7 +257,7 @@ suite('provider aws, end to end on an emulated EC2', () => {
     await waitUntil(
       async () => {
         waiting = (await statusJson('drought')).waiting ?? [];
-        return waiting.some((w) => w.activity === 'launchReplica');
+        return waiting.some((w) => w.activity === 'startReplica');
       },
       'status to say what the rollout waits for',
       60_000,
@@ -265,13 +265,13 @@ suite('provider aws, end to end on an emulated EC2', () => {
     );
     expect(waiting[0].lastFailure).toMatch(/^drought-v2-r\d+: no g6e\.xlarge capacity in us-east-1a–b; no g6e\.2xlarge capacity in us-east-1a–b; no g6e\.4xlarge capacity in us-east-1a–b$/);
     const text = await rolloutCli(stack, ['status', 'drought']);
-    expect(text.stdout).toMatch(/^waiting {3}launchReplica failed .*no g6e\.xlarge capacity/m);
+    expect(text.stdout).toMatch(/^waiting {3}startReplica failed .*no g6e\.xlarge capacity/m);
 
     const r2 = await deploy;
     expect(r2.code).toBe(1);
     expect(r2.stderr).toMatch(/rolled back: timed out after 40s/);
     // deploy --wait said so too, as it waited.
-    expect(r2.stderr).toMatch(/^\[\d\d:\d\d\] waiting: launchReplica failed .*no g6e\.xlarge capacity in us-east-1a–b/m);
+    expect(r2.stderr).toMatch(/^\[\d\d:\d\d\] waiting: startReplica failed .*no g6e\.xlarge capacity in us-east-1a–b/m);
     const report = await load.stop();
     expect(report.failures).toEqual([]);
     expect(Object.keys(report.versions)).toEqual(['v1']);

@@ -122,8 +122,8 @@ test('a rollout that succeeds and one that rolls back: counters, duration histog
 
   // v3's replica never got ready: its readiness wait failed (and nothing else did).
   const failures = samples.filter((s) => s.name === 'rollout_activity_failures_total');
-  expect(failures.map((s) => s.labels.activity_type)).toContain('waitReplicaReady');
-  expect(value(samples, 'rollout_activity_failures_total', { activity_type: 'waitReplicaReady' })).toBeGreaterThanOrEqual(1);
+  expect(failures.map((s) => s.labels.activity_type)).toContain('startReplica');
+  expect(value(samples, 'rollout_activity_failures_total', { activity_type: 'startReplica' })).toBeGreaterThanOrEqual(1);
 
   // After the rollback, v2's two replicas are READY, v3's is gone from the workflows' view…
   await waitForReplicaStates(2);
