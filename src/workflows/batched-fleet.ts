@@ -3,7 +3,9 @@
  * activity per new replica and one workflow task, where the base fleet spends five of each.
  *  - A new replica's launch and wait for readiness are one activity (startReplica), and the
  *    replicas its step took out of traffic are drained and terminated inside it, alongside.
- *  - Traffic changes are local activities (a marker, no task round trip).
+ *  - Traffic changes stay activities of their own: a local activity here resolved, on replay, at
+ *    another point among the replica starts completing in the same task than it had live (a
+ *    thousand-replica rollout failed its replay), so the router call costs a task round trip.
  *  - Removals do not hold up the loop: the planner counts leaving replicas as gone
  *    (`leavingFreesRoom`), so the next launch starts while an old replica drains.
  * A replica is PROVISIONING until it is READY: one activity does both steps of its start.
@@ -13,9 +15,9 @@ import { CancellationScope, condition, isCancellation } from '@temporalio/workfl
 import { ApplicationFailure, ActivityFailure } from '@temporalio/common';
 import { parseAccelerators } from '../spec/accelerators';
 import type { ReadinessProbeSpec, ServiceSpec } from '../spec/types';
-import type { RetireFailureDetails, RetireReplica, SetTrafficInput, SetTrafficResult } from '../activities/types';
+import type { RetireFailureDetails, RetireReplica } from '../activities/types';
 import { failureMessage } from './failure-message';
-import { DRAIN_TIMEOUT_MS, LAUNCH_CANCEL_AFTER_MS, localTraffic, longWaits, replicaStarts, retireReplicas } from './fleet-activities';
+import { DRAIN_TIMEOUT_MS, LAUNCH_CANCEL_AFTER_MS, longWaits, replicaStarts, retireReplicas } from './fleet-activities';
 import { ReplicaFleet } from './replica-fleet';
 import { watchServing } from './serving-watch';
 import type { ReplicaRecord } from './types';
@@ -76,10 +78,6 @@ export class BatchedReplicaFleet extends ReplicaFleet {
         if (!isCancellation(err)) throw err;
       });
     this.inheritedWatches.push({ scope, done });
-  }
-
-  protected override sendTraffic(split: string, input: SetTrafficInput): Promise<SetTrafficResult> {
-    return localTraffic.setTraffic.executeWithOptions({ summary: `traffic: ${split}` }, [input]);
   }
 
   /**

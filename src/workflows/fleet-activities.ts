@@ -2,7 +2,7 @@
  * The activities a rollout's replica fleet calls, with timeouts and retries that fit what each
  * really does. Workflow code: deterministic, no I/O.
  */
-import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { HEARTBEAT_TIMEOUT } from './heartbeat-timeout';
 
@@ -59,16 +59,6 @@ export function longWaits(initialDelaySeconds: number) {
   });
 }
 
-
-/**
- * The router call as a local activity (batched rollouts): it runs inside the workflow task that
- * decided it, so a traffic change costs one marker event and no task round trip. Milliseconds
- * normally; a router gone for minutes is retried as the activity above is.
- */
-export const localTraffic = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '5 seconds',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 30, nonRetryableErrorTypes: PERMANENT },
-});
 
 /**
  * A replica's whole start (launch, wait until ready) with its step's retirements alongside

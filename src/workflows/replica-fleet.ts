@@ -71,6 +71,11 @@ export class ReplicaFleet {
     return [...this.replicas.values()].every((r) => r.status === 'READY');
   }
 
+  /** Replicas being launched or loading. */
+  starting(): number {
+    return [...this.replicas.values()].filter((r) => r.status === 'PROVISIONING' || r.status === 'STARTING').length;
+  }
+
   wake(): void {
     this.changed = true;
     this.report();

@@ -54,8 +54,8 @@ export const ROLLOUT_HISTORY_EVENTS = 8_000;
  */
 export const BATCHED_ROLLOUT_HISTORY_EVENTS = 2_500;
 
-/** A batched step launches at most this many replicas (see launch()). */
-export const MAX_LAUNCHES_PER_STEP = 100;
+/** A batched rollout has at most this many replicas starting at once (see launch()). */
+export const MAX_STARTING = 40;
 
 export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResult> {
   // The worker's metrics hear of the start once (a run continued as new carries state and is the
@@ -251,8 +251,7 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
         setCurrentDetails(`**${status().phase}** (v${input.fromVersion} → v${input.toVersion}): ${note}`);
         // Before each wait (an activity, a replica change, a control message): a phase or percent
         // that holds for a while shows; one that changes and changes back within a task does not.
-        // Batched: the traffic call is local (no wait), so the tag before the loop's wait suffices.
-        if (!batched) tag();
+        tag();
         await fleet.setTraffic(step.traffic);
         canaryPercent = trafficPercentByVersion(step.traffic)[String(input.toVersion)] ?? 0;
         if (inPlace) canaryPercent = 0;
@@ -324,7 +323,7 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
     if (leaving > 0) {
       try {
         const providers = [...new Set([toSpec.resources.provider, (fromSpec ?? toSpec).resources.provider])];
-        const swept = await sweepStrayReplicas({ service: input.service, keepReplicaIds: [...owned], versions: [leaving], providers }, { summary: `v${leaving} of ${input.service}`, pace: batched ? 'local' : 'sweep' });
+        const swept = await sweepStrayReplicas({ service: input.service, keepReplicaIds: [...owned], versions: [leaving], providers }, { summary: `v${leaving} of ${input.service}` });
         if (swept.length) log.warn('terminated stray replicas', { version: leaving, replicas: swept.map((s) => `${s.replicaId} (${s.externalId})`) });
       } catch (err) {
         // The outcome stands; `rollout gc` finds what is left.
@@ -358,9 +357,10 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
   /** The launches a step asks for: into `launches` when batched (the fleet starts them with the step's removals), at once otherwise. */
   function launch(launches: Launch[], version: number, spec: ServiceSpec): void {
     if (!batched) fleet.launch(version, spec);
-    // At most MAX_LAUNCHES_PER_STEP at once: the rest at the next turns (each start that ends is
-    // one), so that a thousand-replica rollout's history can reach a quiet moment to continue as new.
-    else if (launches.length < MAX_LAUNCHES_PER_STEP) launches.push({ version, spec });
+    // At most MAX_STARTING starting at once: the rest as starts end (each wakes the loop). The
+    // server fails a workflow task during which more than 100 events arrived (a burst of starts
+    // ending: two events each), and a thousand-replica rollout needs quiet moments to continue as new.
+    else if (fleet.starting() + launches.length < MAX_STARTING) launches.push({ version, spec });
   }
 
   /**

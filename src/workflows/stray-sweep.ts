@@ -3,7 +3,7 @@
  * activities/stray-replicas.ts): at a rollout's end, after a rollout workflow failed, and for
  * `rollout gc`. Workflow code: deterministic, no I/O.
  */
-import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import type { FindStrayReplicasInput, StrayReplica } from '../activities/stray-replicas';
 import { HEARTBEAT_TIMEOUT } from './heartbeat-timeout';
@@ -28,27 +28,16 @@ const activities = {
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '4s', maximumAttempts: 3, nonRetryableErrorTypes: PERMANENT },
   }),
 };
-/**
- * A batched rollout's closing listing, as a local activity: one marker, no task round trip (a
- * listing takes a second or so). Its retries ride out a provider's bad minutes as `sweep` does.
- */
-const localListing = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 20, nonRetryableErrorTypes: PERMANENT },
-});
-
-/** `local`: the listing as a local activity (its terminations, when there are strays, as `sweep`'s). */
-export type SweepPace = keyof typeof activities | 'local';
+export type SweepPace = keyof typeof activities;
 
 /** What the providers hold for the service that `input` does not keep. */
 export function findStrays(input: FindStrayReplicasInput, summary: string, pace: SweepPace = 'sweep'): Promise<StrayReplica[]> {
-  const listing = pace === 'local' ? localListing : activities[pace];
-  return listing.findStrayReplicas.executeWithOptions({ summary: `find strays: ${summary}` }, [input]);
+  return activities[pace].findStrayReplicas.executeWithOptions({ summary: `find strays: ${summary}` }, [input]);
 }
 
 export async function terminateStrays(service: string, strays: StrayReplica[], pace: SweepPace = 'sweep'): Promise<void> {
   if (strays.length === 0) return;
-  await activities[pace === 'local' ? 'sweep' : pace].terminateStrayReplicas.executeWithOptions({ summary: `terminate ${strays.map((s) => s.replicaId || s.externalId).join(', ')}` }, [
+  await activities[pace].terminateStrayReplicas.executeWithOptions({ summary: `terminate ${strays.map((s) => s.replicaId || s.externalId).join(', ')}` }, [
     { service, replicas: strays.map(({ provider, replicaId, externalId }) => ({ provider, replicaId, externalId })) },
   ]);
 }
@@ -66,8 +55,8 @@ export function ownedSince(keptAtStart: string[], stray: StrayReplica, ownedNow:
  * The strays, filtered again by `stillOwned` once listed (what the workflow came to own while the
  * listing ran), then terminated. Returns what was terminated.
  */
-export async function sweepStrayReplicas(input: FindStrayReplicasInput, opts: { stillOwned?: (replicaId: string) => boolean; summary: string; pace?: SweepPace }): Promise<StrayReplica[]> {
-  const strays = (await findStrays(input, opts.summary, opts.pace)).filter((s) => !ownedSince(input.keepReplicaIds, s, opts.stillOwned));
-  await terminateStrays(input.service, strays, opts.pace);
+export async function sweepStrayReplicas(input: FindStrayReplicasInput, opts: { stillOwned?: (replicaId: string) => boolean; summary: string }): Promise<StrayReplica[]> {
+  const strays = (await findStrays(input, opts.summary)).filter((s) => !ownedSince(input.keepReplicaIds, s, opts.stillOwned));
+  await terminateStrays(input.service, strays);
   return strays;
 }
