@@ -79,7 +79,7 @@ async function settled(stateDir, names, version, perService) {
           const rs = last.services[n] ?? [];
           return rs.length === perService && rs.every((r) => r.alive && r.version === version);
         });
-        return right && last.unrecorded.length === 0 && last.dead.length === 0 && last.processes === names.length * perService;
+        return right && last.unrecorded.length === 0 && last.dead.length === 0 && last.groups === names.length * perService;
       },
       { timeoutMs: 120_000, everyMs: 500 },
     );
@@ -116,7 +116,7 @@ async function run({ quick, log }) {
       const who = await shares(client, ids);
       const accounted = await settled(stack.stateDir, names, Number(label.replace(/\D/g, '')) || 0, perService);
       const row = { label, rollouts: ids.length, seconds, succeeded, ...who, accounted: accounted.ok, census: accounted.census, ...extra };
-      log(`${label}: ${succeeded}/${ids.length} succeeded in ${seconds.toFixed(1)} s; activities by worker ${JSON.stringify(who.activities)}; replicas accounted for: ${accounted.ok} (${accounted.census.processes} processes, ${accounted.census.records} records, ${accounted.census.unrecorded.length} unrecorded)`);
+      log(`${label}: ${succeeded}/${ids.length} succeeded in ${seconds.toFixed(1)} s; activities by worker ${JSON.stringify(who.activities)}; replicas accounted for: ${accounted.ok} (${accounted.census.groups} replica process groups, ${accounted.census.records} records, ${accounted.census.unrecorded.length} unrecorded)`);
       rows.push(row);
       return row;
     };
@@ -148,7 +148,7 @@ async function run({ quick, log }) {
         r.seconds.toFixed(1),
         Object.entries(r.activities).map(([k, v]) => `${k === data.identities.first ? 'stack' : k === data.identities.second ? 'second' : k}: ${v}`).join(', '),
         Object.entries(r.workflowTasks).map(([k, v]) => `${k === data.identities.first ? 'stack' : k === data.identities.second ? 'second' : k}: ${v}`).join(', '),
-        r.accounted ? `yes (${r.census.processes} processes = records)` : `no: ${r.census.processes} processes, ${r.census.records} records, ${r.census.unrecorded.length} unrecorded, ${r.census.dead.length} dead`,
+        r.accounted ? `yes (${r.census.groups} process groups = records)` : `no: ${r.census.groups} process groups, ${r.census.records} records, ${r.census.unrecorded.length} unrecorded, ${r.census.dead.length} dead`,
       ]),
     ),
     '',

@@ -28,17 +28,26 @@ function replicaRecords(stateDir, wanted = () => true) {
     .filter((r) => wanted(r.service));
 }
 
-function alive(pid) {
+/** {state, pgrp} of `pid` from /proc; undefined when it is gone. */
+function procStat(pid) {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    return state !== 'Z' && state !== 'X';
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0], pgrp: Number(fields[2]) };
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-/** Live process-group leaders carrying a REPLICA_ID, whose SERVICE_NAME passes `wanted`: [{pid, replicaId, service}]. */
+function alive(pid) {
+  const stat = procStat(pid);
+  return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
+}
+
+/**
+ * Live processes carrying a REPLICA_ID, whose SERVICE_NAME passes `wanted`: [{pid, pgrp, replicaId,
+ * service}]. A replica is a process group (`/bin/sh -c <run>` and what it starts): all its members count.
+ */
 function replicaProcesses(wanted = () => true) {
   const found = [];
   for (const entry of fs.readdirSync('/proc')) {
@@ -52,25 +61,28 @@ function replicaProcesses(wanted = () => true) {
     const get = (k) => vars.find((v) => v.startsWith(`${k}=`))?.slice(k.length + 1);
     const replicaId = get('REPLICA_ID');
     const service = get('SERVICE_NAME');
-    if (replicaId && service && wanted(service) && alive(entry)) found.push({ pid: Number(entry), replicaId, service });
+    const stat = procStat(entry);
+    if (replicaId && service && wanted(service) && stat && stat.state !== 'Z' && stat.state !== 'X') found.push({ pid: Number(entry), pgrp: stat.pgrp, replicaId, service });
   }
   return found;
 }
 
 /**
- * Records against processes: `unrecorded` (a process no record names: leaked), `dead` (a record
- * whose process is gone), and per service the versions its live records run.
+ * Records against processes: `groups` (process groups running replicas), `unrecorded` (processes
+ * in a group no record names: leaked), `dead` (a record whose process is gone), and per service
+ * the versions its records run.
  */
 function census(stateDir, wanted = () => true) {
   const records = replicaRecords(stateDir, wanted);
   const processes = replicaProcesses(wanted);
-  const recordedPids = new Set(records.map((r) => r.pid));
+  const recordedGroups = new Set(records.map((r) => r.pgid));
   const services = {};
   for (const r of records) (services[r.service] ??= []).push({ version: r.version, alive: alive(r.pid) });
   return {
     records: records.length,
     processes: processes.length,
-    unrecorded: processes.filter((p) => !recordedPids.has(p.pid)),
+    groups: new Set(processes.map((p) => p.pgrp)).size,
+    unrecorded: processes.filter((p) => !recordedGroups.has(p.pgrp)),
     dead: records.filter((r) => !alive(r.pid)).map((r) => r.replicaId),
     services,
   };

@@ -4,8 +4,8 @@
  * fake-replica processes. Rollouts of several services run at once; the second worker is
  * SIGKILLed while it runs one of their activities. Asserted: every rollout succeeds (on the
  * survivor), and afterwards every replica is accounted for — each service has exactly its
- * replicas, all of the new version, each a live process with a record, and no replica process
- * runs that no record names.
+ * replicas, all of the new version, each a live process group with a record, and no replica
+ * process runs outside the groups the records name.
  */
 import { Client, Connection } from '@temporalio/client';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -61,6 +61,23 @@ interface LocalRecord {
   service: string;
   version: number;
   pid: number;
+  pgid: number;
+}
+
+/** The process group of `pid` (field 5 of /proc/<pid>/stat); undefined once it is gone. */
+function pgrpOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The process groups running replicas of our services (a replica: `/bin/sh -c <run>` and its child). */
+function replicaGroups(): Set<number> {
+  const groups = SERVICES.flatMap((s) => replicaProcesses(s)).map((p) => pgrpOf(p.pid));
+  return new Set(groups.filter((g): g is number => g !== undefined));
 }
 
 function records(): LocalRecord[] {
@@ -151,20 +168,22 @@ test('the second worker is SIGKILLed mid-rollout: the other finishes every rollo
 
   // The old replicas are retired (some by the dead worker's launches, all by the survivor): wait
   // until each service has exactly its new replicas and nothing else runs.
+  let seen = '';
   const accountedFor = () => {
     const ours = records().filter((r) => SERVICES.includes(r.service));
-    const running = SERVICES.flatMap((s) => replicaProcesses(s));
-    const recorded = new Set(ours.map((r) => r.pid));
+    const running = replicaGroups();
+    seen = JSON.stringify({ records: ours.map((r) => [r.replicaId, r.version, r.pgid]), groups: [...running] });
     return (
       ours.length === SERVICES.length * REPLICAS &&
       ours.every((r) => r.version === 2) &&
       SERVICES.every((s) => ours.filter((r) => r.service === s).length === REPLICAS) &&
-      running.length === ours.length &&
-      running.every((p) => recorded.has(p.pid))
+      running.size === ours.length &&
+      ours.every((r) => running.has(r.pgid))
     );
   };
-  await waitUntil(accountedFor, 'exactly the new replicas, each recorded and running', 120_000, 250);
-  const running = SERVICES.flatMap((s) => replicaProcesses(s));
-  expect(running).toHaveLength(SERVICES.length * REPLICAS);
-  expect(new Set(running.map((p) => p.pid))).toEqual(new Set(records().filter((r) => SERVICES.includes(r.service)).map((r) => r.pid)));
+  await waitUntil(accountedFor, 'exactly the new replicas, each recorded and running', 120_000, 250).catch((err: Error) => {
+    throw new Error(`${err.message}; last seen: ${seen}`);
+  });
+  expect(replicaGroups()).toEqual(new Set(records().filter((r) => SERVICES.includes(r.service)).map((r) => r.pgid)));
+  expect(replicaGroups().size).toBe(SERVICES.length * REPLICAS);
 });
