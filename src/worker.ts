@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createActivities } from './activities';
 import { HEARTBEAT_EVERY_MS } from './activities/heartbeat';
+import { WORKER_CONCURRENCY } from './worker-concurrency';
 import { checkSearchAttributes, searchAttributeWarnings } from './activities/search-attributes';
 import { secretDirsFrom } from './activities/secret-files';
 import { AWS_CONFIG_ENV, AwsProvider, awsConfigProblem, awsWorkerConfigFromEnv, type AwsWorkerConfig } from './providers/aws';
@@ -234,6 +235,8 @@ export async function createWorker(
     // After a worker crash, a workflow task queued for the dead worker's sticky queue moves to the
     // shared queue after this long instead of 10 s (a miss only costs a replay on a live worker).
     stickyQueueScheduleToStartTimeout: '3 seconds',
+    // Slots and pollers: see src/worker-concurrency.ts (README "How many workers").
+    ...WORKER_CONCURRENCY,
   });
 }
 
