@@ -1,6 +1,7 @@
 /**
- * The replica fleet of rollouts started since `batched-replica-steps`: each step costs one
- * activity per new replica and one workflow task, where the base fleet spends five of each.
+ * The replica fleet of rollouts started since `batched-replica-steps`: a replaced replica costs
+ * two activities and two workflow tasks (its start, its step's traffic change), where the base
+ * fleet spends five of each and a watch.
  *  - A new replica's launch and wait for readiness are one activity (startReplica), and the
  *    replicas its step took out of traffic are drained and terminated inside it, alongside.
  *  - Traffic changes stay activities of their own: a local activity here resolved, on replay, at
