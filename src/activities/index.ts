@@ -136,6 +136,12 @@ export function createActivities(deps: ActivityDeps) {
   const drainReplica = (input: DrainReplicaInput): Promise<{ drained: boolean; inflight: number }> =>
     heartbeatingWhile(() => deps.router.waitForDrain(input.service, input.replicaId, input.timeoutMs));
 
+  /** An ordered change the router already has, or a newer one of the same rollout, changes nothing: done all the same. */
+  const setTraffic = async (input: SetTrafficInput): Promise<SetTrafficResult> => {
+    await deps.router.setBackends(input.service, input.backends, input.order);
+    return { endpoint: `${deps.routerPublicUrl.replace(/\/$/, '')}/${input.service}` };
+  };
+
   const terminateReplica = async (input: TerminateReplicaInput): Promise<void> => {
     const provider = providerFor(input.provider);
     try {
@@ -154,7 +160,7 @@ export function createActivities(deps: ActivityDeps) {
     waitReplicaReady,
     drainReplica,
     terminateReplica,
-    ...createReplicaSteps({ launchReplica, waitReplicaReady, drainReplica, terminateReplica }),
+    ...createReplicaSteps({ launchReplica, waitReplicaReady, drainReplica, terminateReplica, setTraffic }),
 
     /** Runs while a new replica serves during a rollout; fails when its process dies or its probe keeps failing. */
     async watchReplica(input: WatchReplicaInput): Promise<void> {
@@ -186,10 +192,7 @@ export function createActivities(deps: ActivityDeps) {
       }
     },
 
-    async setTraffic(input: SetTrafficInput): Promise<SetTrafficResult> {
-      await deps.router.setBackends(input.service, input.backends);
-      return { endpoint: `${deps.routerPublicUrl.replace(/\/$/, '')}/${input.service}` };
-    },
+    setTraffic,
 
     /** The router's cumulative per-version counters for canary analysis; an unreachable router is retried. */
     async readTrafficStats(input: ReadTrafficStatsInput): Promise<ReadTrafficStatsResult> {

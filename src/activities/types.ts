@@ -1,6 +1,6 @@
 /** Inputs and outputs of the activities, shared with the workflows (which import types only). */
 import type { StatsSnapshot } from '../plan/analysis';
-import type { Backend } from '../router/types';
+import type { Backend, TrafficOrder } from '../router/types';
 import type { ReadinessProbeSpec, ServiceSpec } from '../spec/types';
 
 export interface LaunchReplicaInput {
@@ -35,6 +35,8 @@ export interface WatchReplicaInput {
 export interface SetTrafficInput {
   service: string;
   backends: Backend[];
+  /** A rollout's changes are ordered: the router keeps only its newest (see TrafficOrder). */
+  order?: TrafficOrder;
 }
 
 export interface SetTrafficResult {
@@ -99,6 +101,17 @@ export interface StartReplicaInput extends LaunchReplicaInput {
   deadline: number;
   retire: RetireReplica[];
   drainTimeoutMs: number;
+  /**
+   * The step's traffic change, carried: set first (before any retirement drains), so that a
+   * step costs one activity instead of a traffic call and a start. Ordered, so a retry or a
+   * late attempt never undoes a newer change.
+   */
+  traffic?: SetTrafficInput;
+}
+
+/** startReplica's answer: the new replica, and the carried traffic change's result. */
+export interface StartReplicaResult extends LaunchReplicaResult {
+  traffic?: SetTrafficResult;
 }
 
 /** The details of a startReplica failure that came from retiring, not from the new replica. */
@@ -110,4 +123,10 @@ export interface RetireReplicasInput {
   service: string;
   retire: RetireReplica[];
   drainTimeoutMs: number;
+  /** The step's traffic change, carried and set first (see StartReplicaInput.traffic). */
+  traffic?: SetTrafficInput;
+}
+
+export interface RetireReplicasResult {
+  traffic?: SetTrafficResult;
 }

@@ -2,7 +2,7 @@
 import { request } from 'undici';
 import type { StatsSnapshot } from '../plan/analysis';
 import { countersFromMetrics } from './traffic-counters';
-import type { Backend, ServiceRoute, VersionStats } from './types';
+import type { Backend, ServiceRoute, TrafficOrder, VersionStats } from './types';
 
 /** The router could not be reached: retryable. */
 export class RouterUnavailableError extends Error {
@@ -74,8 +74,10 @@ export class RouterAdminClient {
     return { status, json };
   }
 
-  async setBackends(service: string, backends: Backend[]): Promise<void> {
-    await this.call('PUT', `/v1/services/${encodeURIComponent(service)}/backends`, { backends });
+  /** `applied` false: `order` was not newer than the last write of its writer, and nothing changed. */
+  async setBackends(service: string, backends: Backend[], order?: TrafficOrder): Promise<{ applied: boolean }> {
+    const { json } = await this.call('PUT', `/v1/services/${encodeURIComponent(service)}/backends`, order ? { backends, order } : { backends });
+    return { applied: (json as { applied?: boolean } | undefined)?.applied !== false };
   }
 
   async getService(service: string): Promise<ServiceView | undefined> {

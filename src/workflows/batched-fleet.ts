@@ -9,19 +9,28 @@
  *    thousand-replica rollout failed its replay), so the router call costs a task round trip.
  *  - Removals do not hold up the loop: the planner counts leaving replicas as gone
  *    (`leavingFreesRoom`), so the next launch starts while an old replica drains.
+ * Since `traffic-with-steps` (`carriesTraffic`), a step's traffic change rides on its first
+ * activity (the first start, or the retirement) and is set first thing in it: a replaced replica
+ * then costs one activity and one workflow task. Each change has the next sequence number of the
+ * rollout (its writer: workflow id and first run), which the router keeps, so an older change
+ * that arrives late (a retry, a slow attempt) changes nothing. A step with nothing to carry it
+ * (a canary weight) calls the router on its own, ordered too.
  * A replica is PROVISIONING until it is READY: one activity does both steps of its start.
  * Workflow code: deterministic, no I/O.
  */
-import { CancellationScope, condition, isCancellation } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, workflowInfo } from '@temporalio/workflow';
 import { ApplicationFailure, ActivityFailure } from '@temporalio/common';
+import { trafficPercentByVersion } from '../plan';
 import { parseAccelerators } from '../spec/accelerators';
+import type { TrafficWeight } from '../plan/types';
 import type { ReadinessProbeSpec, ServiceSpec } from '../spec/types';
-import type { RetireFailureDetails, RetireReplica } from '../activities/types';
+import type { RetireFailureDetails, RetireReplica, SetTrafficInput, SetTrafficResult } from '../activities/types';
 import { failureMessage } from './failure-message';
 import { DRAIN_TIMEOUT_MS, LAUNCH_CANCEL_AFTER_MS, longWaits, replicaStarts, retireReplicas } from './fleet-activities';
 import { ReplicaFleet } from './replica-fleet';
+import type { ReplicaStateReporter } from './replica-states';
 import { watchServing } from './serving-watch';
-import type { ReplicaRecord } from './types';
+import type { ReplicaRecord, RolloutInput } from './types';
 
 /** A launch the step asks for. */
 export interface Launch {
@@ -43,6 +52,67 @@ export class BatchedReplicaFleet extends ReplicaFleet {
    */
   readonly watchesRouted = (this.input.fromSpec ?? this.input.toSpec).resources.provider === this.input.toSpec.resources.provider;
   private watchStopped = false;
+  /** The rollout's traffic changes ride on its steps' activities (PATCHES.trafficWithSteps). */
+  readonly carriesTraffic: boolean;
+  /** The sequence number of the last ordered traffic change (carried across runs). */
+  trafficSeq: number;
+  /** The writer of this rollout's ordered traffic changes: one rollout, across its runs. */
+  private readonly trafficWriter: string;
+
+  constructor(input: RolloutInput, reporter: ReplicaStateReporter | undefined, options: { carriesTraffic: boolean }) {
+    super(input, reporter);
+    this.carriesTraffic = options.carriesTraffic;
+    this.trafficSeq = input.carried?.trafficSeq ?? 0;
+    const info = workflowInfo();
+    this.trafficWriter = `${info.workflowId}/${info.firstExecutionRunId}`;
+  }
+
+  /**
+   * Sets the step's traffic, then carries out its removals and launches without waiting for
+   * them. Carrying traffic, the change rides on the step's first activity when it has one (the
+   * split counts as set from now on: the activity sets it first thing), else it is sent on its
+   * own and awaited.
+   */
+  async takeStep(weights: TrafficWeight[], remove: string[], launches: Launch[]): Promise<void> {
+    if (!this.carriesTraffic) {
+      await this.setTraffic(weights);
+      void this.step(remove, launches).catch(() => undefined);
+      return;
+    }
+    const change = this.trafficChange(weights);
+    const carrier = launches.length > 0 || remove.some((id) => this.retiresPlainly(id));
+    if (change && !carrier) await this.sendOrdered(change);
+    void this.step(remove, launches, carrier ? change : undefined).catch(() => undefined);
+  }
+
+  /** The traffic call, ordered when carrying traffic (an awaited change, e.g. setTraffic([]) or a relabel). */
+  protected override sendTraffic(split: string, input: SetTrafficInput): Promise<SetTrafficResult> {
+    return super.sendTraffic(split, this.carriesTraffic ? { ...input, order: { writer: this.trafficWriter, seq: ++this.trafficSeq } } : input);
+  }
+
+  /** A new split as an ordered change, counted as the fleet's split from now on; none when it is the same. */
+  private trafficChange(weights: TrafficWeight[]): CarriedTraffic | undefined {
+    const key = JSON.stringify(weights);
+    if (key === this.trafficKey) return undefined;
+    const backends = weights.map((w) => ({ ...w, url: this.replicas.get(w.replicaId)?.endpoint ?? '' }));
+    this.traffic = weights;
+    this.trafficKey = key;
+    return { split: splitOf(weights), input: { service: this.input.service, backends, order: { writer: this.trafficWriter, seq: ++this.trafficSeq } } };
+  }
+
+  private async sendOrdered(change: CarriedTraffic): Promise<void> {
+    this.tookTraffic(await super.sendTraffic(change.split, change.input));
+  }
+
+  private tookTraffic(result: SetTrafficResult | undefined): void {
+    if (result) this.endpoint = result.endpoint;
+  }
+
+  /** A removal that is a retirement (drain, terminate), not the cancellation of a start. */
+  private retiresPlainly(id: string): boolean {
+    const record = this.replicas.get(id);
+    return !!record && record.status !== 'SHUTTING_DOWN' && !(record.status === 'PROVISIONING' && !this.finished.has(id));
+  }
 
   /**
    * The rollout's one watch: the replicas it started with (while routed) and every replica the
@@ -85,9 +155,11 @@ export class BatchedReplicaFleet extends ReplicaFleet {
    * Carries out a step's removals and launches at once, without waiting for them: the first
    * launch carries the removals of replicas that are not starting themselves; with no launch
    * they go in one retireReplicas activity. A replica still starting is cancelled, then
-   * terminated. Resolves when every removal is done (callers that must wait, await it).
+   * terminated. `traffic`, a change to carry, rides on the first launch or the retirement (the
+   * caller made sure there is one). Resolves when every removal is done (callers that must
+   * wait, await it).
    */
-  step(remove: string[], launches: Launch[]): Promise<void> {
+  step(remove: string[], launches: Launch[], traffic?: CarriedTraffic): Promise<void> {
     const starting: string[] = [];
     const plain: ReplicaRecord[] = [];
     for (const id of remove) {
@@ -100,8 +172,9 @@ export class BatchedReplicaFleet extends ReplicaFleet {
     const done: Promise<void>[] = [...starting.map((id) => this.cancelStart(id))];
     let carriedDone: () => void = () => undefined;
     if (launches.length > 0 && retiring.length > 0) done.push(new Promise<void>((resolve) => (carriedDone = resolve)));
-    else if (retiring.length > 0) done.push(this.retireAlone(retiring));
-    launches.forEach((l, i) => this.startOne(l.version, l.spec, i === 0 ? retiring : [], i === 0 ? carriedDone : () => undefined));
+    else if (retiring.length > 0) done.push(this.retireAlone(retiring, traffic));
+    const carriedBy = launches.length > 0 ? traffic : undefined;
+    launches.forEach((l, i) => this.startOne(l.version, l.spec, i === 0 ? retiring : [], i === 0 ? carriedDone : () => undefined, i === 0 ? carriedBy : undefined));
     const all = Promise.all(done).then(() => undefined);
     this.removals.add(all);
     void all.catch(() => undefined).finally(() => this.removals.delete(all));
@@ -126,11 +199,18 @@ export class BatchedReplicaFleet extends ReplicaFleet {
     return { replicaId: record.id, provider: this.providerOf(record), drain };
   }
 
-  private async retireAlone(retire: RetireReplica[]): Promise<void> {
+  /** `traffic`: a carried change, set first (with nothing to retire, sent on its own). */
+  private async retireAlone(retire: RetireReplica[], traffic?: CarriedTraffic): Promise<void> {
     await CancellationScope.nonCancellable(async () => {
       try {
-        const summary = `retire ${retire.map((r) => r.replicaId).join(', ')}`;
-        await retireReplicas.executeWithOptions({ summary }, [{ service: this.input.service, retire, drainTimeoutMs: DRAIN_TIMEOUT_MS }]);
+        if (retire.length === 0) {
+          if (traffic) await this.sendOrdered(traffic);
+          return;
+        }
+        const summary = `retire ${retire.map((r) => r.replicaId).join(', ')}${traffic ? `; traffic: ${traffic.split}` : ''}`;
+        const result = await retireReplicas.executeWithOptions({ summary }, [{ service: this.input.service, retire, drainTimeoutMs: DRAIN_TIMEOUT_MS, ...(traffic ? { traffic: traffic.input } : {}) }]);
+        // An older worker's retireReplicas answered nothing.
+        this.tookTraffic(result?.traffic);
       } catch (err) {
         // Not terminated (EC2 refusing the worker's credentials): FAILED, so that nobody waits
         // for a removal nobody is doing, and the rollout ends with why.
@@ -174,7 +254,7 @@ export class BatchedReplicaFleet extends ReplicaFleet {
     await this.retireAlone([{ replicaId: id, provider: this.providerOf(record), drain: false }]);
   }
 
-  private startOne(version: number, spec: ServiceSpec, retire: RetireReplica[], retired: () => void): void {
+  private startOne(version: number, spec: ServiceSpec, retire: RetireReplica[], retired: () => void, traffic?: CarriedTraffic): void {
     const id = `${this.input.service}-v${version}-r${++this.seq}`;
     const gpus = parseAccelerators(spec.resources.accelerators)?.count ?? 0;
     const record: ReplicaRecord = { id, version, status: 'PROVISIONING', gpus };
@@ -182,29 +262,42 @@ export class BatchedReplicaFleet extends ReplicaFleet {
     this.report();
     const scope = new CancellationScope();
     this.scopes.set(id, scope);
-    const lifecycle = scope.run(() => this.startLifecycle(record, spec, retire, retired)).finally(() => this.finished.add(id));
+    const lifecycle = scope.run(() => this.startLifecycle(record, spec, retire, retired, traffic)).finally(() => this.finished.add(id));
     this.lifecycles.set(id, lifecycle);
   }
 
   /**
-   * start (with the retirements) → READY → watch. A start that failed or was cancelled leaves
-   * its retirements unknown: they are done again on their own (idempotent). `retired` is called
-   * once the retirements are settled either way.
+   * start (with the traffic change and the retirements) → READY → watch. A start that failed or
+   * was cancelled (perhaps before it ran) leaves both unknown: they are done again on their own
+   * (idempotent; an overtaken traffic change changes nothing). `retired` is called once the
+   * retirements are settled either way.
    */
-  private async startLifecycle(record: ReplicaRecord, spec: ServiceSpec, retire: RetireReplica[], retired: () => void): Promise<void> {
+  private async startLifecycle(record: ReplicaRecord, spec: ServiceSpec, retire: RetireReplica[], retired: () => void, traffic?: CarriedTraffic): Promise<void> {
     const startedAt = Date.now();
-    let retirementsDone = retire.length === 0;
-    if (retirementsDone) retired();
+    let retirementsDone = retire.length === 0 && !traffic;
+    if (retire.length === 0) retired();
     try {
       const { startReplica } = replicaStarts(spec.readiness_probe.initial_delay_seconds);
-      const retiring = retire.length ? ` (retiring ${retire.map((r) => r.replicaId).join(', ')})` : '';
-      const started = await startReplica.executeWithOptions({ summary: `start ${record.id}${retiring}` }, [
-        { replicaId: record.id, service: this.input.service, version: record.version, spec, probe: spec.readiness_probe, deadline: startedAt + spec.readiness_probe.initial_delay_seconds * 1000, retire, drainTimeoutMs: DRAIN_TIMEOUT_MS },
+      const retiring = retire.length ? `retiring ${retire.map((r) => r.replicaId).join(', ')}` : '';
+      const carried = [retiring, traffic ? `traffic: ${traffic.split}` : ''].filter(Boolean).join('; ');
+      const started = await startReplica.executeWithOptions({ summary: `start ${record.id}${carried ? ` (${carried})` : ''}` }, [
+        {
+          replicaId: record.id,
+          service: this.input.service,
+          version: record.version,
+          spec,
+          probe: spec.readiness_probe,
+          deadline: startedAt + spec.readiness_probe.initial_delay_seconds * 1000,
+          retire,
+          drainTimeoutMs: DRAIN_TIMEOUT_MS,
+          ...(traffic ? { traffic: traffic.input } : {}),
+        },
       ]);
+      this.tookTraffic(started.traffic);
       if (!retirementsDone) {
         retirementsDone = true;
         for (const r of retire) this.forget(r.replicaId);
-        retired();
+        if (retire.length > 0) retired();
       }
       if (record.status === 'SHUTTING_DOWN') return;
       record.endpoint = started.endpoint;
@@ -218,8 +311,8 @@ export class BatchedReplicaFleet extends ReplicaFleet {
       if (!retirementsDone) {
         retirementsDone = true;
         // A failure for good is kept in removalFailure.
-        await CancellationScope.nonCancellable(() => this.retireAlone(retire)).catch(() => undefined);
-        retired();
+        await CancellationScope.nonCancellable(() => this.retireAlone(retire, traffic)).catch(() => undefined);
+        if (retire.length > 0) retired();
       }
       if (isCancellation(err) || record.status === 'SHUTTING_DOWN') return;
       const wasReady = record.status === 'READY';
@@ -230,6 +323,16 @@ export class BatchedReplicaFleet extends ReplicaFleet {
       if (!fromRetiring(err)) this.onTargetFailure(record.id, record.message, wasReady);
     }
   }
+}
+
+/** A traffic change a step's activity carries: what it sets, and its split in words (for the summary). */
+interface CarriedTraffic {
+  split: string;
+  input: SetTrafficInput;
+}
+
+function splitOf(weights: TrafficWeight[]): string {
+  return Object.entries(trafficPercentByVersion(weights)).map(([v, pct]) => `v${v} ${pct}%`).join(', ') || 'none';
 }
 
 function fromRetiring(err: unknown): boolean {

@@ -51,4 +51,10 @@ export const PATCHES = {
    * mid-rollout below Temporal's suggestion.
    */
   batchedReplicaSteps: 'batched-replica-steps',
+  /**
+   * Batched steps whose traffic change rides on the step's first activity (the first start, or
+   * the retirement) instead of a call of its own, ordered by a sequence number the router keeps,
+   * so that a retried or late attempt never undoes a newer change. Implies batched steps.
+   */
+  trafficWithSteps: 'traffic-with-steps',
 } as const;

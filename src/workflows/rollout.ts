@@ -89,11 +89,14 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
   const hasPrimary = !!fromSpec && input.fromVersion > 0;
   // Batched: one activity per new replica and one workflow task per step (batched-fleet.ts), one
   // timer per deadline. (Patched: a rollout started before this replays as it ran.)
-  const batched = patched(PATCHES.batchedReplicaSteps);
+  // Since traffic-with-steps, a step's traffic change rides on its first activity (batched-fleet.ts);
+  // it implies batched steps, which are then not asked (a patched() call costs history events).
+  const carriesTraffic = patched(PATCHES.trafficWithSteps);
+  const batched = carriesTraffic || patched(PATCHES.batchedReplicaSteps);
   // Every patch older than batched steps is in force in a batched rollout: not asked again (each
   // patched() call costs a marker and a TemporalChangeVersion upsert, two history events).
   const since = (patch: string): boolean => batched || patched(patch);
-  const fleet = batched ? new BatchedReplicaFleet(input, replicaStates) : new ReplicaFleet(input, replicaStates);
+  const fleet = batched ? new BatchedReplicaFleet(input, replicaStates, { carriesTraffic }) : new ReplicaFleet(input, replicaStates);
   const wakeTimer = new WakeTimer();
   const control = new RolloutControl({
     steps: canarySteps(toSpec),
@@ -252,12 +255,13 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
         // Before each wait (an activity, a replica change, a control message): a phase or percent
         // that holds for a while shows; one that changes and changes back within a task does not.
         tag();
-        await fleet.setTraffic(step.traffic);
+        // Batched: the traffic change, removals and launches go together and the loop does not
+        // wait for the removals and launches (nor, carried by one of them, for the change).
+        if (fleet instanceof BatchedReplicaFleet) await fleet.takeStep(step.traffic, step.remove, launches);
+        else await fleet.setTraffic(step.traffic);
         canaryPercent = trafficPercentByVersion(step.traffic)[String(input.toVersion)] ?? 0;
         if (inPlace) canaryPercent = 0;
-        // Batched: removals and launches go together and the loop does not wait for them.
-        if (fleet instanceof BatchedReplicaFleet) void fleet.step(step.remove, launches).catch(() => undefined);
-        else await fleet.remove(step.remove);
+        if (!(fleet instanceof BatchedReplicaFleet)) await fleet.remove(step.remove);
         if (step.done) {
           if (inPlace && control.phase === 'rolling_out') {
             await fleet.relabel(input.fromVersion, input.toVersion);
@@ -284,7 +288,18 @@ async function runRollout(input: RolloutInput, startedAtMs: number, replicaState
           ...input,
           replicas: fleet.records(),
           replicaSeq: fleet.seq,
-          carried: { control: control.snapshot(), analysis: analysis?.snapshot(), note, canaryPercent, reachedWeight, startedAtMs, traffic: fleet.traffic, endpoint: fleet.endpoint, run: run + 1 },
+          carried: {
+            control: control.snapshot(),
+            analysis: analysis?.snapshot(),
+            note,
+            canaryPercent,
+            reachedWeight,
+            startedAtMs,
+            traffic: fleet.traffic,
+            endpoint: fleet.endpoint,
+            run: run + 1,
+            ...(fleet instanceof BatchedReplicaFleet && fleet.carriesTraffic ? { trafficSeq: fleet.trafficSeq } : {}),
+          },
         });
       }
 

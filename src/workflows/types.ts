@@ -154,6 +154,8 @@ export interface RolloutCarry {
   endpoint?: string;
   /** This run's number: 2 for the first continuation. */
   run: number;
+  /** The sequence number of the rollout's last ordered traffic change (PATCHES.trafficWithSteps), so the next run's are newer. */
+  trafficSeq?: number;
 }
 
 /**

@@ -9,6 +9,7 @@ import { createControlForwarding } from '../../src/activities/control-forwarding
 import { createSearchAttributeActivities } from '../../src/activities/search-attributes';
 import { createReplicaSteps } from '../../src/activities/start-replica';
 import type { StatsSnapshot } from '../../src/plan/analysis';
+import type { TrafficOrder } from '../../src/router/types';
 import type {
   DrainReplicaInput,
   LaunchReplicaInput,
@@ -173,6 +174,8 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
   };
   const terminationHolds = new Map<string, Promise<void>>();
   const holds = new Map<number, Promise<void>>();
+  /** Per service, the last ordered traffic change taken (the router's `order`). */
+  const lastOrders = new Map<string, TrafficOrder>();
   const listSearchAttributes = createSearchAttributeActivities(client);
   const versionOf = (replicaId: string): number => Number(/-v(\d+)-r\d+$/.exec(replicaId)?.[1]);
   world.activities = {
@@ -273,8 +276,14 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
       if (lost.length === 0) stillHealthy();
       return { lost };
     },
+    // As the router does: an ordered change not newer than its writer's last changes nothing.
     async setTraffic(input: SetTrafficInput) {
-      world.trafficCalls.push(input.backends);
+      const last = lastOrders.get(input.service);
+      const stale = input.order && last && input.order.writer === last.writer && input.order.seq <= last.seq;
+      if (!stale) {
+        if (input.order) lastOrders.set(input.service, input.order);
+        world.trafficCalls.push(input.backends);
+      }
       return { endpoint: `http://router.test/${input.service}` };
     },
     async drainReplica(input: DrainReplicaInput) {

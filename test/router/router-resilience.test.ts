@@ -232,3 +232,21 @@ test('a replica that accepts the connection and never answers: 504 after ROUTER_
     await timed.close();
   }
 });
+
+test("a rollout's ordered traffic changes: an older one arriving late (a retry) changes nothing; unordered ones always apply", async () => {
+  const [a, b, c] = [await upstream('a'), await upstream('b'), await upstream('c')];
+  const order = (seq: number, writer = 'rollout-svc-v2/run1') => ({ writer, seq });
+  expect(await admin.setBackends('svc', [{ replicaId: 'b', version: 2, url: b, weight: 1 }], order(2))).toEqual({ applied: true });
+  expect(await admin.setBackends('svc', [{ replicaId: 'a', version: 1, url: a, weight: 1 }], order(1))).toEqual({ applied: false });
+  expect(await admin.setBackends('svc', [{ replicaId: 'a', version: 1, url: a, weight: 1 }], order(2))).toEqual({ applied: false });
+  expect((await get('/svc/x')).replica).toBe('b');
+  // The service workflow (healing) writes unordered: applied; the rollout's late older write still loses.
+  expect(await admin.setBackends('svc', [{ replicaId: 'c', version: 2, url: c, weight: 1 }])).toEqual({ applied: true });
+  expect(await admin.setBackends('svc', [{ replicaId: 'a', version: 1, url: a, weight: 1 }], order(1))).toEqual({ applied: false });
+  expect((await get('/svc/x')).replica).toBe('c');
+  expect((await admin.getService('svc'))?.order).toEqual(order(2));
+  // The next rollout is another writer: its first change applies.
+  expect(await admin.setBackends('svc', [{ replicaId: 'a', version: 3, url: a, weight: 1 }], order(1, 'rollout-svc-v3/run1'))).toEqual({ applied: true });
+  expect((await get('/svc/x')).replica).toBe('a');
+  await expect(admin.setBackends('svc', [], { writer: '', seq: 1 })).rejects.toThrow(/order\.writer: expected a non-empty string/);
+});

@@ -65,6 +65,33 @@ const scenarios: Record<string, Scenario> = {
     await rolloutResult(d2.rolloutWorkflowId);
     return [d2.rolloutWorkflowId];
   },
+  // Traffic with steps (PATCHES.trafficWithSteps): each step's traffic change rides on its first
+  // start or its retirement, ordered; a canary's weights on calls of their own.
+  async traffic_with_steps_rolling_surge_2(_world, tq) {
+    const v1 = serviceSpec({ name: 'h-tws', replicas: 4, rollout: { strategy: 'rolling', max_surge: 2, max_unavailable: 0, timeout: '120m' } });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const d2 = await deploy(tq, v2(v1));
+    await rolloutResult(d2.rolloutWorkflowId);
+    return ['rollout-h-tws-v1', d2.rolloutWorkflowId];
+  },
+  async traffic_with_steps_blue_green(_world, tq) {
+    const v1 = serviceSpec({ name: 'h-twsbg', rollout: { strategy: 'blue_green', max_surge: 1, max_unavailable: 0, timeout: '120m' } });
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const d2 = await deploy(tq, v2(v1));
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
+  async traffic_with_steps_canary_rollback_while_loading(world, tq) {
+    const v1 = canary('h-twscan', [{ weight: 50 }, { pause: {} }, { weight: 100 }]);
+    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+    const d2 = await deploy(tq, v2(v1));
+    const h = env.client.workflow.getHandle(d2.rolloutWorkflowId);
+    await waitFor(async () => (await h.query(rolloutStatusQuery)).stepIndex === 1);
+    world.readiness.set(1, { kind: 'ready', afterMs: 3000 });
+    await h.executeUpdate(controlUpdate, { args: [{ action: 'rollback', reason: 'replay' }] });
+    await rolloutResult(d2.rolloutWorkflowId);
+    return [d2.rolloutWorkflowId];
+  },
   async rolling(_world, tq) {
     const v1 = serviceSpec({ name: 'h-rolling' });
     await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);

@@ -1,8 +1,9 @@
 //! The admin API (its own port, loopback by default). Every route but /healthz needs
 //! `Authorization: Bearer <token>`, compared in constant time.
 //!
-//!   PUT    /v1/services/:service/backends          {"backends": [...]} -> 200 {"backends"}
-//!   GET    /v1/services/:service                   -> 200 {"backends", "stats"} | 404
+//!   PUT    /v1/services/:service/backends          {"backends": [...], "order"?: {"writer", "seq"}}
+//!                                                   -> 200 {"backends", "applied"}
+//!   GET    /v1/services/:service                   -> 200 {"backends", "stats", "order"?} | 404
 //!   GET    /v1/services                            -> 200 {"services": {...}}
 //!   GET    /v1/services/:service/inflight[?replica=<id>] -> 200 {"inflight"[, "byReplica"]}
 //!   DELETE /v1/services/:service                   -> 204
@@ -24,7 +25,7 @@ use serde_json::{json, Value};
 
 use crate::log;
 use crate::proxy::{decode_segment, json_response};
-use crate::routes::Backend;
+use crate::routes::{Backend, WriteOrder};
 use crate::state::Shared;
 
 /// A route table of a few hundred replicas is a few tens of KiB; anything far larger is a mistake.
@@ -78,12 +79,20 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
                 Ok(b) => b,
                 Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
             };
+            let order = match validate_order(&parsed) {
+                Ok(o) => o,
+                Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
+            };
             let mut routes = shared.routes();
-            if let Err(e) = routes.set(&service, backends) {
-                log::error("could not persist the route table", json!({ "err": e.to_string() }));
-                return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("route table not persisted: {e}"));
-            }
-            json_response(StatusCode::OK, &json!({ "backends": routes.backends(&service) }))
+            // Not applied (an older write of the same writer): 200 all the same, the table as it is.
+            let applied = match routes.set(&service, backends, order) {
+                Ok(applied) => applied,
+                Err(e) => {
+                    log::error("could not persist the route table", json!({ "err": e.to_string() }));
+                    return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("route table not persisted: {e}"));
+                }
+            };
+            json_response(StatusCode::OK, &json!({ "backends": routes.backends(&service), "applied": applied }))
         }
         (Some("inflight"), &Method::GET) => {
             let replica = req.uri().query().and_then(|q| query_param(q, "replica")).filter(|r| !r.is_empty());
@@ -102,14 +111,18 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
             }
         }
         (None, &Method::GET) => {
-            let backends = {
+            let (backends, order) = {
                 let routes = shared.routes();
                 if !routes.has(&service) {
                     return error(StatusCode::NOT_FOUND, &format!("unknown service \"{service}\""));
                 }
-                serde_json::to_value(routes.backends(&service)).unwrap_or(Value::Null)
+                (serde_json::to_value(routes.backends(&service)).unwrap_or(Value::Null), routes.order(&service).cloned())
             };
-            json_response(StatusCode::OK, &json!({ "backends": backends, "stats": shared.stats().by_version(&service) }))
+            let mut view = json!({ "backends": backends, "stats": shared.stats().by_version(&service) });
+            if let Some(order) = order {
+                view["order"] = json!(order);
+            }
+            json_response(StatusCode::OK, &view)
         }
         (None, &Method::DELETE) => {
             if let Err(e) = shared.routes().remove(&service) {
@@ -147,6 +160,17 @@ fn query_param(query: &str, name: &str) -> Option<String> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (k == name).then(|| percent_encoding::percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().into_owned())
     })
+}
+
+/// The PUT body's optional `order`: `{"writer": non-empty string, "seq": integer ≥ 0}`.
+fn validate_order(value: &Value) -> Result<Option<WriteOrder>, String> {
+    let Some(order) = value.get("order").filter(|o| !o.is_null()) else { return Ok(None) };
+    let writer = match order.get("writer") {
+        Some(Value::String(w)) if !w.is_empty() => w.clone(),
+        _ => return Err("order.writer: expected a non-empty string".into()),
+    };
+    let Some(seq) = order.get("seq").and_then(Value::as_u64) else { return Err("order.seq: expected an integer ≥ 0".into()) };
+    Ok(Some(WriteOrder { writer, seq }))
 }
 
 /// The PUT body, checked field by field: the first problem names its field.
@@ -221,6 +245,22 @@ mod tests {
         ];
         for (value, want) in table {
             assert_eq!(validate_backends(&value).err().as_deref(), Some(want), "{value}");
+        }
+    }
+
+    #[test]
+    fn orders_are_validated() {
+        assert_eq!(validate_order(&json!({ "backends": [] })), Ok(None));
+        assert_eq!(validate_order(&json!({ "order": null })), Ok(None));
+        assert_eq!(validate_order(&json!({ "order": { "writer": "w", "seq": 4 } })), Ok(Some(WriteOrder { writer: "w".into(), seq: 4 })));
+        for (value, want) in [
+            (json!({ "order": { "seq": 1 } }), "order.writer: expected a non-empty string"),
+            (json!({ "order": { "writer": "", "seq": 1 } }), "order.writer: expected a non-empty string"),
+            (json!({ "order": { "writer": "w", "seq": -1 } }), "order.seq: expected an integer ≥ 0"),
+            (json!({ "order": { "writer": "w", "seq": 1.5 } }), "order.seq: expected an integer ≥ 0"),
+            (json!({ "order": { "writer": "w" } }), "order.seq: expected an integer ≥ 0"),
+        ] {
+            assert_eq!(validate_order(&value).err().as_deref(), Some(want), "{value}");
         }
     }
 }

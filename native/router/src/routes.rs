@@ -64,6 +64,18 @@ fn whole_numbers_plain<S: serde::Serializer>(value: &f64, serializer: S) -> Resu
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceRoute {
     pub backends: Vec<Arc<Backend>>,
+    /// The last ordered write this table took (see `RouteStore::set`); absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<WriteOrder>,
+}
+
+/// An ordered write's place: its writer (one rollout) and the writer's sequence number. A
+/// rollout's traffic changes ride on several activities that may run, or be retried, out of
+/// order; the router keeps only the newest of each writer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteOrder {
+    pub writer: String,
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -156,10 +168,28 @@ impl RouteStore {
         versions
     }
 
-    pub fn set(&mut self, service: &str, backends: Vec<Arc<Backend>>) -> std::io::Result<()> {
-        self.table.services.insert(service.to_string(), ServiceRoute { backends });
+    /**
+     * Replaces a service's backends, unless `order` is from the writer of the last ordered write
+     * and not newer than it (a retried or delayed older change): then nothing changes and the
+     * answer is `false`. An unordered write always applies and keeps the last order, so that a
+     * rollout's late, older write still loses to its newer one.
+     */
+    pub fn set(&mut self, service: &str, backends: Vec<Arc<Backend>>, order: Option<WriteOrder>) -> std::io::Result<bool> {
+        let last = self.table.services.get(service).and_then(|s| s.order.clone());
+        if let (Some(new), Some(last)) = (&order, &last) {
+            if new.writer == last.writer && new.seq <= last.seq {
+                return Ok(false);
+            }
+        }
+        self.table.services.insert(service.to_string(), ServiceRoute { backends, order: order.or(last) });
         self.pickers.remove(service);
-        self.persist()
+        self.persist()?;
+        Ok(true)
+    }
+
+    /// The last ordered write a service's table took.
+    pub fn order(&self, service: &str) -> Option<&WriteOrder> {
+        self.table.services.get(service).and_then(|s| s.order.as_ref())
     }
 
     pub fn remove(&mut self, service: &str) -> std::io::Result<()> {
@@ -208,7 +238,7 @@ mod tests {
     #[test]
     fn serving_versions_and_pinned_picks() {
         let mut store = RouteStore::open(None).unwrap();
-        store.set("svc", vec![backend("a", 2, 1.0), backend("b", 1, 3.0), backend("c", 3, 0.0)]).unwrap();
+        store.set("svc", vec![backend("a", 2, 1.0), backend("b", 1, 3.0), backend("c", 3, 0.0)], None).unwrap();
         assert_eq!(store.serving_versions("svc"), vec![1, 2]);
         let none = HashSet::new();
         for _ in 0..4 {
@@ -219,18 +249,37 @@ mod tests {
     }
 
     #[test]
+    fn a_writers_older_changes_never_overwrite_its_newer_one() {
+        let mut store = RouteStore::open(None).unwrap();
+        let order = |writer: &str, seq: u64| Some(WriteOrder { writer: writer.into(), seq });
+        let ids = |store: &RouteStore| store.backends("s").iter().map(|b| b.replica_id.to_string()).collect::<Vec<_>>();
+        assert!(store.set("s", vec![backend("a", 1, 1.0)], order("r1", 2)).unwrap());
+        assert!(!store.set("s", vec![backend("b", 1, 1.0)], order("r1", 1)).unwrap(), "older: refused");
+        assert!(!store.set("s", vec![backend("b", 1, 1.0)], order("r1", 2)).unwrap(), "the same again (a retry): already applied");
+        assert_eq!(ids(&store), ["a"]);
+        assert!(store.set("s", vec![backend("c", 1, 1.0)], None).unwrap(), "unordered: always applies");
+        assert_eq!(store.order("s"), Some(&WriteOrder { writer: "r1".into(), seq: 2 }), "and keeps the last order");
+        assert!(!store.set("s", vec![backend("b", 1, 1.0)], order("r1", 1)).unwrap(), "so a late older write still loses");
+        assert_eq!(ids(&store), ["c"]);
+        assert!(store.set("s", vec![backend("d", 2, 1.0)], order("r2", 1)).unwrap(), "another writer (the next rollout) starts afresh");
+        assert!(store.set("s", vec![backend("e", 2, 1.0)], order("r2", 5)).unwrap());
+        assert_eq!(ids(&store), ["e"]);
+    }
+
+    #[test]
     fn persisted_atomically_and_reloaded() {
         let dir = std::env::temp_dir().join(format!("rollout-router-test-{}", std::process::id()));
         let path = dir.join("state").join("routes.json");
         let _ = std::fs::remove_dir_all(&dir);
         let mut store = RouteStore::open(Some(path.clone())).unwrap();
-        store.set("a", vec![backend("a1", 1, 1.0)]).unwrap();
-        store.set("b", vec![backend("b1", 4, 2.0)]).unwrap();
+        store.set("a", vec![backend("a1", 1, 1.0)], None).unwrap();
+        store.set("b", vec![backend("b1", 4, 2.0)], Some(WriteOrder { writer: "w".into(), seq: 3 })).unwrap();
         store.remove("a").unwrap();
         let files: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(files, vec![std::ffi::OsString::from("routes.json")]);
         let again = RouteStore::open(Some(path.clone())).unwrap();
         assert_eq!(again.backends("b"), &[backend("b1", 4, 2.0)]);
+        assert_eq!(again.order("b"), Some(&WriteOrder { writer: "w".into(), seq: 3 }), "the order survives a restart");
         assert!(!again.has("a"));
         std::fs::write(&path, "{\"services\": {").unwrap();
         assert!(RouteStore::open(Some(path.clone())).err().unwrap().contains("routes.json is unreadable"));
