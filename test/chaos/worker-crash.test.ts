@@ -50,14 +50,15 @@ type Kind = 'rolling' | 'blue_green' | 'canary' | 'surge' | 'rollback' | 'in_pla
 const KINDS: Kind[] = ['rolling', 'blue_green', 'canary', 'surge', 'rollback', 'in_place'];
 /**
  * The activity types each kind runs (a rollback's are counted once the rollback was asked for):
- * batched steps (startReplica carries a step's retirements; setTraffic is a local activity, killed
- * inside the workflow task that runs it; retireReplicas removes what no start carries).
+ * batched steps (startReplica carries a step's retirements and its traffic change; retireReplicas
+ * removes what no start carries, with the traffic change; setTraffic is called only for a change
+ * nothing carries: a canary's weight, an in-place update's relabel).
  */
 const ACTIVITIES: Record<Kind, string[]> = {
-  rolling: ['startReplica', 'watchFleet', 'setTraffic', 'retireReplicas'],
-  blue_green: ['startReplica', 'setTraffic', 'retireReplicas'],
+  rolling: ['startReplica', 'watchFleet', 'retireReplicas'],
+  blue_green: ['startReplica', 'retireReplicas'],
   canary: ['startReplica', 'setTraffic', 'readTrafficStats'],
-  surge: ['gpuCapacity', 'startReplica', 'setTraffic', 'retireReplicas'],
+  surge: ['gpuCapacity', 'startReplica', 'retireReplicas'],
   // A rollback of a version that never became ready changes no traffic: no setTraffic to kill in.
   rollback: ['controlRollout', 'retireReplicas'],
   in_place: ['startReplica', 'setTraffic', 'retireReplicas'],

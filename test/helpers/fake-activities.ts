@@ -45,6 +45,8 @@ export interface FakeWorld {
   launched: string[];
   terminated: string[];
   drained: string[];
+  /** Replicas drained while the router's table (the last traffic call) still routed them: a defect. */
+  drainedWhileRouted: string[];
   /** Replica ids currently "running". */
   running: Set<string>;
   /** The most replicas running at once, per service (capacity bounds). */
@@ -141,6 +143,7 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
     launched: [],
     terminated: [],
     drained: [],
+    drainedWhileRouted: [],
     running: new Set(),
     peakRunning: new Map(),
     readiness: new Map(Object.entries(readiness).map(([v, r]) => [Number(v), r])),
@@ -288,6 +291,7 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
     },
     async drainReplica(input: DrainReplicaInput) {
       world.drained.push(input.replicaId);
+      if ((world.trafficCalls.at(-1) ?? []).some((b) => b.replicaId === input.replicaId && b.weight > 0)) world.drainedWhileRouted.push(input.replicaId);
       return { drained: true, inflight: 0 };
     },
     async terminateReplica(input: TerminateReplicaInput) {

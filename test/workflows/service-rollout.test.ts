@@ -57,6 +57,23 @@ describe('service workflow', () => {
     });
   });
 
+  test("a rolling rollout's traffic changes ride on its steps: no traffic call of their own, none drained while routed, ≤ 20 + 12 events a replica", async () => {
+    await withWorker({}, async (world, tq) => {
+      const v1 = spec({ name: 'carry', replicas: 4, rollout: { strategy: 'rolling', max_surge: 2, max_unavailable: 0, timeout: '120m' } });
+      await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+      const d2 = await deploy(tq, { ...v1, env: { MODEL_VERSION: 'v2' } });
+      expect((await rolloutResult(d2.rolloutWorkflowId)).outcome).toBe('succeeded');
+      expect(backendsByVersion(world.trafficCalls[world.trafficCalls.length - 1])).toEqual({ 2: 4 });
+      expect(world.drained.sort()).toEqual(['carry-v1-r1', 'carry-v1-r2', 'carry-v1-r3', 'carry-v1-r4']);
+      expect(world.drainedWhileRouted).toEqual([]);
+      const { events } = await env.client.workflow.getHandle(d2.rolloutWorkflowId).fetchHistory();
+      const scheduled = (events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
+      expect(scheduled).not.toContain('setTraffic');
+      expect(scheduled.filter((n) => n === 'startReplica')).toHaveLength(4);
+      expect((events ?? []).length).toBeLessThanOrEqual(20 + 12 * 4);
+    });
+  });
+
   test('a deploy sent around the CLI with an invalid spec is refused with its field paths; no version is taken', async () => {
     await withWorker({}, async (_world, tq) => {
       const v1 = spec({ name: 'raw' });
