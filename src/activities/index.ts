@@ -25,6 +25,7 @@ import type {
   SetTrafficResult,
   TerminateReplicaInput,
   WaitReplicaReadyInput,
+  ReadinessTiming,
   WatchReplicaInput,
 } from './types';
 import { FailureTypes } from './types';
@@ -99,17 +100,18 @@ export function createActivities(deps: ActivityDeps) {
     }
   };
 
-  const waitReplicaReady = async (input: WaitReplicaReadyInput): Promise<void> => {
+  const waitReplicaReady = async (input: WaitReplicaReadyInput): Promise<ReadinessTiming> => {
     const provider = providerFor(input.provider);
     const started = Date.now();
     let lastProbe: Record<string, unknown> = { attempt: 0 };
     const stopHeartbeats = keepHeartbeating(() => ({ ...lastProbe, waitedSeconds: Math.round((Date.now() - started) / 1000) }));
     try {
-      await waitUntilReady({
+      const ready = await waitUntilReady({
         endpoint: input.endpoint,
         path: input.probe.path,
         periodMs: input.probe.period_seconds * 1000,
         phaseMs: probePhaseMs(input.replicaId, input.probe.period_seconds * 1000),
+        ...(input.extraProbesAtMs ? { extraProbesAtMs: input.extraProbesAtMs } : {}),
         timeoutMs: input.probe.timeout_seconds * 1000,
         deadline: input.deadline,
         signal: Context.current().cancellationSignal,
@@ -119,6 +121,7 @@ export function createActivities(deps: ActivityDeps) {
         },
         onProbe: (r) => (lastProbe = { attempt: r.attempt, status: r.status, error: r.error }),
       });
+      return { readyAtMs: ready.readyAtMs, ...(ready.notReadyAtMs !== undefined ? { notReadyAtMs: ready.notReadyAtMs } : {}) };
     } catch (err) {
       if (err instanceof ReplicaNotReadyError) {
         throw ApplicationFailure.create({ type: FailureTypes.replicaNotReady, message: err.message, nonRetryable: true });

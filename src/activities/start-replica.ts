@@ -11,6 +11,7 @@ import type {
   DrainReplicaInput,
   LaunchReplicaInput,
   LaunchReplicaResult,
+  ReadinessTiming,
   RetireFailureDetails,
   RetireReplica,
   RetireReplicasInput,
@@ -25,7 +26,7 @@ import type {
 
 interface Parts {
   launchReplica(input: LaunchReplicaInput): Promise<LaunchReplicaResult>;
-  waitReplicaReady(input: WaitReplicaReadyInput): Promise<void>;
+  waitReplicaReady(input: WaitReplicaReadyInput): Promise<ReadinessTiming | void>;
   drainReplica(input: DrainReplicaInput): Promise<unknown>;
   terminateReplica(input: TerminateReplicaInput): Promise<void>;
   setTraffic(input: SetTrafficInput): Promise<SetTrafficResult>;
@@ -45,16 +46,16 @@ export function createReplicaSteps(parts: Parts) {
    * the wait for readiness stops at once, the retirements still finish, then it reports cancelled.
    */
   async function startReplica(input: StartReplicaInput): Promise<StartReplicaResult> {
-    const { retire, drainTimeoutMs, probe, deadline, traffic: change, ...launch } = input;
+    const { retire, drainTimeoutMs, probe, deadline, traffic: change, extraProbesAtMs, ...launch } = input;
     // Before the retirements: a replica is drained only once it is out of the router's table.
     // A router that cannot be reached fails the attempt before anything else (retried).
     const traffic = change ? await parts.setTraffic(change) : undefined;
     const retiring = Promise.allSettled(retire.map((r) => retireOne(input.service, r, drainTimeoutMs)));
-    let started: PromiseSettledResult<LaunchReplicaResult>;
+    let started: PromiseSettledResult<StartReplicaResult>;
     try {
       const result = await parts.launchReplica(launch);
-      await parts.waitReplicaReady({ replicaId: input.replicaId, provider: input.spec.resources.provider, endpoint: result.endpoint, probe, deadline });
-      started = { status: 'fulfilled', value: result };
+      const readiness = await parts.waitReplicaReady({ replicaId: input.replicaId, provider: input.spec.resources.provider, endpoint: result.endpoint, probe, deadline, ...(extraProbesAtMs ? { extraProbesAtMs } : {}) });
+      started = { status: 'fulfilled', value: readiness ? { ...result, readiness } : result };
     } catch (err) {
       started = { status: 'rejected', reason: err };
     }

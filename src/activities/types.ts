@@ -23,6 +23,14 @@ export interface WaitReplicaReadyInput {
   probe: ReadinessProbeSpec;
   /** Epoch ms: not ready by then = failed. Fixed by the workflow, so a retry keeps it. */
   deadline: number;
+  /** Probes besides the schedule, at these times after the wait began (ms): when it is expected ready. */
+  extraProbesAtMs?: number[];
+}
+
+/** When the replica was seen ready, and last seen not ready, after the wait began (ms): bounds of its load time. */
+export interface ReadinessTiming {
+  readyAtMs: number;
+  notReadyAtMs?: number;
 }
 
 export interface WatchReplicaInput {
@@ -101,6 +109,8 @@ export interface StartReplicaInput extends LaunchReplicaInput {
   deadline: number;
   retire: RetireReplica[];
   drainTimeoutMs: number;
+  /** See WaitReplicaReadyInput.extraProbesAtMs: from the load time its version's earlier replicas took. */
+  extraProbesAtMs?: number[];
   /**
    * The step's traffic change, carried: set first (before any retirement drains), so that a
    * step costs one activity instead of a traffic call and a start. Ordered, so a retry or a
@@ -112,6 +122,8 @@ export interface StartReplicaInput extends LaunchReplicaInput {
 /** startReplica's answer: the new replica, and the carried traffic change's result. */
 export interface StartReplicaResult extends LaunchReplicaResult {
   traffic?: SetTrafficResult;
+  /** Bounds of its load time, for its version's next replicas (absent from an older worker). */
+  readiness?: ReadinessTiming;
 }
 
 /** The details of a startReplica failure that came from retiring, not from the new replica. */

@@ -11,3 +11,4 @@ export { judgeCanary, tallyChecks, versionWindow, windowBetween, NO_CHECKS } fro
 export type { AnalysisCheck, AnalysisThresholds, CanaryJudgement, CheckTally, HistogramBucket, JudgeCanaryInput, StatsSnapshot, Verdict, VersionCounters, VersionWindow } from './analysis';
 export { gpuShortfall } from './gpu-fit';
 export { healingBackoffMs, isWhole, judgeReplica, markLost, type LostReplica, type ReplicaJudgement, type ReplicaObservation } from './healing';
+export { extraProbesAt, learnLoadTime, type LoadTimeBounds, type ReadinessSeen } from './load-time';

@@ -29,6 +29,12 @@ export interface WaitUntilReadyOptions {
    * that does not drift by the probes' own time). Default `periodMs`. See probePhaseMs.
    */
   phaseMs?: number;
+  /**
+   * More probes, at these times after the wait began (ms), besides the schedule: when the
+   * replica is expected ready (a load time learned from its version's earlier replicas), so it
+   * is seen ready then rather than at the next scheduled probe.
+   */
+  extraProbesAtMs?: number[];
   /** Timeout of one probe. */
   timeoutMs: number;
   /** Epoch ms: not ready by then = give up. */
@@ -43,6 +49,10 @@ export interface ReadyResult {
   ready: true;
   attempts: number;
   elapsedMs: number;
+  /** When the probe that saw it ready began, after the wait began (ms): its load time is at most this. */
+  readyAtMs: number;
+  /** When the last probe that did not see it ready began (ms): its load time is more than this. */
+  notReadyAtMs?: number;
 }
 
 /** The replica did not answer its probe with 2xx before the deadline. */
@@ -94,15 +104,23 @@ export async function waitUntilReady(opts: WaitUntilReadyOptions): Promise<Ready
   const started = Date.now();
   const phaseMs = Math.min(opts.periodMs, Math.max(0, opts.phaseMs ?? opts.periodMs));
   const url = joinUrl(opts.endpoint, opts.path);
+  const extras = (opts.extraProbesAtMs ?? [])
+    .filter((ms) => Number.isFinite(ms) && ms > 0)
+    .sort((a, b) => a - b)
+    .map((ms) => started + ms);
   let attempt = 0;
+  let scheduled = 0;
+  let notReadyAtMs: number | undefined;
   let last: ProbeResult | undefined;
   for (;;) {
     if (opts.signal?.aborted) throw abortError(opts.signal);
     attempt += 1;
+    const probeAt = Date.now() - started;
     // A probe never outlasts the deadline by more than its own timeout.
     last = await probeOnce(url, opts.timeoutMs, opts.signal);
     opts.onProbe?.({ attempt, status: last.status, error: last.error, elapsedMs: Date.now() - started });
-    if (last.ok) return { ready: true, attempts: attempt, elapsedMs: Date.now() - started };
+    if (last.ok) return { ready: true, attempts: attempt, elapsedMs: Date.now() - started, readyAtMs: probeAt, ...(notReadyAtMs !== undefined ? { notReadyAtMs } : {}) };
+    notReadyAtMs = probeAt;
 
     const liveness = await opts.isAlive();
     if (!liveness.alive) {
@@ -120,9 +138,18 @@ export async function waitUntilReady(opts: WaitUntilReadyOptions): Promise<Ready
         last,
       );
     }
-    // Probe k (k ≥ 1) is due at started + phase + (k - 1) × period; one that ran late is followed at once.
-    const due = started + phaseMs + (attempt - 1) * opts.periodMs;
-    await sleep(Math.max(0, Math.min(due - Date.now(), remaining)), opts.signal);
+    // Scheduled probe k (k ≥ 1) is due at started + phase + (k - 1) × period; one that ran late is
+    // followed at once. An extra probe goes in between when it is due first (one already past is dropped).
+    const now = Date.now();
+    while (extras.length > 0 && (extras[0] ?? 0) <= now) extras.shift();
+    const regularDue = started + phaseMs + scheduled * opts.periodMs;
+    const extraDue = extras[0];
+    let due = regularDue;
+    if (extraDue !== undefined && extraDue < regularDue) {
+      due = extraDue;
+      extras.shift();
+    } else scheduled += 1;
+    await sleep(Math.max(0, Math.min(due - now, remaining)), opts.signal);
   }
 }
 

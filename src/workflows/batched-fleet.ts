@@ -20,7 +20,7 @@
  */
 import { CancellationScope, condition, isCancellation, workflowInfo } from '@temporalio/workflow';
 import { ApplicationFailure, ActivityFailure } from '@temporalio/common';
-import { trafficPercentByVersion } from '../plan';
+import { extraProbesAt, learnLoadTime, trafficPercentByVersion, type LoadTimeBounds } from '../plan';
 import { parseAccelerators } from '../spec/accelerators';
 import type { TrafficWeight } from '../plan/types';
 import type { ReadinessProbeSpec, ServiceSpec } from '../spec/types';
@@ -58,6 +58,8 @@ export class BatchedReplicaFleet extends ReplicaFleet {
   trafficSeq: number;
   /** The writer of this rollout's ordered traffic changes: one rollout, across its runs. */
   private readonly trafficWriter: string;
+  /** Per version, what its replicas' readiness said of its load time (ms after the wait began). */
+  private readonly loadTimes = new Map<number, LoadTimeBounds>();
 
   constructor(input: RolloutInput, reporter: ReplicaStateReporter | undefined, options: { carriesTraffic: boolean }) {
     super(input, reporter);
@@ -291,9 +293,11 @@ export class BatchedReplicaFleet extends ReplicaFleet {
           retire,
           drainTimeoutMs: DRAIN_TIMEOUT_MS,
           ...(traffic ? { traffic: traffic.input } : {}),
+          ...probesWhenDue(this.loadTimes.get(record.version)),
         },
       ]);
       this.tookTraffic(started.traffic);
+      if (started.readiness) this.loadTimes.set(record.version, learnLoadTime(this.loadTimes.get(record.version), started.readiness));
       if (!retirementsDone) {
         retirementsDone = true;
         for (const r of retire) this.forget(r.replicaId);
@@ -329,6 +333,12 @@ export class BatchedReplicaFleet extends ReplicaFleet {
 interface CarriedTraffic {
   split: string;
   input: SetTrafficInput;
+}
+
+/** A start's extra probes, when its version's earlier replicas said when it should be ready. */
+function probesWhenDue(known: LoadTimeBounds | undefined): { extraProbesAtMs?: number[] } {
+  const at = extraProbesAt(known);
+  return at.length > 0 ? { extraProbesAtMs: at } : {};
 }
 
 function splitOf(weights: TrafficWeight[]): string {

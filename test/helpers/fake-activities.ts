@@ -233,6 +233,7 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
         throw ApplicationFailure.create({ type: 'ReplicaNotReady', message: behaviour.message, nonRetryable: true });
       }
       if (behaviour.kind === 'ready' || behaviour.kind === 'dies-after-ready') await sleepUnlessCancelled(behaviour.afterMs ?? 10);
+      return { readyAtMs: behaviour.kind === 'ready' || behaviour.kind === 'dies-after-ready' ? (behaviour.afterMs ?? 10) : 0 };
     },
     // The real composition (launch, wait, and the step's retirements alongside) over these fakes.
     startReplica: (input: StartReplicaInput) => createReplicaSteps(world.activities).startReplica(input),

@@ -174,3 +174,41 @@ describe('waitUntilReady with a phase', () => {
     probes.slice(0, due.length).forEach((p, i) => expect(p.elapsedMs).toBeGreaterThanOrEqual(due[i] - 5));
   });
 });
+
+describe('waitUntilReady with extra probes (a load time learned from earlier replicas)', () => {
+  it('probes at the extra times too, in order with the schedule', async () => {
+    const handle = await provider.launch(launchRequest('r10', { run: serverRun({ READY_AFTER_MS: '600000' }) }));
+    const probes: ProbeReport[] = [];
+    await waitUntilReady({
+      endpoint: handle.endpoint,
+      path: '/health',
+      periodMs: 400,
+      phaseMs: 100,
+      extraProbesAtMs: [700, 250, -5],
+      timeoutMs: 1000,
+      deadline: Date.now() + 1100,
+      isAlive: aliveCheck('r10'),
+      onProbe: (r) => probes.push(r),
+    }).catch(() => undefined);
+    // Due at 0, 100, 250 (extra), 500, 700 (extra), 900 ms: each probe no earlier than due.
+    const due = [0, 100, 250, 500, 700, 900];
+    expect(probes.length).toBeGreaterThanOrEqual(4);
+    probes.slice(0, due.length).forEach((p, i) => expect(p.elapsedMs).toBeGreaterThanOrEqual(due[i] - 5));
+  });
+
+  it('an extra probe comes between scheduled ones a period apart', async () => {
+    const handle = await provider.launch(launchRequest('r12', { run: serverRun({ READY_AFTER_MS: '600000' }) }));
+    const probes: ProbeReport[] = [];
+    await waitUntilReady({ endpoint: handle.endpoint, path: '/health', periodMs: 60_000, phaseMs: 60_000, extraProbesAtMs: [300], timeoutMs: 1000, deadline: Date.now() + 3000, isAlive: aliveCheck('r12'), onProbe: (r) => probes.push(r) }).catch(() => undefined);
+    // At once, the extra one, and one at the deadline; without the extra, two.
+    expect(probes).toHaveLength(3);
+    expect(probes[1]?.elapsedMs).toBeGreaterThanOrEqual(295);
+  });
+
+  it('says when it saw the replica ready and last saw it not ready: bounds of its load time', async () => {
+    const handle = await provider.launch(launchRequest('r11', { run: serverRun({ READY_AFTER_MS: '300' }) }));
+    const ready = await waitUntilReady({ endpoint: handle.endpoint, path: '/health', periodMs: 100, timeoutMs: 1000, deadline: Date.now() + 60_000, isAlive: aliveCheck('r11') });
+    expect(ready.notReadyAtMs).toBeDefined();
+    expect(ready.readyAtMs).toBeGreaterThan(ready.notReadyAtMs ?? Infinity);
+  });
+});
