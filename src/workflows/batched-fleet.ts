@@ -314,8 +314,10 @@ export class BatchedReplicaFleet extends ReplicaFleet {
     } catch (err) {
       if (!retirementsDone) {
         retirementsDone = true;
-        // A failure for good is kept in removalFailure.
-        await CancellationScope.nonCancellable(() => this.retireAlone(retire, traffic)).catch(() => undefined);
+        // A failure for good is kept in removalFailure. A failure the activity raised came after
+        // its traffic change (set first, and retried until it is): that is not sent again.
+        const trafficUnknown = traffic && !(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) ? traffic : undefined;
+        if (retire.length > 0 || trafficUnknown) await CancellationScope.nonCancellable(() => this.retireAlone(retire, trafficUnknown)).catch(() => undefined);
         if (retire.length > 0) retired();
       }
       if (isCancellation(err) || record.status === 'SHUTTING_DOWN') return;

@@ -270,11 +270,14 @@ export function fakeWorld(readiness: Record<number, Readiness> = {}, client?: Cl
           .map((r) => ({ replicaId: r.replicaId, reason: `replica ${r.replicaId} stopped (${world.killed.get(r.replicaId) ?? 'terminated'})` }));
       };
       let lost = lostNow();
-      // While a 'dies-after-ready' version is about, look for up to 10 s in real time (time is not
-      // skipped meanwhile) for one of its replicas to be routed; otherwise look again an hour later.
+      // While a 'dies-after-ready' version is about, look in real time (time is not skipped
+      // meanwhile) for one of its replicas to be routed, until 30 s pass with no traffic change (a
+      // busy machine's steps can be seconds apart); otherwise look again an hour later.
       const doomed = () => [...world.readiness].some(([, r]) => r.kind === 'dies-after-ready');
-      for (let waited = 0; input.routed && lost.length === 0 && doomed() && waited < 10_000; waited += 25) {
+      let calls = world.trafficCalls.length;
+      for (let quiet = 0; input.routed && lost.length === 0 && doomed() && quiet < 30_000; quiet += 25) {
         await sleepUnlessCancelled(25);
+        if (world.trafficCalls.length !== calls) [calls, quiet] = [world.trafficCalls.length, 0];
         lost = lostNow();
       }
       if (lost.length === 0) stillHealthy();
