@@ -182,6 +182,18 @@ async function trial({ stack, client, trigger, round, log }) {
   return { row, samples, acts };
 }
 
+/** The trigger's own instants, after the detectable one (negative: before it). */
+const BESIDES = { watchSawMs: 'the watch saw the exit', sampleTakenMs: 'the failing read started', cliSpawnMs: 'the CLI was spawned', acceptedMs: 'the update was accepted' };
+function besides(rows) {
+  return Object.entries(BESIDES)
+    .filter(([k]) => rows.some((r) => typeof r[k] === 'number'))
+    .map(([k, what]) => {
+      const xs = rows.map((r) => r[k]).filter((x) => typeof x === 'number');
+      return `${what}: ${fmt(percentile(xs, 50))} / ${fmt(Math.max(...xs))}`;
+    })
+    .join('; ');
+}
+
 const fmt = (x) => (x === undefined || Number.isNaN(x) ? '-' : `${Math.round(x)}`);
 const stats = (xs) => ({ p50: percentile(xs, 50), p99: percentile(xs, 99), max: Math.max(...xs) });
 
@@ -204,12 +216,12 @@ async function run({ quick, log }) {
   }
   const groups = [...triggers.map((t) => [t, rows.filter((r) => r.trigger === t)]), ['all', rows]];
   const table = markdownTable(
-    ['trigger', 'n', 'requests p50 ms', 'requests p99 ms', 'requests max ms', 'decided p50 / max ms', 'router table p50 / max ms', 'failed answers after (all trials)'],
+    ['trigger', 'n', 'requests p50 ms', 'requests p99 ms', 'requests max ms', 'decided p50 / max ms', 'router table p50 / max ms', 'failed answers after (all trials)', 'besides (p50 / max ms)'],
     groups.map(([t, rs]) => {
       const r = stats(rs.map((x) => x.reactionMs));
       const d = stats(rs.map((x) => x.decidedMs));
       const tb = stats(rs.map((x) => x.tableMs));
-      return [t, rs.length, fmt(r.p50), fmt(r.p99), fmt(r.max), `${fmt(d.p50)} / ${fmt(d.max)}`, `${fmt(tb.p50)} / ${fmt(tb.max)}`, rs.reduce((a, x) => a + x.errorsAfter, 0)];
+      return [t, rs.length, fmt(r.p50), fmt(r.p99), fmt(r.max), `${fmt(d.p50)} / ${fmt(d.max)}`, `${fmt(tb.p50)} / ${fmt(tb.max)}`, rs.reduce((a, x) => a + x.errorsAfter, 0), t === 'all' ? '-' : besides(rs)];
     }),
   ) +
     '\n\nTimes after the detectable instant: deadline = the rollout\'s own deadline (status query); analysis = close of the read whose window failed; ' +
