@@ -9,7 +9,8 @@
  *   LOAD_DELAY_SECONDS   /health answers 503 until this long after start (default 0)
  *   NEVER_READY=1        /health always 503 (a version that never becomes ready)
  *   FAIL_RATE            fraction of /v1/* requests answered 500, every k-th (default 0)
- *   EXIT_AFTER_SECONDS   exit with code 1 after this long (a replica that dies)
+ *   EXIT_AFTER_SECONDS   exit with code 1 after this long (a replica that dies; its last line
+ *                        on stderr gives the time, `at <epoch ms> ms`)
  *   TOKEN_DELAY_MS       delay between streamed tokens (default 20)
  */
 'use strict';
@@ -163,7 +164,8 @@ process.on('SIGTERM', () => {
 
 if (process.env.EXIT_AFTER_SECONDS) {
   setTimeout(() => {
-    process.stderr.write(`model server ${version}: exiting after ${process.env.EXIT_AFTER_SECONDS}s (EXIT_AFTER_SECONDS)\n`);
+    // The epoch time of the exit, so that a benchmark can measure from the moment the process died.
+    process.stderr.write(`model server ${version}: exiting after ${process.env.EXIT_AFTER_SECONDS}s (EXIT_AFTER_SECONDS) at ${Date.now()} ms\n`);
     process.exit(1);
   }, Number(process.env.EXIT_AFTER_SECONDS) * 1000);
 }

@@ -29,6 +29,25 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * The wait between two rounds of a watch: the probe period, cut short when the provider hears
+ * that one of `replicaIds` stopped since `since` (a process exit is seen at once, not at the next
+ * probe; the next round then finds it gone), or when `signal` aborts.
+ */
+async function untilNextRound(provider: Provider, replicaIds: string[], since: number, ms: number, signal: AbortSignal): Promise<void> {
+  if (!provider.whenAnyStops || replicaIds.length === 0) return pause(ms, signal);
+  // Whichever ends first ends the other: aborting `round` clears the timer and the provider's listener.
+  const round = new AbortController();
+  const onAbort = (): void => round.abort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await Promise.race([pause(ms, round.signal), provider.whenAnyStops(replicaIds, since, round.signal)]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    round.abort();
+  }
+}
+
 async function observe(provider: Provider, replicaId: string, endpoint: string, probe: ReadinessProbeSpec) {
   let described: ReplicaDescription | undefined;
   try {
@@ -53,6 +72,7 @@ export async function watchUntilUnhealthy(
 ): Promise<void> {
   let failures = 0;
   while (!signal.aborted) {
+    const roundStart = Date.now();
     const seen = await observe(provider, input.replicaId, input.endpoint, input.probe);
     const judged = judgeReplica(failures, seen, input.probe.failure_threshold);
     failures = judged.failures;
@@ -64,7 +84,7 @@ export async function watchUntilUnhealthy(
       });
     }
     onFailures(failures);
-    await pause(input.probe.period_seconds * 1000, signal);
+    await untilNextRound(provider, [input.replicaId], roundStart, input.probe.period_seconds * 1000, signal);
   }
   // Cancelled: the rollout is done with this replica.
 }
@@ -113,6 +133,7 @@ export async function watchFleetUntilLost(
 ): Promise<{ lost: LostReplica[] }> {
   const until = Date.now() + input.maxWatchMs;
   while (!signal.aborted && Date.now() < until) {
+    const roundStart = Date.now();
     const watched = await watchedNow(input, routedBackends);
     const judged = await Promise.all(
       watched.map(async (r) => ({ r, j: judgeReplica(failures[r.replicaId] ?? 0, await observe(provider, r.replicaId, r.endpoint, r.probe), r.probe.failure_threshold) })),
@@ -120,7 +141,7 @@ export async function watchFleetUntilLost(
     for (const { r, j } of judged) failures[r.replicaId] = j.failures;
     const lost = judged.filter(({ j }) => j.lost).map(({ r, j }) => ({ replicaId: r.replicaId, reason: `replica ${r.replicaId} ${j.lost}` }));
     if (lost.length > 0) return { lost };
-    await pause(input.probe.period_seconds * 1000, signal);
+    await untilNextRound(provider, watched.map((r) => r.replicaId), roundStart, input.probe.period_seconds * 1000, signal);
   }
   return { lost: [] };
 }

@@ -103,4 +103,11 @@ export interface Provider {
    */
   listHeld?(service: string): Promise<HeldReplica[]>;
   terminateHeld?(service: string, externalIds: string[]): Promise<void>;
+  /**
+   * Optional, for providers that hear of a replica's end as it happens (the local provider: its
+   * children's exit events): resolves once one of `replicaIds` has stopped at or after `since`
+   * (epoch ms), else when `signal` aborts. Watches wait on it beside their probe period, so a
+   * replica that dies is seen at once instead of at the next probe. Without it, they poll.
+   */
+  whenAnyStops?(replicaIds: string[], since: number, signal: AbortSignal): Promise<void>;
 }

@@ -36,8 +36,20 @@ function blockOfThisSuite(): number {
 
 let next: number | undefined;
 
+/**
+ * TEST_PORT_BASE=N: every port from N to N + 99 instead of the suite's block (several people
+ * testing on one machine, each given a range; run the suites one at a time, `--runInBand`).
+ */
+const given = process.env.TEST_PORT_BASE ? Number(process.env.TEST_PORT_BASE) : undefined;
+
 /** A loopback port no one listens on now, and that no other suite or outgoing connection takes. */
 export async function freePort(): Promise<number> {
+  if (given !== undefined) {
+    if (!Number.isInteger(given) || given < 1024 || given + 100 > 65_536) throw new Error(`TEST_PORT_BASE: expected a port from 1024 to 65436, got ${process.env.TEST_PORT_BASE}`);
+    next ??= given;
+    for (; next < given + 100; next++) if (await bindable(next)) return next++;
+    throw new Error(`no bindable port left in TEST_PORT_BASE's ${given}–${given + 99}`);
+  }
   next ??= blockOfThisSuite();
   for (let tried = 0; tried < below - LOWEST; tried++) {
     const port = next;

@@ -90,7 +90,9 @@ export class LocalProvider implements Provider {
   private readonly portsHandedOut = new Set<number>();
   /** Children this process spawned, kept so their exit is observed (reaped) and reported. */
   private readonly children = new Map<string, ChildProcess>();
-  private readonly exits = new Map<string, { pid: number; info: string }>();
+  private readonly exits = new Map<string, { pid: number; info: string; at: number }>();
+  /** Called with a replica id when a child of ours exits (whenAnyStops). */
+  private readonly stopListeners = new Set<(replicaId: string) => void>();
 
   constructor(opts: LocalProviderOptions) {
     if (opts.gpus !== undefined && (!Number.isInteger(opts.gpus) || opts.gpus < 0)) {
@@ -342,10 +344,34 @@ export class LocalProvider implements Provider {
     child.on('error', (err) => this.logger.warn({ replicaId, err }, 'replica process error'));
     child.once('exit', (code, signal) => {
       const info = signal ? `killed by ${signal}` : `exit code ${code}`;
-      this.exits.set(replicaId, { pid: child.pid as number, info });
+      this.exits.set(replicaId, { pid: child.pid as number, info, at: Date.now() });
       if (this.children.get(replicaId) === child) this.children.delete(replicaId);
+      for (const listener of [...this.stopListeners]) listener(replicaId);
     });
     child.unref();
+  }
+
+  /**
+   * Resolves once a child of ours among `replicaIds` exits (or exited at or after `since`), or when
+   * `signal` aborts. Replicas an earlier worker started are not our children: their end is only
+   * seen by describe(), at the watch's next probe.
+   */
+  whenAnyStops(replicaIds: string[], since: number, signal: AbortSignal): Promise<void> {
+    const ids = new Set(replicaIds);
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.stopListeners.delete(listener);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const listener = (replicaId: string): void => {
+        if (ids.has(replicaId)) done();
+      };
+      // One that exited since the caller last looked (its exit event came before this call).
+      if (signal.aborted || replicaIds.some((id) => (this.exits.get(id)?.at ?? -Infinity) >= since)) return resolve();
+      this.stopListeners.add(listener);
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   private forget(record: LocalReplicaRecord): void {
