@@ -61,4 +61,13 @@ function sampleProcess(pid, everyMs = 500) {
   };
 }
 
-module.exports = { readProc, sampleProcess };
+/** Pids of `pid`'s children (Linux), e.g. the Temporal server under the dev stack's guardian. */
+function childPids(pid) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+module.exports = { readProc, sampleProcess, childPids };

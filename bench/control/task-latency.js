@@ -9,6 +9,7 @@ const { temporal } = require('@temporalio/proto');
 const { mapBounded } = require('./deploy-many');
 
 const E = temporal.api.enums.v1.EventType;
+const TIMEOUT_SCHEDULE_TO_START = temporal.api.enums.v1.TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START;
 
 const ms = (ts) => Number(ts.seconds) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6);
 
@@ -17,15 +18,26 @@ async function fetchHistories(client, ids, { concurrency = 8 } = {}) {
   return mapBounded(ids, concurrency, async (id) => ({ id, events: (await client.workflow.getHandle(id).fetchHistory()).events ?? [] }));
 }
 
-/** Schedule-to-start latencies (ms) of every workflow task in `events`. */
-function workflowTaskLatencies(events) {
+/**
+ * Schedule-to-start latencies (ms) of every workflow task in `events`. A task that timed out on
+ * the sticky queue (no poll took it within stickyQueueScheduleToStartTimeout) is scheduled again
+ * on the shared queue: its wait counts from the first scheduling, not from the second. With
+ * `since` (ms), only tasks first scheduled then or later.
+ */
+function workflowTaskLatencies(events, { since = -Infinity } = {}) {
   const scheduledAt = new Map();
   const out = [];
+  let waitingSince;
   for (const e of events) {
-    if (e.eventType === E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED) scheduledAt.set(Number(e.eventId), ms(e.eventTime));
-    else if (e.eventType === E.EVENT_TYPE_WORKFLOW_TASK_STARTED) {
+    if (e.eventType === E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED) {
+      scheduledAt.set(Number(e.eventId), waitingSince ?? ms(e.eventTime));
+      waitingSince = undefined;
+    } else if (e.eventType === E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT) {
+      const a = e.workflowTaskTimedOutEventAttributes;
+      if (a.timeoutType === TIMEOUT_SCHEDULE_TO_START) waitingSince = scheduledAt.get(Number(a.scheduledEventId));
+    } else if (e.eventType === E.EVENT_TYPE_WORKFLOW_TASK_STARTED) {
       const at = scheduledAt.get(Number(e.workflowTaskStartedEventAttributes.scheduledEventId));
-      if (at !== undefined) out.push(ms(e.eventTime) - at);
+      if (at !== undefined && at >= since) out.push(ms(e.eventTime) - at);
     }
   }
   return out;
