@@ -18,8 +18,8 @@
  *             Detectable when it exited: its last log line gives the time (epoch ms).
  * Reaction (requests) = the arrival of the last answer that was not the old version's (the new
  * version, or no answer / a router error) − the detectable instant; 0 when none came after it.
- * Besides: when the workflow decided (setTraffic scheduled) and when the router had the table
- * without the canary (setTraffic closed), from the rollout's history. A trial whose canary
+ * Besides: when the workflow decided (the traffic change without the canary scheduled) and when
+ * the router had that table (a setTraffic closed, or the activity carrying the change started), from the rollout's history. A trial whose canary
  * answered too few requests before the failure, or that did not roll back for its trigger's
  * reason, fails the part (a measurement of nothing is no figure).
  */
@@ -128,7 +128,7 @@ async function trial({ stack, client, trigger, round, log }) {
   const events = (await handle.fetchHistory()).events ?? [];
   const acts = activities(events);
   const leaving = trafficLeaving(acts, version);
-  if (!leaving?.closedAt) throw new Error(`${rolloutWorkflowId}: no setTraffic took v${version} out of traffic`);
+  if (leaving?.tableAt === undefined) throw new Error(`${rolloutWorkflowId}: no traffic change took v${version} out of traffic`);
   if (trigger === 'analysis') {
     // The read whose window failed: the last one that closed before the workflow decided.
     const read = acts.filter((a) => a.type === 'readTrafficStats' && a.closedAt !== undefined && a.closedAt <= leaving.scheduledAt).at(-1);
@@ -166,7 +166,7 @@ async function trial({ stack, client, trigger, round, log }) {
     rawMs: lastNotOld.at - detectAt,
     lastNotOld: { version: lastNotOld.version, status: lastNotOld.status, error: lastNotOld.error },
     decidedMs: after(leaving.scheduledAt),
-    tableMs: after(leaving.closedAt),
+    tableMs: after(leaving.tableAt),
     errorsAfter: answered.filter((s) => s.at >= detectAt && s.version === null).length,
     newAfter: answered.filter((s) => s.at >= detectAt && s.version === label).length,
     requests: samples.length,
@@ -226,7 +226,7 @@ async function run({ quick, log }) {
   ) +
     '\n\nTimes after the detectable instant: deadline = the rollout\'s own deadline (status query); analysis = close of the read whose window failed; ' +
     'rollback = the workflow task carrying the CLI\'s update scheduled; exit = the replica\'s logged exit time. "requests": the last answer not from the old version ' +
-    `(the canary's, or a failed one) arrived; "decided": the setTraffic without the canary scheduled; "router table": that setTraffic closed. One request every ${INTERVAL_MS} ms; ` +
+    `(the canary's, or a failed one) arrived; "decided": the traffic change without the canary scheduled (a setTraffic, or carried by a start or retirement); "router table": that setTraffic closed, or the activity carrying it started. One request every ${INTERVAL_MS} ms; ` +
     'a 1-replica service with a 1-replica canary at 50%, probe period 1 s.';
   const summary = groups.map(([t, rs]) => {
     const r = stats(rs.map((x) => x.reactionMs));

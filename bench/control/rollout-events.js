@@ -73,15 +73,29 @@ function acceptedUpdates(events) {
 }
 
 /**
- * The setTraffic that took `version` out of traffic: the first one, after one that routed it,
- * whose backends give it no weight. Undefined when there is none.
+ * An activity's traffic change: a setTraffic's own, or one carried by a startReplica or
+ * retireReplicas (traffic-with-steps), which the activity sets first thing.
+ */
+function trafficOf(a) {
+  if (a.type === 'setTraffic') return a.input[0];
+  if (a.type === 'startReplica' || a.type === 'retireReplicas') return a.input[0]?.traffic;
+  return undefined;
+}
+
+/**
+ * The traffic change that took `version` out of traffic: the first one, after one that routed
+ * it, whose backends give it no weight, with `tableAt`, when the router had it: a setTraffic's
+ * close, or the start of the activity that carried it (it sets the table before anything else).
+ * Undefined when there is none.
  */
 function trafficLeaving(acts, version) {
   let routed = false;
-  for (const a of acts.filter((x) => x.type === 'setTraffic')) {
-    const has = (a.input[0]?.backends ?? []).some((b) => b.version === version && b.weight > 0);
+  for (const a of acts) {
+    const change = trafficOf(a);
+    if (!change) continue;
+    const has = (change.backends ?? []).some((b) => b.version === version && b.weight > 0);
     if (has) routed = true;
-    else if (routed) return a;
+    else if (routed) return { ...a, tableAt: a.type === 'setTraffic' ? a.closedAt : a.startedAt };
   }
   return undefined;
 }
