@@ -18,6 +18,7 @@
 
 mod admin;
 mod ejection;
+mod gather;
 mod handover;
 mod identity;
 mod log;

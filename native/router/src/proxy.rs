@@ -21,6 +21,7 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
 
+use crate::gather::Gathered;
 use crate::log;
 use crate::pinning::{resolve_pin, PIN_HEADER};
 use crate::routes::Backend;
@@ -211,7 +212,7 @@ fn proxied_response(response: Response<Incoming>, mut attempt: Attempt) -> Respo
     if parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream")) {
         parts.headers.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
     }
-    Response::from_parts(parts, Either::Left(ProxiedBody { inner: body, attempt }))
+    Response::from_parts(parts, Either::Left(ProxiedBody::new(body, attempt)))
 }
 
 /// The replica failed before any response byte: refused, unreachable, or the connection broke (a
@@ -313,12 +314,19 @@ impl Drop for Attempt {
     }
 }
 
-/// The replica's response body on its way to the client, frame by frame; the attempt is recorded
-/// when the body ends, fails or is dropped (a client that left mid-stream drops it, which also
-/// closes the upstream connection and so stops the replica's work).
+/// The replica's response body on its way to the client, data that is already there gathered into
+/// one frame (gather.rs); the attempt is recorded when the body ends, fails or is dropped (a client
+/// that left mid-stream drops it, which also closes the upstream connection and so stops the
+/// replica's work).
 pub struct ProxiedBody {
-    inner: Incoming,
+    inner: Gathered<Incoming>,
     attempt: Attempt,
+}
+
+impl ProxiedBody {
+    fn new(inner: Incoming, attempt: Attempt) -> ProxiedBody {
+        ProxiedBody { inner: Gathered::new(inner), attempt }
+    }
 }
 
 impl Body for ProxiedBody {
@@ -327,12 +335,14 @@ impl Body for ProxiedBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            self.attempt.record();
-        } else if let Poll::Ready(Some(Err(err))) = &polled {
+        if let Poll::Ready(Some(Err(err))) = &polled {
             // A response had started: the client's connection is cut rather than the answer
             // pretending to be complete.
             log::warn("upstream response broke off", json!({ "service": &*self.attempt.service, "replica": &*self.attempt.backend.replica_id, "err": err.to_string(), "responseStarted": true }));
+        }
+        // Recorded as soon as the replica's body is over, though the last data may still be on
+        // its way out with the end (the server stops polling a body that says it has ended).
+        if self.inner.inner_done() {
             self.attempt.record();
         }
         polled
