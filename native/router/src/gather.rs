@@ -35,8 +35,16 @@ pub struct Gathered<B: Body> {
     /// What the inner body gave after data that was gathered (its end, trailers or an error):
     /// given out on the next poll, after that data.
     held: Option<Option<Result<Frame<Bytes>, B::Error>>>,
-    /// The inner body has ended or failed.
-    inner_done: bool,
+    upstream: Upstream,
+}
+
+/// How far the inner body is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upstream {
+    Open,
+    /// Read to its end (what it gave may still be on its way out).
+    Ended,
+    Failed,
 }
 
 // Nothing in it is pinned: the inner body is Unpin, and what is held is moved out, never polled.
@@ -44,12 +52,12 @@ impl<B: Body + Unpin> Unpin for Gathered<B> {}
 
 impl<B: Body<Data = Bytes> + Unpin> Gathered<B> {
     pub fn new(inner: B) -> Gathered<B> {
-        Gathered { inner, first: None, joined: None, turns: 0, progressed: false, held: None, inner_done: false }
+        Gathered { inner, first: None, joined: None, turns: 0, progressed: false, held: None, upstream: Upstream::Open }
     }
 
-    /// The inner body has ended or failed (what it gave may still be on its way out).
-    pub fn inner_done(&self) -> bool {
-        self.inner_done
+    /// Whether the inner body has ended or failed (what it gave may still be on its way out).
+    pub fn upstream(&self) -> Upstream {
+        self.upstream
     }
 
     fn gathered_len(&self) -> usize {
@@ -95,7 +103,7 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Gathered<B> {
         if let Some(held) = this.held.take() {
             return Poll::Ready(held);
         }
-        if this.inner_done {
+        if this.upstream != Upstream::Open {
             return Poll::Ready(None);
         }
         loop {
@@ -103,7 +111,10 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Gathered<B> {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
                         this.push(data);
-                        if this.gathered_len() < GATHER_BYTES && !this.inner.is_end_stream() {
+                        if this.inner.is_end_stream() {
+                            // A body of known length is complete: it is not polled again.
+                            this.upstream = Upstream::Ended;
+                        } else if this.gathered_len() < GATHER_BYTES {
                             continue;
                         }
                         return Poll::Ready(this.take().map(|d| Ok(Frame::data(d))));
@@ -111,11 +122,11 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Gathered<B> {
                     Err(trailers) => Some(Ok(trailers)),
                 },
                 Poll::Ready(Some(Err(err))) => {
-                    this.inner_done = true;
+                    this.upstream = Upstream::Failed;
                     Some(Err(err))
                 }
                 Poll::Ready(None) => {
-                    this.inner_done = true;
+                    this.upstream = Upstream::Ended;
                     None
                 }
                 Poll::Pending => {
@@ -147,12 +158,12 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Gathered<B> {
     fn is_end_stream(&self) -> bool {
         match &self.held {
             Some(next) => next.is_none(),
-            None => self.is_empty() && (self.inner_done || self.inner.is_end_stream()),
+            None => self.is_empty() && (self.upstream != Upstream::Open || self.inner.is_end_stream()),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        let mut hint = if self.inner_done { SizeHint::with_exact(0) } else { self.inner.size_hint() };
+        let mut hint = if self.upstream != Upstream::Open { SizeHint::with_exact(0) } else { self.inner.size_hint() };
         let gathered = self.gathered_len() as u64;
         if let Some(upper) = hint.upper() {
             hint.set_upper(upper + gathered);
@@ -259,7 +270,7 @@ mod tests {
         assert!(poll(&mut body, &mut cx).is_pending());
         feed.end();
         assert!(matches!(poll(&mut body, &mut cx), Poll::Ready(None)));
-        assert!(body.inner_done() && body.is_end_stream());
+        assert!(body.upstream() == Upstream::Ended && body.is_end_stream());
     }
 
     #[test]
@@ -327,7 +338,7 @@ mod tests {
         let mut cx = Context::from_waker(&w);
         assert_eq!(data(poll(&mut body, &mut cx)), "last");
         assert!(body.is_end_stream(), "the server writes the data and the end together");
-        assert!(body.inner_done());
+        assert_eq!(body.upstream(), Upstream::Ended);
         assert!(matches!(poll(&mut body, &mut cx), Poll::Ready(None)));
     }
 
@@ -341,6 +352,7 @@ mod tests {
         let mut cx = Context::from_waker(&w);
         assert_eq!(data(poll(&mut body, &mut cx)), "partial");
         assert!(!body.is_end_stream(), "the error is still to come");
+        assert_eq!(body.upstream(), Upstream::Failed);
         assert!(matches!(poll(&mut body, &mut cx), Poll::Ready(Some(Err("reset")))));
     }
 

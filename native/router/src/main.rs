@@ -29,6 +29,7 @@ mod routes;
 mod server;
 mod state;
 mod stats;
+mod upstream;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};

@@ -14,19 +14,20 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use crate::gather::Gathered;
+use crate::gather::{Gathered, Upstream};
 use crate::log;
 use crate::pinning::{resolve_pin, PIN_HEADER};
 use crate::routes::Backend;
 use crate::state::Shared;
 use crate::stats::Outcome;
+use crate::upstream::{Answer, Sender, UpstreamError};
 
 /// Bodies up to this size are buffered (and retryable); larger or unsized ones stream.
 const BUFFERED_BODY_BYTES: usize = 1024 * 1024;
@@ -101,13 +102,15 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ClientBo
         let mut upstream = Request::new(upstream_body);
         *upstream.method_mut() = parts.method.clone();
         *upstream.headers_mut() = headers.clone();
-        match format!("{}{}{}", backend.target.origin, backend.target.base_path, path).parse() {
+        upstream.headers_mut().insert(HOST, backend.target.host_header.clone());
+        let uri = if backend.target.base_path.is_empty() { path.parse() } else { format!("{}{}", backend.target.base_path, path).parse() };
+        match uri {
             Ok(uri) => *upstream.uri_mut() = uri,
             Err(_) => return json_error(StatusCode::BAD_REQUEST, "the request path is not a valid URI path"),
         }
 
         let attempt = Attempt::start(shared.clone(), service.clone(), backend.clone());
-        let answer = match tokio::time::timeout(shared.upstream_timeout, shared.client.request(upstream)).await {
+        let answer = match tokio::time::timeout(shared.upstream_timeout, shared.upstreams.send(&backend.target.authority, upstream)).await {
             Ok(answer) => answer,
             Err(_) => {
                 // Not retried elsewhere: the replica may be working on it (a request must not run twice).
@@ -117,9 +120,9 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ClientBo
             }
         };
         match answer {
-            Ok(response) => {
+            Ok(Answer { response, connection }) => {
                 shared.ejections().answered(&backend.replica_id);
-                return proxied_response(response, attempt);
+                return proxied_response(response, connection, attempt);
             }
             Err(err) if failed_before_answering(&err) => {
                 attempt.finish(Outcome::ConnectError);
@@ -199,7 +202,7 @@ fn forward_headers(headers: &HeaderMap, buffered: bool) -> HeaderMap {
     out
 }
 
-fn proxied_response(response: Response<Incoming>, mut attempt: Attempt) -> Response<ClientBody> {
+fn proxied_response(response: Response<Incoming>, connection: Sender, mut attempt: Attempt) -> Response<ClientBody> {
     let (mut parts, body) = response.into_parts();
     attempt.answered(parts.status.as_u16());
     for name in HOP_BY_HOP {
@@ -212,15 +215,15 @@ fn proxied_response(response: Response<Incoming>, mut attempt: Attempt) -> Respo
     if parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream")) {
         parts.headers.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
     }
-    Response::from_parts(parts, Either::Left(ProxiedBody::new(body, attempt)))
+    Response::from_parts(parts, Either::Left(ProxiedBody::new(body, connection, attempt)))
 }
 
 /// The replica failed before any response byte: refused, unreachable, or the connection broke (a
 /// replica dying, a stale kept-alive socket). The replica may have seen the request, but it
 /// produced nothing; a model request is safe to run again, and the design forbids dropping
 /// requests because a replica went away.
-fn failed_before_answering(err: &hyper_util::client::legacy::Error) -> bool {
-    if err.is_connect() {
+fn failed_before_answering(err: &UpstreamError) -> bool {
+    if matches!(err, UpstreamError::Connect(_)) {
         return true;
     }
     let mut source = err.source();
@@ -320,12 +323,31 @@ impl Drop for Attempt {
 /// replica's work).
 pub struct ProxiedBody {
     inner: Gathered<Incoming>,
+    /// The connection it comes on: back to the pool once the body has been read to its end.
+    connection: Option<Sender>,
     attempt: Attempt,
 }
 
 impl ProxiedBody {
-    fn new(inner: Incoming, attempt: Attempt) -> ProxiedBody {
-        ProxiedBody { inner: Gathered::new(inner), attempt }
+    fn new(inner: Incoming, connection: Sender, attempt: Attempt) -> ProxiedBody {
+        let mut body = ProxiedBody { inner: Gathered::new(inner), connection: Some(connection), attempt };
+        // No body at all (HEAD, 204, 304): it is not polled.
+        if body.inner.is_end_stream() {
+            body.done(true);
+        }
+        body
+    }
+
+    /// The replica's body is over: the attempt is recorded, and the connection goes back to the
+    /// pool if the body ended cleanly (else it is closed: HTTP/1 cannot reuse a connection whose
+    /// response was cut).
+    fn done(&mut self, cleanly: bool) {
+        if let Some(connection) = self.connection.take() {
+            if cleanly {
+                self.attempt.shared.upstreams.put_back(&self.attempt.backend.target.authority, connection);
+            }
+        }
+        self.attempt.record();
     }
 }
 
@@ -340,10 +362,12 @@ impl Body for ProxiedBody {
             // pretending to be complete.
             log::warn("upstream response broke off", json!({ "service": &*self.attempt.service, "replica": &*self.attempt.backend.replica_id, "err": err.to_string(), "responseStarted": true }));
         }
-        // Recorded as soon as the replica's body is over, though the last data may still be on
-        // its way out with the end (the server stops polling a body that says it has ended).
-        if self.inner.inner_done() {
-            self.attempt.record();
+        // Done as soon as the replica's body is over, though its last data may still be on its
+        // way out with the end (the server stops polling a body that says it has ended).
+        match self.inner.upstream() {
+            Upstream::Open => {}
+            Upstream::Ended => self.done(true),
+            Upstream::Failed => self.done(false),
         }
         polled
     }

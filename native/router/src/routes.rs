@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use http::Uri;
+use http::{HeaderValue, Uri};
 use serde::{Deserialize, Serialize};
 
 use crate::picker::WeightedPicker;
@@ -71,10 +71,12 @@ pub struct RouteTable {
     pub services: BTreeMap<String, ServiceRoute>,
 }
 
-/// Where a backend's requests go: scheme and authority, and the base path its URL carries.
+/// Where a backend's requests go: its address (`host:port`, also the Host header sent) and the
+/// base path its URL carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
-    pub origin: String,
+    pub authority: String,
+    pub host_header: HeaderValue,
     pub base_path: String,
 }
 
@@ -86,8 +88,10 @@ impl Target {
         if scheme != "http" {
             return None;
         }
-        let authority = uri.authority()?;
-        Some(Target { origin: format!("{scheme}://{authority}"), base_path: uri.path().trim_end_matches('/').to_string() })
+        // Any user info (`user:pass@`) is not part of the address.
+        let authority = uri.authority()?.as_str().rsplit('@').next()?.to_string();
+        let host_header = HeaderValue::from_str(&authority).ok()?;
+        Some(Target { authority, host_header, base_path: uri.path().trim_end_matches('/').to_string() })
     }
 }
 
@@ -191,9 +195,12 @@ mod tests {
     #[test]
     fn targets_keep_the_base_path() {
         let t = Target::parse("http://127.0.0.1:8000/base/").unwrap();
-        assert_eq!((t.origin.as_str(), t.base_path.as_str()), ("http://127.0.0.1:8000", "/base"));
+        assert_eq!((t.authority.as_str(), t.base_path.as_str()), ("127.0.0.1:8000", "/base"));
+        assert_eq!(t.host_header, "127.0.0.1:8000");
         let t = Target::parse("http://[::1]:8000").unwrap();
-        assert_eq!((t.origin.as_str(), t.base_path.as_str()), ("http://[::1]:8000", ""));
+        assert_eq!((t.authority.as_str(), t.base_path.as_str()), ("[::1]:8000", ""));
+        let t = Target::parse("http://user:secret@replica:81/").unwrap();
+        assert_eq!((t.authority.as_str(), t.base_path.as_str()), ("replica:81", ""));
         assert!(Target::parse("ftp://x").is_none());
         assert!(Target::parse("https://x").is_none());
         assert!(Target::parse("not a url").is_none());
