@@ -32,7 +32,23 @@ use crate::upstream::{Answer, Sender, UpstreamError};
 /// Bodies up to this size are buffered (and retryable); larger or unsized ones stream.
 const BUFFERED_BODY_BYTES: usize = 1024 * 1024;
 
-const HOP_BY_HOP: [&str; 10] = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"];
+/// Parsed once: a header removed or compared by name is then not parsed on every request.
+static HOP_BY_HOP: [HeaderName; 10] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
+    http::header::HOST,
+];
+static X_ROLLOUT_REPLICA: HeaderName = HeaderName::from_static("x-rollout-replica");
+static X_ROLLOUT_VERSION: HeaderName = HeaderName::from_static("x-rollout-version");
+static X_ROLLOUT_ROUTER: HeaderName = HeaderName::from_static("x-rollout-router");
+static X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 pub type ClientBody = Either<ProxiedBody, Full<Bytes>>;
 
@@ -80,7 +96,7 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ClientBo
     } else {
         RequestBody::Streamed(Some(body))
     };
-    let headers = forward_headers(&parts.headers, matches!(body, RequestBody::Buffered(_)));
+    let buffered = matches!(body, RequestBody::Buffered(_));
 
     let mut tried: HashSet<Arc<str>> = HashSet::new();
     loop {
@@ -101,7 +117,7 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ClientBo
         };
         let mut upstream = Request::new(upstream_body);
         *upstream.method_mut() = parts.method.clone();
-        *upstream.headers_mut() = headers.clone();
+        *upstream.headers_mut() = forward_headers(&parts.headers, buffered);
         upstream.headers_mut().insert(HOST, backend.target.host_header.clone());
         let uri = if backend.target.base_path.is_empty() { path.parse() } else { format!("{}{}", backend.target.base_path, path).parse() };
         match uri {
@@ -183,18 +199,20 @@ pub fn decode_segment(segment: &str) -> String {
 /// The request headers for the replica: hop-by-hop ones dropped (also those the client named in
 /// `Connection`); the body's framing is left to the client library, which knows the body.
 fn forward_headers(headers: &HeaderMap, buffered: bool) -> HeaderMap {
+    // Usually just `keep-alive`, which names no header: nothing is allocated for it.
     let named: Vec<String> = headers
         .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
-        .filter(|t| t != "keep-alive" && t != "close")
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
+        .map(str::to_ascii_lowercase)
         .collect();
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        let n = name.as_str();
         // `expect: 100-continue` was answered by us already when the body was read.
-        if HOP_BY_HOP.contains(&n) || n == "content-length" || (buffered && n == "expect") || named.iter().any(|t| t == n) {
+        if HOP_BY_HOP.contains(name) || name == CONTENT_LENGTH || (buffered && name == http::header::EXPECT) || named.iter().any(|t| t == name.as_str()) {
             continue;
         }
         out.append(name.clone(), value.clone());
@@ -205,15 +223,16 @@ fn forward_headers(headers: &HeaderMap, buffered: bool) -> HeaderMap {
 fn proxied_response(response: Response<Incoming>, connection: Sender, mut attempt: Attempt) -> Response<ClientBody> {
     let (mut parts, body) = response.into_parts();
     attempt.answered(parts.status.as_u16());
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         parts.headers.remove(name);
     }
-    parts.headers.insert(HeaderName::from_static("x-rollout-replica"), HeaderValue::from_str(&attempt.backend.replica_id).unwrap_or(HeaderValue::from_static("?")));
-    parts.headers.insert(HeaderName::from_static("x-rollout-version"), HeaderValue::from(attempt.backend.version));
-    parts.headers.insert(HeaderName::from_static("x-rollout-router"), crate::identity::header_value());
+    let tags = &attempt.backend.tags;
+    parts.headers.insert(X_ROLLOUT_REPLICA.clone(), tags.replica.clone());
+    parts.headers.insert(X_ROLLOUT_VERSION.clone(), tags.version.clone());
+    parts.headers.insert(X_ROLLOUT_ROUTER.clone(), crate::identity::header_value());
     // A proxy in front of this one (nginx) must not buffer token streams either.
-    if parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream")) {
-        parts.headers.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
+    if parts.headers.get(CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) {
+        parts.headers.insert(X_ACCEL_BUFFERING.clone(), HeaderValue::from_static("no"));
     }
     Response::from_parts(parts, Either::Left(ProxiedBody::new(body, connection, attempt)))
 }

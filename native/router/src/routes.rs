@@ -23,13 +23,24 @@ pub struct Backend {
     /// `url` parsed once, when the backend is accepted (not on every request).
     #[serde(skip_serializing)]
     pub target: Target,
+    /// The response headers that say who answered, made once.
+    #[serde(skip_serializing)]
+    pub tags: Tags,
+}
+
+/// `X-Rollout-Replica` and `X-Rollout-Version` of a backend's responses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tags {
+    pub replica: HeaderValue,
+    pub version: HeaderValue,
 }
 
 impl Backend {
     /// None when `url` is not a plain `http://` URL.
     pub fn new(replica_id: Arc<str>, version: i64, url: String, weight: f64) -> Option<Backend> {
         let target = Target::parse(&url)?;
-        Some(Backend { replica_id, version, url, weight, target })
+        let tags = Tags { replica: HeaderValue::from_str(&replica_id).unwrap_or(HeaderValue::from_static("?")), version: HeaderValue::from(version) };
+        Some(Backend { replica_id, version, url, weight, target, tags })
     }
 }
 
