@@ -1,9 +1,11 @@
 //! The traffic path: `/<service>/<rest>` → a backend's `/<rest>`, chosen by weight.
 //! Request bodies up to 1 MiB are read first (model requests are small JSON), so a request whose
 //! replica refused the connection or broke it before answering can be retried on another one.
-//! Responses stream back frame by frame as they arrive (SSE tokens are not buffered). Nothing is
-//! retried once a response has started. A replica that keeps refusing connections is ejected for
-//! a while (ejection.rs); `X-Rollout-Version` pins a request to one version (pinning.rs).
+//! Responses stream back as they arrive: SSE tokens are never held back for more, though
+//! frames that have already arrived together leave in one write (gather.rs). Upstream connections
+//! are kept alive in a pool of our own (upstream.rs). Nothing is retried once a response has
+//! started. A replica that keeps refusing connections is ejected for a while (ejection.rs);
+//! `X-Rollout-Version` pins a request to one version (pinning.rs).
 
 use std::collections::HashSet;
 use std::convert::Infallible;
