@@ -184,14 +184,16 @@ mod tests {
     #[derive(Clone, Default)]
     struct Feed(Arc<Mutex<FeedState>>);
 
+    type Frames = VecDeque<Result<Frame<Bytes>, &'static str>>;
+
     #[derive(Default)]
     struct FeedState {
-        frames: VecDeque<Result<Frame<Bytes>, &'static str>>,
+        frames: Frames,
         ended: bool,
         waker: Option<Waker>,
         /// Called each time a frame is taken: the test's stand-in for the connection's task,
         /// which decodes its next frame once the last one was taken.
-        on_take: Option<Box<dyn FnMut(&mut VecDeque<Result<Frame<Bytes>, &'static str>>) + Send>>,
+        on_take: Option<Box<dyn FnMut(&mut Frames) + Send>>,
     }
 
     impl Feed {
