@@ -185,6 +185,7 @@ mod tests {
     struct Feed(Arc<Mutex<FeedState>>);
 
     type Frames = VecDeque<Result<Frame<Bytes>, &'static str>>;
+    type OnTake = Box<dyn FnMut(&mut Frames) + Send>;
 
     #[derive(Default)]
     struct FeedState {
@@ -193,7 +194,7 @@ mod tests {
         waker: Option<Waker>,
         /// Called each time a frame is taken: the test's stand-in for the connection's task,
         /// which decodes its next frame once the last one was taken.
-        on_take: Option<Box<dyn FnMut(&mut Frames) + Send>>,
+        on_take: Option<OnTake>,
     }
 
     impl Feed {
