@@ -13,7 +13,8 @@
  * a burst of load from elsewhere on a shared machine falls on all targets alike instead of on
  * whichever ran at that moment. The proxies' CPU time per request is read from /proc.
  * Results: bench/results/router-<time>.json and .md, and the README's table between the
- * bench:router markers.
+ * bench:router markers. BENCH_EXTRA_ROUTERS=label=path,… adds other router binaries as targets
+ * (an earlier build, to compare a change in one run); such a run leaves the README alone.
  */
 'use strict';
 const autocannon = require('autocannon');
@@ -237,6 +238,21 @@ function ratio(a, b) {
   return b ? Math.round((a / b) * 100) / 100 : null;
 }
 
+/** A router process (its binary) with one route, `llm` → the replica; its traffic base URL. */
+async function startRouter(binary, replicaUrl, pids, label) {
+  const [trafficPort, adminPort] = [await freePort(), await freePort()];
+  const token = 'bench-token';
+  pids[label] = start(binary, [], { ROUTER_TRAFFIC_PORT: String(trafficPort), ROUTER_ADMIN_PORT: String(adminPort), ROUTER_TOKEN: token }).pid;
+  await waitHttp(`http://127.0.0.1:${adminPort}/healthz`);
+  const put = await fetch(`http://127.0.0.1:${adminPort}/v1/services/llm/backends`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ backends: [{ replicaId: 'bench-r1', version: 1, url: replicaUrl, weight: 1 }] }),
+  });
+  if (put.status !== 200) throw new Error(`router ${label} refused the route: ${put.status}`);
+  return `http://127.0.0.1:${trafficPort}/llm`;
+}
+
 async function main() {
   // The router as it runs in service: its binary (native/router, found as src/router/binary.ts
   // finds it), built by setup if missing.
@@ -256,19 +272,15 @@ async function main() {
   const direct = `http://127.0.0.1:${replicaPort}`;
   await waitHttp(`${direct}/health`);
 
-  const [trafficPort, adminPort] = [await freePort(), await freePort()];
-  const token = 'bench-token';
-  pids.router = start(routerBinary, [], { ROUTER_TRAFFIC_PORT: String(trafficPort), ROUTER_ADMIN_PORT: String(adminPort), ROUTER_TOKEN: token }).pid;
-  await waitHttp(`http://127.0.0.1:${adminPort}/healthz`);
-  const put = await fetch(`http://127.0.0.1:${adminPort}/v1/services/llm/backends`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ backends: [{ replicaId: 'bench-r1', version: 1, url: direct, weight: 1 }] }),
-  });
-  if (put.status !== 200) throw new Error(`router refused the route: ${put.status}`);
-  const router = `http://127.0.0.1:${trafficPort}/llm`;
-
+  const router = await startRouter(routerBinary, direct, pids, 'router');
   const targets = { direct, router };
+  // BENCH_EXTRA_ROUTERS=label=path,…: other router binaries (an earlier build, say) measured in
+  // the same run as further targets, so a change is compared side by side rather than across runs.
+  const extras = (process.env.BENCH_EXTRA_ROUTERS ?? '').split(',').filter(Boolean).map((item, i) => {
+    const [label, binary] = item.includes('=') ? item.split('=', 2) : [`router${i + 2}`, item];
+    return { label, binary: path.resolve(binary) };
+  });
+  for (const { label, binary } of extras) targets[label] = await startRouter(binary, direct, pids, label);
   const nginxBin = ensureNginx();
   if (nginxBin) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-nginx-'));
@@ -318,11 +330,31 @@ async function main() {
     });
   }
 
+  // The extra routers, each against direct and against the router under test.
+  const extraRouters = extras.map(({ label, binary }) => ({
+    label,
+    binary,
+    scenarios: summary.map((s) => {
+      const e = get(s.scenario, label);
+      return {
+        scenario: s.scenario,
+        requestsPerSecond: e.requestsPerSecond,
+        addedP50ms: Math.round((e.p50ms - s.direct.p50ms) * 100) / 100,
+        addedP99ms: Math.round((e.p99ms - s.direct.p99ms) * 100) / 100,
+        throughputVsRouter: ratio(e.requestsPerSecond, s.router.requestsPerSecond),
+        cpuUsPerRequest: e.cpuUsPerRequest ?? null,
+      };
+    }),
+  }));
+  for (const x of extraRouters) {
+    for (const s of x.scenarios) process.stderr.write(`[bench] ${x.label}: ${s.scenario}: added p50 ${s.addedP50ms} ms, p99 ${s.addedP99ms} ms, ${s.requestsPerSecond} req/s (${s.throughputVsRouter} of router), cpu ${s.cpuUsPerRequest ?? '-'} µs/req\n`);
+  }
+
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const outDir = path.join(root, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   const machine = describeMachine();
-  const record = { date: new Date().toISOString(), machine, secondsPerRun: seconds, rounds, machineLoad: { before: loadBefore, after: loadAfter }, loadGenerator: 'bench/fixed-rate.js in a child process of its own (fixed rate, interleaved rounds); autocannon in the bench process (max throughput)', rows, summary };
+  const record = { date: new Date().toISOString(), machine, secondsPerRun: seconds, rounds, machineLoad: { before: loadBefore, after: loadAfter }, loadGenerator: 'bench/fixed-rate.js in a child process of its own (fixed rate, interleaved rounds); autocannon in the bench process (max throughput)', rows, summary, ...(extraRouters.length ? { extraRouters } : {}) };
   fs.writeFileSync(path.join(outDir, `router-${stamp}.json`), JSON.stringify(record, null, 2) + '\n');
 
   const table = [
@@ -340,7 +372,8 @@ async function main() {
   const readme = path.join(root, 'README.md');
   const text = fs.readFileSync(readme, 'utf8');
   const updated = text.replace(/(<!-- bench:router:start -->\n)[\s\S]*?(<!-- bench:router:end -->)/, `$1${table}\n$2`);
-  if (updated !== text) fs.writeFileSync(readme, updated);
+  // A run with extra routers is a comparison between builds, not the README's figures.
+  if (updated !== text && !extraRouters.length) fs.writeFileSync(readme, updated);
   process.stdout.write(`\n${table}\n\nwritten: bench/results/router-${stamp}.json and .md\n`);
 }
 

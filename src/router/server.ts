@@ -140,8 +140,17 @@ export function launchRouter(routerEnv: Record<string, string>, opts: LaunchOpti
     child.once('error', (err) => reject(new Error(`could not start the router (${binary}): ${err.message}`)));
     child.once('exit', (code, signal) => {
       if (ready) return;
-      const said = stderr.trim().replace(/^rollout-router: /, '');
-      reject(new RouterStartError(said || `the router exited (${signal ?? code}) before it was ready`, code));
+      // 'exit' can come before the last of its stderr (its message): wait for the pipe to close
+      // (a second at most, should something else hold it open).
+      const drained = new Promise<void>((resolve) => {
+        if (child.stderr.closed) resolve();
+        else child.stderr.once('close', () => resolve());
+        setTimeout(resolve, 1000).unref();
+      });
+      void drained.then(() => {
+        const said = stderr.trim().replace(/^rollout-router: /, '');
+        reject(new RouterStartError(said || `the router exited (${signal ?? code}) before it was ready`, code));
+      });
     });
   });
 }

@@ -1,9 +1,11 @@
 //! The traffic path: `/<service>/<rest>` → a backend's `/<rest>`, chosen by weight.
 //! Request bodies up to 1 MiB are read first (model requests are small JSON), so a request whose
 //! replica refused the connection or broke it before answering can be retried on another one.
-//! Responses stream back frame by frame as they arrive (SSE tokens are not buffered). Nothing is
-//! retried once a response has started. A replica that keeps refusing connections is ejected for
-//! a while (ejection.rs); `X-Rollout-Version` pins a request to one version (pinning.rs).
+//! Responses stream back as they arrive: SSE tokens are never held back for more, though
+//! frames that have already arrived together leave in one write (gather.rs). Upstream connections
+//! are kept alive in a pool of our own (upstream.rs). Nothing is retried once a response has
+//! started. A replica that keeps refusing connections is ejected for a while (ejection.rs);
+//! `X-Rollout-Version` pins a request to one version (pinning.rs).
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -14,23 +16,41 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
 
+use crate::gather::{Gathered, Upstream};
 use crate::log;
 use crate::pinning::{resolve_pin, PIN_HEADER};
 use crate::routes::Backend;
 use crate::state::Shared;
 use crate::stats::Outcome;
+use crate::upstream::{Answer, Sender, UpstreamError};
 
 /// Bodies up to this size are buffered (and retryable); larger or unsized ones stream.
 const BUFFERED_BODY_BYTES: usize = 1024 * 1024;
 
-const HOP_BY_HOP: [&str; 10] = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"];
+/// Parsed once: a header removed or compared by name is then not parsed on every request.
+static HOP_BY_HOP: [HeaderName; 10] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
+    http::header::HOST,
+];
+static X_ROLLOUT_REPLICA: HeaderName = HeaderName::from_static("x-rollout-replica");
+static X_ROLLOUT_VERSION: HeaderName = HeaderName::from_static("x-rollout-version");
+static X_ROLLOUT_ROUTER: HeaderName = HeaderName::from_static("x-rollout-router");
+static X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 pub type ClientBody = Either<ProxiedBody, Full<Bytes>>;
 
@@ -78,7 +98,7 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ClientBo
     } else {
         RequestBody::Streamed(Some(body))
     };
-    let headers = forward_headers(&parts.headers, matches!(body, RequestBody::Buffered(_)));
+    let buffered = matches!(body, RequestBody::Buffered(_));
 
     let mut tried: HashSet<Arc<str>> = HashSet::new();
     loop {
@@ -99,14 +119,16 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ClientBo
         };
         let mut upstream = Request::new(upstream_body);
         *upstream.method_mut() = parts.method.clone();
-        *upstream.headers_mut() = headers.clone();
-        match format!("{}{}{}", backend.target.origin, backend.target.base_path, path).parse() {
+        *upstream.headers_mut() = forward_headers(&parts.headers, buffered);
+        upstream.headers_mut().insert(HOST, backend.target.host_header.clone());
+        let uri = if backend.target.base_path.is_empty() { path.parse() } else { format!("{}{}", backend.target.base_path, path).parse() };
+        match uri {
             Ok(uri) => *upstream.uri_mut() = uri,
             Err(_) => return json_error(StatusCode::BAD_REQUEST, "the request path is not a valid URI path"),
         }
 
         let attempt = Attempt::start(shared.clone(), service.clone(), backend.clone());
-        let answer = match tokio::time::timeout(shared.upstream_timeout, shared.client.request(upstream)).await {
+        let answer = match tokio::time::timeout(shared.upstream_timeout, shared.upstreams.send(&backend.target.authority, upstream)).await {
             Ok(answer) => answer,
             Err(_) => {
                 // Not retried elsewhere: the replica may be working on it (a request must not run twice).
@@ -116,9 +138,9 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ClientBo
             }
         };
         match answer {
-            Ok(response) => {
+            Ok(Answer { response, connection }) => {
                 shared.ejections().answered(&backend.replica_id);
-                return proxied_response(response, attempt);
+                return proxied_response(response, connection, attempt);
             }
             Err(err) if failed_before_answering(&err) => {
                 attempt.finish(Outcome::ConnectError);
@@ -179,18 +201,20 @@ pub fn decode_segment(segment: &str) -> String {
 /// The request headers for the replica: hop-by-hop ones dropped (also those the client named in
 /// `Connection`); the body's framing is left to the client library, which knows the body.
 fn forward_headers(headers: &HeaderMap, buffered: bool) -> HeaderMap {
+    // Usually just `keep-alive`, which names no header: nothing is allocated for it.
     let named: Vec<String> = headers
         .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
-        .filter(|t| t != "keep-alive" && t != "close")
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
+        .map(str::to_ascii_lowercase)
         .collect();
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        let n = name.as_str();
         // `expect: 100-continue` was answered by us already when the body was read.
-        if HOP_BY_HOP.contains(&n) || n == "content-length" || (buffered && n == "expect") || named.iter().any(|t| t == n) {
+        if HOP_BY_HOP.contains(name) || name == CONTENT_LENGTH || (buffered && name == http::header::EXPECT) || named.iter().any(|t| t == name.as_str()) {
             continue;
         }
         out.append(name.clone(), value.clone());
@@ -198,28 +222,29 @@ fn forward_headers(headers: &HeaderMap, buffered: bool) -> HeaderMap {
     out
 }
 
-fn proxied_response(response: Response<Incoming>, mut attempt: Attempt) -> Response<ClientBody> {
+fn proxied_response(response: Response<Incoming>, connection: Sender, mut attempt: Attempt) -> Response<ClientBody> {
     let (mut parts, body) = response.into_parts();
     attempt.answered(parts.status.as_u16());
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         parts.headers.remove(name);
     }
-    parts.headers.insert(HeaderName::from_static("x-rollout-replica"), HeaderValue::from_str(&attempt.backend.replica_id).unwrap_or(HeaderValue::from_static("?")));
-    parts.headers.insert(HeaderName::from_static("x-rollout-version"), HeaderValue::from(attempt.backend.version));
-    parts.headers.insert(HeaderName::from_static("x-rollout-router"), crate::identity::header_value());
+    let tags = &attempt.backend.tags;
+    parts.headers.insert(X_ROLLOUT_REPLICA.clone(), tags.replica.clone());
+    parts.headers.insert(X_ROLLOUT_VERSION.clone(), tags.version.clone());
+    parts.headers.insert(X_ROLLOUT_ROUTER.clone(), crate::identity::header_value());
     // A proxy in front of this one (nginx) must not buffer token streams either.
-    if parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream")) {
-        parts.headers.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
+    if parts.headers.get(CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) {
+        parts.headers.insert(X_ACCEL_BUFFERING.clone(), HeaderValue::from_static("no"));
     }
-    Response::from_parts(parts, Either::Left(ProxiedBody { inner: body, attempt }))
+    Response::from_parts(parts, Either::Left(ProxiedBody::new(body, connection, attempt)))
 }
 
 /// The replica failed before any response byte: refused, unreachable, or the connection broke (a
 /// replica dying, a stale kept-alive socket). The replica may have seen the request, but it
 /// produced nothing; a model request is safe to run again, and the design forbids dropping
 /// requests because a replica went away.
-fn failed_before_answering(err: &hyper_util::client::legacy::Error) -> bool {
-    if err.is_connect() {
+fn failed_before_answering(err: &UpstreamError) -> bool {
+    if matches!(err, UpstreamError::Connect(_)) {
         return true;
     }
     let mut source = err.source();
@@ -313,12 +338,38 @@ impl Drop for Attempt {
     }
 }
 
-/// The replica's response body on its way to the client, frame by frame; the attempt is recorded
-/// when the body ends, fails or is dropped (a client that left mid-stream drops it, which also
-/// closes the upstream connection and so stops the replica's work).
+/// The replica's response body on its way to the client, data that is already there gathered into
+/// one frame (gather.rs); the attempt is recorded when the body ends, fails or is dropped (a client
+/// that left mid-stream drops it, which also closes the upstream connection and so stops the
+/// replica's work).
 pub struct ProxiedBody {
-    inner: Incoming,
+    inner: Gathered<Incoming>,
+    /// The connection it comes on: back to the pool once the body has been read to its end.
+    connection: Option<Sender>,
     attempt: Attempt,
+}
+
+impl ProxiedBody {
+    fn new(inner: Incoming, connection: Sender, attempt: Attempt) -> ProxiedBody {
+        let mut body = ProxiedBody { inner: Gathered::new(inner), connection: Some(connection), attempt };
+        // No body at all (HEAD, 204, 304): it is not polled.
+        if body.inner.is_end_stream() {
+            body.done(true);
+        }
+        body
+    }
+
+    /// The replica's body is over: the attempt is recorded, and the connection goes back to the
+    /// pool if the body ended cleanly (else it is closed: HTTP/1 cannot reuse a connection whose
+    /// response was cut).
+    fn done(&mut self, cleanly: bool) {
+        if let Some(connection) = self.connection.take() {
+            if cleanly {
+                self.attempt.shared.upstreams.put_back(&self.attempt.backend.target.authority, connection);
+            }
+        }
+        self.attempt.record();
+    }
 }
 
 impl Body for ProxiedBody {
@@ -327,13 +378,17 @@ impl Body for ProxiedBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            self.attempt.record();
-        } else if let Poll::Ready(Some(Err(err))) = &polled {
+        if let Poll::Ready(Some(Err(err))) = &polled {
             // A response had started: the client's connection is cut rather than the answer
             // pretending to be complete.
             log::warn("upstream response broke off", json!({ "service": &*self.attempt.service, "replica": &*self.attempt.backend.replica_id, "err": err.to_string(), "responseStarted": true }));
-            self.attempt.record();
+        }
+        // Done as soon as the replica's body is over, though its last data may still be on its
+        // way out with the end (the server stops polling a body that says it has ended).
+        match self.inner.upstream() {
+            Upstream::Open => {}
+            Upstream::Ended => self.done(true),
+            Upstream::Failed => self.done(false),
         }
         polled
     }

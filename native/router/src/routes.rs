@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use http::Uri;
+use http::{HeaderValue, Uri};
 use serde::{Deserialize, Serialize};
 
 use crate::picker::WeightedPicker;
@@ -23,13 +23,24 @@ pub struct Backend {
     /// `url` parsed once, when the backend is accepted (not on every request).
     #[serde(skip_serializing)]
     pub target: Target,
+    /// The response headers that say who answered, made once.
+    #[serde(skip_serializing)]
+    pub tags: Tags,
+}
+
+/// `X-Rollout-Replica` and `X-Rollout-Version` of a backend's responses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tags {
+    pub replica: HeaderValue,
+    pub version: HeaderValue,
 }
 
 impl Backend {
     /// None when `url` is not a plain `http://` URL.
     pub fn new(replica_id: Arc<str>, version: i64, url: String, weight: f64) -> Option<Backend> {
         let target = Target::parse(&url)?;
-        Some(Backend { replica_id, version, url, weight, target })
+        let tags = Tags { replica: HeaderValue::from_str(&replica_id).unwrap_or(HeaderValue::from_static("?")), version: HeaderValue::from(version) };
+        Some(Backend { replica_id, version, url, weight, target, tags })
     }
 }
 
@@ -83,10 +94,12 @@ pub struct RouteTable {
     pub services: BTreeMap<String, ServiceRoute>,
 }
 
-/// Where a backend's requests go: scheme and authority, and the base path its URL carries.
+/// Where a backend's requests go: its address (`host:port`, also the Host header sent) and the
+/// base path its URL carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
-    pub origin: String,
+    pub authority: String,
+    pub host_header: HeaderValue,
     pub base_path: String,
 }
 
@@ -98,8 +111,10 @@ impl Target {
         if scheme != "http" {
             return None;
         }
-        let authority = uri.authority()?;
-        Some(Target { origin: format!("{scheme}://{authority}"), base_path: uri.path().trim_end_matches('/').to_string() })
+        // Any user info (`user:pass@`) is not part of the address.
+        let authority = uri.authority()?.as_str().rsplit('@').next()?.to_string();
+        let host_header = HeaderValue::from_str(&authority).ok()?;
+        Some(Target { authority, host_header, base_path: uri.path().trim_end_matches('/').to_string() })
     }
 }
 
@@ -221,9 +236,12 @@ mod tests {
     #[test]
     fn targets_keep_the_base_path() {
         let t = Target::parse("http://127.0.0.1:8000/base/").unwrap();
-        assert_eq!((t.origin.as_str(), t.base_path.as_str()), ("http://127.0.0.1:8000", "/base"));
+        assert_eq!((t.authority.as_str(), t.base_path.as_str()), ("127.0.0.1:8000", "/base"));
+        assert_eq!(t.host_header, "127.0.0.1:8000");
         let t = Target::parse("http://[::1]:8000").unwrap();
-        assert_eq!((t.origin.as_str(), t.base_path.as_str()), ("http://[::1]:8000", ""));
+        assert_eq!((t.authority.as_str(), t.base_path.as_str()), ("[::1]:8000", ""));
+        let t = Target::parse("http://user:secret@replica:81/").unwrap();
+        assert_eq!((t.authority.as_str(), t.base_path.as_str()), ("replica:81", ""));
         assert!(Target::parse("ftp://x").is_none());
         assert!(Target::parse("https://x").is_none());
         assert!(Target::parse("not a url").is_none());

@@ -7,23 +7,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use sha2::{Digest, Sha256};
 
 use crate::ejection::Ejections;
 use crate::handover::Inflight;
 use crate::routes::RouteStore;
 use crate::stats::RouterStats;
+use crate::upstream::Upstreams;
 
 /// A request body on its way to a replica: read into memory (small, retryable) or streamed.
 pub type UpstreamBody = Either<Full<Bytes>, Incoming>;
-
-/// Upstream connections idle longer than this are closed by us first: Node's HTTP server (the
-/// usual replica) closes idle kept-alive connections after 5 s, and a request sent on a
-/// connection the replica is closing at that moment would fail.
-const POOL_IDLE: Duration = Duration::from_millis(4_000);
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(2_000);
 
 pub struct Shared {
     pub routes: Mutex<RouteStore>,
@@ -31,7 +24,8 @@ pub struct Shared {
     pub ejections: Mutex<Ejections>,
     /// What the process this one took over from still has in flight (it reports it until it exits).
     pub predecessor_inflight: Mutex<Inflight>,
-    pub client: Client<HttpConnector, UpstreamBody>,
+    /// Kept-alive connections to the replicas.
+    pub upstreams: Arc<Upstreams>,
     /// How long a replica may take to send its response headers.
     pub upstream_timeout: Duration,
     token_digest: [u8; 32],
@@ -39,20 +33,14 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(routes: RouteStore, stats: RouterStats, token: &str, upstream_timeout: Duration) -> Arc<Shared> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_max_idle_per_host(256)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+        let upstreams = Arc::new(Upstreams::default());
+        upstreams.sweep_in_background();
         Arc::new(Shared {
             routes: Mutex::new(routes),
             stats: Mutex::new(stats),
             ejections: Mutex::new(Ejections::default()),
             predecessor_inflight: Mutex::new(Inflight::new()),
-            client,
+            upstreams,
             upstream_timeout,
             token_digest: Sha256::digest(token.as_bytes()).into(),
         })
