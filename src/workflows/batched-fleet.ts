@@ -4,9 +4,9 @@
  * fleet spends five of each and a watch.
  *  - A new replica's launch and wait for readiness are one activity (startReplica), and the
  *    replicas its step took out of traffic are drained and terminated inside it, alongside.
- *  - Traffic changes stay activities of their own: a local activity here resolved, on replay, at
- *    another point among the replica starts completing in the same task than it had live (a
- *    thousand-replica rollout failed its replay), so the router call costs a task round trip.
+ *  - Traffic changes are never local activities: one here resolved, on replay, at another point
+ *    among the replica starts completing in the same task than it had live (a thousand-replica
+ *    rollout failed its replay). Before traffic-with-steps each is an activity of its own.
  *  - Removals do not hold up the loop: the planner counts leaving replicas as gone
  *    (`leavingFreesRoom`), so the next launch starts while an old replica drains.
  * Since `traffic-with-steps` (`carriesTraffic`), a step's traffic change rides on its first
@@ -20,7 +20,7 @@
  */
 import { CancellationScope, condition, isCancellation, workflowInfo } from '@temporalio/workflow';
 import { ApplicationFailure, ActivityFailure } from '@temporalio/common';
-import { extraProbesAt, learnLoadTime, trafficPercentByVersion, type LoadTimeBounds } from '../plan';
+import { extraProbesAt, learnLoadTime, type LoadTimeBounds } from '../plan';
 import { parseAccelerators } from '../spec/accelerators';
 import type { TrafficWeight } from '../plan/types';
 import type { ReadinessProbeSpec, ServiceSpec } from '../spec/types';
@@ -82,7 +82,7 @@ export class BatchedReplicaFleet extends ReplicaFleet {
       return;
     }
     const change = this.trafficChange(weights);
-    const carrier = launches.length > 0 || remove.some((id) => this.retiresPlainly(id));
+    const carrier = launches.length > 0 || this.sortRemovals(remove).plain.length > 0;
     if (change && !carrier) await this.sendOrdered(change);
     void this.step(remove, launches, carrier ? change : undefined).catch(() => undefined);
   }
@@ -94,12 +94,11 @@ export class BatchedReplicaFleet extends ReplicaFleet {
 
   /** A new split as an ordered change, counted as the fleet's split from now on; none when it is the same. */
   private trafficChange(weights: TrafficWeight[]): CarriedTraffic | undefined {
-    const key = JSON.stringify(weights);
-    if (key === this.trafficKey) return undefined;
-    const backends = weights.map((w) => ({ ...w, url: this.replicas.get(w.replicaId)?.endpoint ?? '' }));
+    const change = this.trafficRequest(weights);
+    if (!change) return undefined;
     this.traffic = weights;
-    this.trafficKey = key;
-    return { split: splitOf(weights), input: { service: this.input.service, backends, order: { writer: this.trafficWriter, seq: ++this.trafficSeq } } };
+    this.trafficKey = change.key;
+    return { split: change.split, input: { ...change.input, order: { writer: this.trafficWriter, seq: ++this.trafficSeq } } };
   }
 
   private async sendOrdered(change: CarriedTraffic): Promise<void> {
@@ -110,10 +109,17 @@ export class BatchedReplicaFleet extends ReplicaFleet {
     if (result) this.endpoint = result.endpoint;
   }
 
-  /** A removal that is a retirement (drain, terminate), not the cancellation of a start. */
-  private retiresPlainly(id: string): boolean {
-    const record = this.replicas.get(id);
-    return !!record && record.status !== 'SHUTTING_DOWN' && !(record.status === 'PROVISIONING' && !this.finished.has(id));
+  /** A step's removals: starts to cancel (still starting), and plain retirements (drain, terminate); those already leaving are neither. */
+  private sortRemovals(remove: string[]): { starting: string[]; plain: ReplicaRecord[] } {
+    const starting: string[] = [];
+    const plain: ReplicaRecord[] = [];
+    for (const id of remove) {
+      const record = this.replicas.get(id);
+      if (!record || record.status === 'SHUTTING_DOWN') continue;
+      if (record.status === 'PROVISIONING' && !this.finished.has(id)) starting.push(id);
+      else plain.push(record);
+    }
+    return { starting, plain };
   }
 
   /**
@@ -162,14 +168,7 @@ export class BatchedReplicaFleet extends ReplicaFleet {
    * wait, await it).
    */
   step(remove: string[], launches: Launch[], traffic?: CarriedTraffic): Promise<void> {
-    const starting: string[] = [];
-    const plain: ReplicaRecord[] = [];
-    for (const id of remove) {
-      const record = this.replicas.get(id);
-      if (!record || record.status === 'SHUTTING_DOWN') continue;
-      if (record.status === 'PROVISIONING' && !this.finished.has(id)) starting.push(id);
-      else plain.push(record);
-    }
+    const { starting, plain } = this.sortRemovals(remove);
     const retiring = plain.map((r) => this.retiring(r));
     const done: Promise<void>[] = [...starting.map((id) => this.cancelStart(id))];
     let carriedDone: () => void = () => undefined;
@@ -341,10 +340,6 @@ interface CarriedTraffic {
 function probesWhenDue(known: LoadTimeBounds | undefined): { extraProbesAtMs?: number[] } {
   const at = extraProbesAt(known);
   return at.length > 0 ? { extraProbesAtMs: at } : {};
-}
-
-function splitOf(weights: TrafficWeight[]): string {
-  return Object.entries(trafficPercentByVersion(weights)).map(([v, pct]) => `v${v} ${pct}%`).join(', ') || 'none';
 }
 
 function fromRetiring(err: unknown): boolean {

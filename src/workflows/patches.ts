@@ -46,7 +46,7 @@ export const PATCHES = {
   rolloutSearchAttributes: 'rollout-search-attributes',
   /**
    * Batched rollout steps (batched-fleet.ts): a replica's launch and readiness in one activity
-   * with its step's retirements alongside, traffic changes as local activities, the next launch
+   * with its step's retirements alongside, traffic changes as activities of their own, the next launch
    * not waiting for an old replica's termination, one timer per wake-up time, continuing as new
    * mid-rollout below Temporal's suggestion.
    */

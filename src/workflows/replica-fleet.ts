@@ -133,17 +133,24 @@ export class ReplicaFleet {
   }
 
   async setTraffic(weights: TrafficWeight[]): Promise<void> {
-    const key = JSON.stringify(weights);
-    if (key === this.trafficKey) return;
-    const backends = weights.map((w) => ({ ...w, url: this.replicas.get(w.replicaId)?.endpoint ?? '' }));
-    const split = Object.entries(trafficPercentByVersion(weights)).map(([v, pct]) => `v${v} ${pct}%`).join(', ') || 'none';
-    const result = await this.sendTraffic(split, { service: this.input.service, backends });
+    const change = this.trafficRequest(weights);
+    if (!change) return;
+    const result = await this.sendTraffic(change.split, change.input);
     this.endpoint = result.endpoint;
     this.traffic = weights;
-    this.trafficKey = key;
+    this.trafficKey = change.key;
   }
 
-  /** The router call (an activity; BatchedReplicaFleet makes it a local one). */
+  /** The router call for a new split, with the split in words (for its summary); none when it is the split already set. */
+  protected trafficRequest(weights: TrafficWeight[]): { key: string; split: string; input: SetTrafficInput } | undefined {
+    const key = JSON.stringify(weights);
+    if (key === this.trafficKey) return undefined;
+    const backends = weights.map((w) => ({ ...w, url: this.replicas.get(w.replicaId)?.endpoint ?? '' }));
+    const split = Object.entries(trafficPercentByVersion(weights)).map(([v, pct]) => `v${v} ${pct}%`).join(', ') || 'none';
+    return { key, split, input: { service: this.input.service, backends } };
+  }
+
+  /** The router call (an activity; BatchedReplicaFleet orders it when it carries traffic). */
   protected sendTraffic(split: string, input: SetTrafficInput): Promise<SetTrafficResult> {
     return setTraffic.executeWithOptions({ summary: `traffic: ${split}` }, [input]);
   }

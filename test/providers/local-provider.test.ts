@@ -5,11 +5,10 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { request } from 'undici';
 import { detectGpus } from '../../src/providers/gpu-inventory';
 import { liveGroupMembers, liveness } from '../../src/providers/local/proc';
 import { ProviderError, type ReplicaHandle } from '../../src/providers/types';
-import { captureLogs, eventually, getJson, launchRequest, ProviderSandbox, serverRun } from './replica-fixture';
+import { answers, captureLogs, eventually, getJson, launchRequest, ProviderSandbox, serverRun } from './replica-fixture';
 
 interface EnvAnswer {
   pid: number;
@@ -24,15 +23,6 @@ afterEach(async () => {
   await sandbox.cleanup();
 });
 
-async function answers(endpoint: string): Promise<boolean> {
-  try {
-    const res = await request(`${endpoint}/health`);
-    await res.body.dump();
-    return res.statusCode === 200;
-  } catch {
-    return false;
-  }
-}
 
 const pidOf = (externalId: string): number => Number(externalId);
 

@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { watchFleetUntilLost, watchUntilUnhealthy } from '../../src/activities/watch';
 import type { ReadinessProbeSpec } from '../../src/spec/types';
 import { waitUntil } from '../helpers/wait';
-import { eventually, launchRequest, ProviderSandbox, serverRun } from './replica-fixture';
+import { answers, eventually, launchRequest, ProviderSandbox, serverRun } from './replica-fixture';
 
 const HOUR_PROBE: ReadinessProbeSpec = { path: '/health', initial_delay_seconds: 60, period_seconds: 3600, timeout_seconds: 5, failure_threshold: 3 };
 
@@ -20,15 +20,6 @@ afterEach(async () => {
   await sandbox.cleanup();
 });
 
-async function answers(endpoint: string): Promise<boolean> {
-  try {
-    const res = await fetch(`${endpoint}/health`);
-    await res.text();
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
 
 describe('LocalProvider.whenAnyStops', () => {
   it('resolves when one of the replicas exits, and describe then says exited', async () => {

@@ -59,3 +59,14 @@ export async function getJson<T>(url: string): Promise<T> {
 export function eventually(fn: () => Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
   return waitUntil(fn, what, timeoutMs, 50);
 }
+
+/** Whether the replica at `endpoint` answers its /health with 200 (false while it cannot be reached). */
+export async function answers(endpoint: string): Promise<boolean> {
+  try {
+    const res = await request(`${endpoint}/health`);
+    await res.body.dump();
+    return res.statusCode === 200;
+  } catch {
+    return false;
+  }
+}

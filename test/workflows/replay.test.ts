@@ -36,61 +36,53 @@ type Scenario = (world: FakeWorld, tq: string) => Promise<string[]>;
 const v2 = <T extends { env: object }>(s: T): T => ({ ...s, env: { MODEL_VERSION: 'v2' } });
 const canary = (name: string, steps: object[]) => serviceSpec({ name, replicas: 2, rollout: { strategy: 'canary', max_surge: 1, max_unavailable: 0, timeout: '120m', steps: steps as never } });
 
+/** Deploys `v1`, then the same as v2; both rollouts run to their end. Their workflow ids. */
+async function deployTwice(tq: string, v1: Parameters<typeof deploy>[1]): Promise<[string, string]> {
+  const first = (await deploy(tq, v1)).rolloutWorkflowId;
+  await rolloutResult(first);
+  const d2 = await deploy(tq, v2(v1));
+  await rolloutResult(d2.rolloutWorkflowId);
+  return [first, d2.rolloutWorkflowId];
+}
+
+/** A canary (50%, a hold, 100%) rolled back at its hold while the v1 replicas it relaunches load slowly. Its id. */
+async function canaryRolledBackWhileLoading(world: FakeWorld, tq: string, name: string): Promise<string> {
+  const v1 = canary(name, [{ weight: 50 }, { pause: {} }, { weight: 100 }]);
+  await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
+  const d2 = await deploy(tq, v2(v1));
+  const h = env.client.workflow.getHandle(d2.rolloutWorkflowId);
+  await waitFor(async () => (await h.query(rolloutStatusQuery)).stepIndex === 1);
+  // v1 replicas launched from now on load slowly: the rollback cancels or awaits their start.
+  world.readiness.set(1, { kind: 'ready', afterMs: 3000 });
+  await h.executeUpdate(controlUpdate, { args: [{ action: 'rollback', reason: 'replay' }] });
+  await rolloutResult(d2.rolloutWorkflowId);
+  return d2.rolloutWorkflowId;
+}
+
 /** Each scenario returns the ids of the workflows whose histories it recorded. */
 const scenarios: Record<string, Scenario> = {
   // Batched steps (PATCHES.batchedReplicaSteps): starts carrying retirements, local traffic calls.
   async batched_rolling_4(_world, tq) {
-    const v1 = serviceSpec({ name: 'h-batched', replicas: 4 });
-    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
-    const d2 = await deploy(tq, v2(v1));
-    await rolloutResult(d2.rolloutWorkflowId);
-    return ['rollout-h-batched-v1', d2.rolloutWorkflowId];
+    const [first, second] = await deployTwice(tq, serviceSpec({ name: 'h-batched', replicas: 4 }));
+    return [first, second];
   },
   async batched_blue_green(_world, tq) {
-    const v1 = serviceSpec({ name: 'h-bbg', rollout: { strategy: 'blue_green', max_surge: 1, max_unavailable: 0, timeout: '120m' } });
-    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
-    const d2 = await deploy(tq, v2(v1));
-    await rolloutResult(d2.rolloutWorkflowId);
-    return [d2.rolloutWorkflowId];
+    return [(await deployTwice(tq, serviceSpec({ name: 'h-bbg', rollout: { strategy: 'blue_green', max_surge: 1, max_unavailable: 0, timeout: '120m' } })))[1]];
   },
   async batched_canary_rollback_while_loading(world, tq) {
-    const v1 = canary('h-bcan', [{ weight: 50 }, { pause: {} }, { weight: 100 }]);
-    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
-    const d2 = await deploy(tq, v2(v1));
-    const h = env.client.workflow.getHandle(d2.rolloutWorkflowId);
-    await waitFor(async () => (await h.query(rolloutStatusQuery)).stepIndex === 1);
-    // v1 replicas launched from now on load slowly: the rollback cancels or awaits their start.
-    world.readiness.set(1, { kind: 'ready', afterMs: 3000 });
-    await h.executeUpdate(controlUpdate, { args: [{ action: 'rollback', reason: 'replay' }] });
-    await rolloutResult(d2.rolloutWorkflowId);
-    return [d2.rolloutWorkflowId];
+    return [await canaryRolledBackWhileLoading(world, tq, 'h-bcan')];
   },
   // Traffic with steps (PATCHES.trafficWithSteps): each step's traffic change rides on its first
   // start or its retirement, ordered; a canary's weights on calls of their own.
   async traffic_with_steps_rolling_surge_2(_world, tq) {
-    const v1 = serviceSpec({ name: 'h-tws', replicas: 4, rollout: { strategy: 'rolling', max_surge: 2, max_unavailable: 0, timeout: '120m' } });
-    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
-    const d2 = await deploy(tq, v2(v1));
-    await rolloutResult(d2.rolloutWorkflowId);
-    return ['rollout-h-tws-v1', d2.rolloutWorkflowId];
+    const [first, second] = await deployTwice(tq, serviceSpec({ name: 'h-tws', replicas: 4, rollout: { strategy: 'rolling', max_surge: 2, max_unavailable: 0, timeout: '120m' } }));
+    return [first, second];
   },
   async traffic_with_steps_blue_green(_world, tq) {
-    const v1 = serviceSpec({ name: 'h-twsbg', rollout: { strategy: 'blue_green', max_surge: 1, max_unavailable: 0, timeout: '120m' } });
-    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
-    const d2 = await deploy(tq, v2(v1));
-    await rolloutResult(d2.rolloutWorkflowId);
-    return [d2.rolloutWorkflowId];
+    return [(await deployTwice(tq, serviceSpec({ name: 'h-twsbg', rollout: { strategy: 'blue_green', max_surge: 1, max_unavailable: 0, timeout: '120m' } })))[1]];
   },
   async traffic_with_steps_canary_rollback_while_loading(world, tq) {
-    const v1 = canary('h-twscan', [{ weight: 50 }, { pause: {} }, { weight: 100 }]);
-    await rolloutResult((await deploy(tq, v1)).rolloutWorkflowId);
-    const d2 = await deploy(tq, v2(v1));
-    const h = env.client.workflow.getHandle(d2.rolloutWorkflowId);
-    await waitFor(async () => (await h.query(rolloutStatusQuery)).stepIndex === 1);
-    world.readiness.set(1, { kind: 'ready', afterMs: 3000 });
-    await h.executeUpdate(controlUpdate, { args: [{ action: 'rollback', reason: 'replay' }] });
-    await rolloutResult(d2.rolloutWorkflowId);
-    return [d2.rolloutWorkflowId];
+    return [await canaryRolledBackWhileLoading(world, tq, 'h-twscan')];
   },
   async rolling(_world, tq) {
     const v1 = serviceSpec({ name: 'h-rolling' });
