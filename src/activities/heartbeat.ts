@@ -1,4 +1,4 @@
-import { heartbeat } from '@temporalio/activity';
+import { Context, heartbeat } from '@temporalio/activity';
 
 /**
  * Heartbeat period, well inside the workflows' heartbeat timeout (HEARTBEAT_TIMEOUT in
@@ -10,10 +10,20 @@ import { heartbeat } from '@temporalio/activity';
 export const HEARTBEAT_EVERY_MS = 1_000;
 
 /**
+ * An activity's heartbeat period for its heartbeat timeout: a fifth of it, never more often than
+ * HEARTBEAT_EVERY_MS. Every heartbeat is a write on the Temporal server, so an activity whose
+ * workflow gave it a longer timeout (the idle watch of a service's serving replicas) heartbeats
+ * that much less, with the same slack for a busy machine.
+ */
+export function heartbeatEveryMs(heartbeatTimeoutMs: number | undefined): number {
+  return heartbeatTimeoutMs ? Math.max(HEARTBEAT_EVERY_MS, Math.floor(heartbeatTimeoutMs / 5)) : HEARTBEAT_EVERY_MS;
+}
+
+/**
  * Heartbeats on a timer, independent of the probe period (a spec may probe every 60 s), with
  * whatever `details` returns at that moment; call the result to stop.
  */
-export function keepHeartbeating(details: () => unknown = () => undefined, everyMs = HEARTBEAT_EVERY_MS): () => void {
+export function keepHeartbeating(details: () => unknown = () => undefined, everyMs = heartbeatEveryMs(Context.current().info.heartbeatTimeoutMs)): () => void {
   heartbeat(details());
   const timer = setInterval(() => heartbeat(details()), everyMs);
   return () => clearInterval(timer);

@@ -22,7 +22,7 @@ export function watchServiceReplicas(state: ServiceState, interrupt: () => boole
   const spec = state.spec;
   if (!spec) return Promise.resolve([]);
   const replicas = state.replicas.flatMap((r) => (r.status === 'READY' && r.endpoint ? [{ replicaId: r.id, endpoint: r.endpoint }] : []));
-  return watchServing({ service: state.name, provider: spec.resources.provider, probe: spec.readiness_probe, replicas, interrupt });
+  return watchServing({ service: state.name, provider: spec.resources.provider, probe: spec.readiness_probe, replicas, interrupt, idle: true });
 }
 
 /**

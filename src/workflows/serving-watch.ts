@@ -4,19 +4,26 @@
  * events an hour however many replicas there are. Workflow code: deterministic, no I/O.
  */
 import { CancellationScope, condition, proxyActivities } from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
 import type { createActivities } from '../activities';
-import { HEARTBEAT_TIMEOUT } from './heartbeat-timeout';
+import { HEARTBEAT_TIMEOUT, IDLE_WATCH_HEARTBEAT_TIMEOUT } from './heartbeat-timeout';
 import type { LostReplica } from '../plan/healing';
 import type { ReadinessProbeSpec } from '../spec/types';
 
 /** How long one watch runs before the workflow re-arms it (and may continue as new). */
 export const WATCH_WINDOW_MS = 60 * 60_000;
 
-const { watchFleet } = proxyActivities<ReturnType<typeof createActivities>>({
-  startToCloseTimeout: WATCH_WINDOW_MS + 5 * 60_000,
-  heartbeatTimeout: HEARTBEAT_TIMEOUT,
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: ['ProviderNotConfigured'] },
-});
+function watchActivity(heartbeatTimeout: Duration) {
+  return proxyActivities<ReturnType<typeof createActivities>>({
+    startToCloseTimeout: WATCH_WINDOW_MS + 5 * 60_000,
+    heartbeatTimeout,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: ['ProviderNotConfigured'] },
+  }).watchFleet;
+}
+/** A rollout's watch: its interrupts come at every step, and a cancelled watch stops at its next heartbeat. */
+const watchFleet = watchActivity(HEARTBEAT_TIMEOUT);
+/** A service's watch between rollouts, for hours on end (see IDLE_WATCH_HEARTBEAT_TIMEOUT). */
+const watchIdleFleet = watchActivity(IDLE_WATCH_HEARTBEAT_TIMEOUT);
 
 export interface ServingWatch {
   service: string;
@@ -25,6 +32,8 @@ export interface ServingWatch {
   replicas: { replicaId: string; endpoint: string }[];
   /** Stop watching (a rollout takes over, or the workflow continues as new). */
   interrupt: () => boolean;
+  /** Between rollouts (self-healing): heartbeats seldom, see IDLE_WATCH_HEARTBEAT_TIMEOUT. */
+  idle?: boolean;
   /** Only while the router routes them (see FleetWatchInput). */
   onlyWhileRouted?: boolean;
   /** Also every other replica the router routes for the service, with its version's probe (see FleetWatchInput). */
@@ -42,7 +51,7 @@ export async function watchServing(w: ServingWatch): Promise<LostReplica[]> {
   const scope = new CancellationScope();
   try {
     return await scope.run(async () => {
-      const watching = watchFleet.executeWithOptions({ summary: `watch ${w.replicas.length} serving replica(s) of ${w.service}` }, [
+      const watching = (w.idle ? watchIdleFleet : watchFleet).executeWithOptions({ summary: `watch ${w.replicas.length} serving replica(s) of ${w.service}` }, [
         { service: w.service, provider: w.provider, probe: w.probe, replicas: w.replicas, maxWatchMs: WATCH_WINDOW_MS, ...(w.onlyWhileRouted ? { onlyWhileRouted: true } : {}), ...(w.routed ? { routed: w.routed } : {}) },
       ]);
       const first = await Promise.race([watching.then((r) => r.lost), condition(w.interrupt).then(() => 'interrupted' as const)]);

@@ -7,7 +7,7 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { controlUpdate, rolloutStatusQuery, serviceStatusQuery } from '../../src/workflows/messages';
 import { WATCH_WINDOW_MS } from '../../src/workflows/serving-watch';
-import { serviceWorkflowId, type ServiceStatus } from '../../src/workflows/types';
+import { rolloutWorkflowId, serviceWorkflowId, type ServiceStatus } from '../../src/workflows/types';
 import { timeSkippingServerPerTest } from '../helpers/temporal-env';
 import { serviceSpec, waitFor, workflowHarness } from '../helpers/workflow-harness';
 
@@ -49,8 +49,18 @@ test('a serving replica that dies is taken out of traffic and replaced by one of
     // Nothing is left of the dead one, and the same spec again is unchanged.
     expect(world.terminated).toContain(dead);
     expect((await deployOrNot(tq, v1)).mode).toBe('unchanged');
+    // The service's idle watch heartbeats seldom (a long heartbeat timeout); the rollout's watches, and healing's own while it replaces, do not.
+    expect(await watchHeartbeatTimeouts(serviceWorkflowId('heal1'))).toContain(30);
+    expect(await watchHeartbeatTimeouts(rolloutWorkflowId('heal1', 1))).not.toContain(30);
   });
 });
+
+/** The heartbeat timeouts (seconds) that a workflow's watchFleet activities were scheduled with. */
+async function watchHeartbeatTimeouts(workflowId: string): Promise<Set<number>> {
+  const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+  const scheduled = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes).filter((a) => a?.activityType?.name === 'watchFleet');
+  return new Set(scheduled.map((a) => Number(a!.heartbeatTimeout?.seconds ?? 0)));
+}
 
 test('a hung replica is replaced while its termination is still waiting out the grace period', async () => {
   await withWorker({}, async (world, tq) => {
