@@ -88,14 +88,29 @@ function machineLoad() {
   return { loadAverage1m: Math.round(os.loadavg()[0] * 100) / 100, cpuPressureSomeAvg60: pressure };
 }
 
-function freePort() {
+/**
+ * A port for one of the bench's processes: from BENCH_PORT_BASE upwards (the next bindable one,
+ * so several people on one machine keep to their own blocks), else one the kernel picks.
+ */
+const portBase = process.env.BENCH_PORT_BASE ? Number(process.env.BENCH_PORT_BASE) : undefined;
+let nextPort = portBase;
+function bindable(port) {
   return new Promise((resolve) => {
     const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+    s.once('error', () => resolve(undefined));
+    s.listen(port, '127.0.0.1', () => {
+      const bound = s.address().port;
+      s.close(() => resolve(bound));
     });
   });
+}
+async function freePort() {
+  if (portBase === undefined) return bindable(0);
+  while (nextPort < portBase + 100) {
+    const port = await bindable(nextPort++);
+    if (port) return port;
+  }
+  throw new Error(`no bindable port left in BENCH_PORT_BASE's ${portBase}–${portBase + 99}`);
 }
 
 async function waitHttp(url, timeoutMs = 15_000) {
