@@ -19,6 +19,7 @@
 'use strict';
 const autocannon = require('autocannon');
 const { summarize } = require('./fixed-rate');
+const { bindable } = require('./control/ports');
 const { fork, spawn, spawnSync, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
@@ -94,21 +95,20 @@ function machineLoad() {
  */
 const portBase = process.env.BENCH_PORT_BASE ? Number(process.env.BENCH_PORT_BASE) : undefined;
 let nextPort = portBase;
-function bindable(port) {
+function kernelPickedPort() {
   return new Promise((resolve) => {
     const s = net.createServer();
-    s.once('error', () => resolve(undefined));
-    s.listen(port, '127.0.0.1', () => {
-      const bound = s.address().port;
-      s.close(() => resolve(bound));
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
     });
   });
 }
 async function freePort() {
-  if (portBase === undefined) return bindable(0);
+  if (portBase === undefined) return kernelPickedPort();
   while (nextPort < portBase + 100) {
-    const port = await bindable(nextPort++);
-    if (port) return port;
+    const port = nextPort++;
+    if (await bindable(port)) return port;
   }
   throw new Error(`no bindable port left in BENCH_PORT_BASE's ${portBase}–${portBase + 99}`);
 }

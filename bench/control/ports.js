@@ -31,4 +31,4 @@ async function stackPorts(part) {
   return { temporal, router, admin, metrics };
 }
 
-module.exports = { portsFor, stackPorts };
+module.exports = { bindable, portsFor, stackPorts };
