@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { readTail } from '../../src/providers/local/log-files';
 import { KeyedMutex } from '../../src/providers/local/locks';
-import { liveness, parseProcStat, startTimeOf } from '../../src/providers/local/proc';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { hasLiveGroupMember, liveGroupMembers, liveness, parseProcStat, startTimeOf } from '../../src/providers/local/proc';
 
 const linux = fs.existsSync('/proc/self/stat');
 
@@ -27,6 +29,42 @@ describe('parseProcStat', () => {
     expect(liveness(process.pid, start)).toBe('alive');
     expect(liveness(process.pid, (start as number) + 1)).toBe('reused');
     expect(liveness(2 ** 22 + 1, null)).toBe('dead');
+  });
+});
+
+(linux ? describe : describe.skip)('hasLiveGroupMember', () => {
+  /** Polls until `check` holds (the kernel and Node's reaping take a moment), up to 20 s. */
+  async function eventually(check: () => boolean): Promise<void> {
+    const until = Date.now() + 20_000;
+    while (!check()) {
+      if (Date.now() > until) throw new Error('condition not met within 20 s');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  it('sees a live leader, a member left behind by a dead leader (the /proc scan), and no group at all', async () => {
+    // A group leader (sh) with a background member that outlives it.
+    const leader = spawn('/bin/sh', ['-c', 'sleep 60 & echo $!; exec sleep 60'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    const pgid = leader.pid as number;
+    const [line] = (await once(leader.stdout!, 'data')) as [Buffer];
+    const member = Number(line.toString().trim());
+    try {
+      expect(hasLiveGroupMember(pgid)).toBe(true);
+      const exited = once(leader, 'exit');
+      process.kill(pgid, 'SIGKILL'); // the leader only
+      await exited;
+      expect(liveness(pgid, null)).toBe('dead');
+      expect(hasLiveGroupMember(pgid)).toBe(true);
+      expect(liveGroupMembers(pgid)).toEqual([member]);
+    } finally {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await eventually(() => !hasLiveGroupMember(pgid));
+    expect(liveGroupMembers(pgid)).toEqual([]);
   });
 });
 

@@ -30,7 +30,7 @@ import {
 import { readTail } from './log-files';
 import { KeyedMutex, withFileLock } from './locks';
 import { pickFreePort } from './ports';
-import { groupLeadersWithEnv, liveGroupMembers, liveness, signalGroup, startTimeOf } from './proc';
+import { groupLeadersWithEnv, hasLiveGroupMember, liveness, signalGroup, startTimeOf } from './proc';
 import { REPLICA_ID_PATTERN, ReplicaRecords, type LocalReplicaRecord } from './records';
 
 export interface LocalProviderOptions {
@@ -417,7 +417,7 @@ export class LocalProvider implements Provider {
   private async stopGroup(record: Pick<LocalReplicaRecord, 'replicaId' | 'pid' | 'pgid'> & { startTime?: number | null }): Promise<void> {
     const startTime = record.startTime ?? null;
     if (liveness(record.pid, startTime) === 'reused') return;
-    const gone = (): boolean => liveness(record.pid, startTime) !== 'alive' && liveGroupMembers(record.pgid).length === 0;
+    const gone = (): boolean => liveness(record.pid, startTime) !== 'alive' && !hasLiveGroupMember(record.pgid);
     if (gone()) return;
 
     signalGroup(record.pgid, 'SIGTERM');

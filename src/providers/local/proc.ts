@@ -77,6 +77,30 @@ export function liveGroupMembers(pgid: number): number[] {
 }
 
 /**
+ * Whether group `pgid` has a live (non-zombie) member. Cheap in the usual cases, so that a
+ * terminate polling for its group's end does not scan /proc (every process on the machine) at
+ * each turn: no process in the group at all (`kill(-pgid, 0)` fails with ESRCH) is a no, a live
+ * leader a yes; only a dead leader with members left takes liveGroupMembers' scan.
+ */
+export function hasLiveGroupMember(pgid: number): boolean {
+  if (!groupMayExist(pgid)) return false;
+  if (!hasProc) return true;
+  const leader = readProcStat(pgid);
+  if (leader && leader.pgrp === pgid && leader.state !== 'Z' && leader.state !== 'X') return true;
+  return liveGroupMembers(pgid).length > 0;
+}
+
+/** False only when the kernel says no process has group id `pgid` (ESRCH); EPERM still means some do. */
+function groupMayExist(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
  * Live process-group leaders whose environment holds every `name=value` of `env` (read from
  * /proc/<pid>/environ: as root, or for processes of the same user). For finding a replica whose
  * launch was cut short between its spawn and its record: its REPLICA_ID and PORT say which it is.
