@@ -11,9 +11,13 @@
 //!
 //! Nothing is held back waiting for the replica: once the connection has decoded all it read,
 //! what there is goes out.
+//!
+//! The inner body is fed only by `drive` (the connection is polled nowhere else meanwhile), so it
+//! is polled with a waker that wakes nothing: a wake from it could only be for what a drive in
+//! this same poll put there, which is taken next; the connection's own events wake this task.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
@@ -96,8 +100,9 @@ impl<B: Body<Data = Bytes> + Unpin> Gathered<B> {
             return Poll::Ready(None);
         }
         let mut driven = false;
+        let mut fed = Context::from_waker(Waker::noop());
         loop {
-            let not_data = match Pin::new(&mut self.inner).poll_frame(cx) {
+            let not_data = match Pin::new(&mut self.inner).poll_frame(&mut fed) {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
                         self.push(data);

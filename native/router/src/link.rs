@@ -10,7 +10,10 @@
 //! own task (`drive_when_idle`), which sees the replica close it.
 //!
 //! Every poll of the connection uses one waker (`Wakers`) that wakes whoever drives it now: the
-//! exchange's task, or the idle driver.
+//! exchange's task, or the idle driver. While the exchange's task is polling what the connection
+//! feeds (`quiet`), the wakes that this sends the connection (a request queued, a chunk taken) are
+//! dropped: that task polls the connection next anyway, and a wake would only poll it once more
+//! for nothing.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -40,6 +43,8 @@ struct WakeTo {
     /// The task of the exchange on the connection, if there is one (it drives the connection).
     exchange: Option<Waker>,
     in_exchange: bool,
+    /// The exchange's task is polling what the connection feeds, and polls the connection next.
+    quiet: bool,
     /// The idle driver's task.
     driver: Option<Waker>,
 }
@@ -57,7 +62,11 @@ impl Wake for Wakers {
 
     fn wake_by_ref(self: &Arc<Self>) {
         let to = self.lock();
-        let waker = if to.in_exchange { to.exchange.as_ref() } else { to.driver.as_ref() };
+        let waker = match (to.in_exchange, to.quiet) {
+            (true, true) => None,
+            (true, false) => to.exchange.as_ref(),
+            (false, _) => to.driver.as_ref(),
+        };
         if let Some(waker) = waker {
             waker.wake_by_ref();
         }
@@ -96,14 +105,25 @@ impl Link {
     /// Polls the connection on the exchange's task (`cx`), which its events wake from now until
     /// the exchange ends.
     pub fn drive(&self, cx: &Context<'_>) {
-        {
+        let quiet = {
             let mut to = self.wakers.lock();
             to.in_exchange = true;
             if !to.exchange.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 to.exchange = Some(cx.waker().clone());
             }
-        }
+            // What the connection wakes itself for while it is polled (hyper yielding) counts.
+            std::mem::replace(&mut to.quiet, false)
+        };
         let _ = self.poll_conn();
+        self.wakers.lock().quiet = quiet;
+    }
+
+    /// Until the guard is dropped, the exchange's task polls what the connection feeds and drives
+    /// the connection after anything it takes (or ends the exchange): the connection's wakes
+    /// meanwhile are dropped, except those while it is driven.
+    pub fn quiet(&self) -> Quiet<'_> {
+        self.wakers.lock().quiet = true;
+        Quiet(self)
     }
 
     /// The exchange is over (its response read or abandoned): the idle driver takes over.
@@ -111,6 +131,7 @@ impl Link {
         let driver = {
             let mut to = self.wakers.lock();
             to.in_exchange = false;
+            to.quiet = false;
             to.exchange = None;
             to.driver.clone()
         };
@@ -139,6 +160,7 @@ impl Link {
     pub async fn exchange<F: Future>(&self, future: F) -> F::Output {
         let mut future = std::pin::pin!(future);
         poll_fn(|cx| {
+            let _quiet = self.quiet();
             if let Poll::Ready(out) = future.as_mut().poll(cx) {
                 return Poll::Ready(out);
             }
@@ -146,5 +168,13 @@ impl Link {
             future.as_mut().poll(cx)
         })
         .await
+    }
+}
+
+pub struct Quiet<'a>(&'a Link);
+
+impl Drop for Quiet<'_> {
+    fn drop(&mut self) {
+        self.0.wakers.lock().quiet = false;
     }
 }

@@ -378,12 +378,15 @@ impl Body for ProxiedBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
-        let connection = &this.connection;
-        let polled = this.inner.poll_frame(cx, |cx| {
-            if let Some(connection) = connection {
-                connection.drive(cx);
-            }
-        });
+        let polled = {
+            let connection = &this.connection;
+            let _quiet = connection.as_ref().map(Connection::quiet);
+            this.inner.poll_frame(cx, |cx| {
+                if let Some(connection) = connection {
+                    connection.drive(cx);
+                }
+            })
+        };
         if let Poll::Ready(Some(Err(err))) = &polled {
             // A response had started: the client's connection is cut rather than the answer
             // pretending to be complete.

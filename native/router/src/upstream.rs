@@ -51,6 +51,11 @@ impl Connection {
     pub fn drive(&self, cx: &std::task::Context<'_>) {
         self.link.drive(cx);
     }
+
+    /// While the guard lives, the caller polls what the connection feeds (link.rs).
+    pub fn quiet(&self) -> crate::link::Quiet<'_> {
+        self.link.quiet()
+    }
 }
 
 impl Drop for Connection {
