@@ -26,6 +26,7 @@ mod ejection;
 mod gather;
 mod handover;
 mod identity;
+mod link;
 mod log;
 mod picker;
 mod pinning;

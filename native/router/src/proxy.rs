@@ -29,7 +29,7 @@ use crate::pinning::{resolve_pin, PIN_HEADER};
 use crate::routes::Backend;
 use crate::state::Shared;
 use crate::stats::Outcome;
-use crate::upstream::{Answer, Sender, UpstreamError};
+use crate::upstream::{Answer, Connection, UpstreamError};
 
 /// Bodies up to this size are buffered (and retryable); larger or unsized ones stream.
 const BUFFERED_BODY_BYTES: usize = 1024 * 1024;
@@ -222,7 +222,7 @@ fn forward_headers(headers: &HeaderMap, buffered: bool) -> HeaderMap {
     out
 }
 
-fn proxied_response(response: Response<Incoming>, connection: Sender, mut attempt: Attempt) -> Response<ClientBody> {
+fn proxied_response(response: Response<Incoming>, connection: Connection, mut attempt: Attempt) -> Response<ClientBody> {
     let (mut parts, body) = response.into_parts();
     attempt.answered(parts.status.as_u16());
     for name in &HOP_BY_HOP {
@@ -339,18 +339,18 @@ impl Drop for Attempt {
 }
 
 /// The replica's response body on its way to the client, data that is already there gathered into
-/// one frame (gather.rs); the attempt is recorded when the body ends, fails or is dropped (a client
+/// one frame (gather.rs), its connection driven on this task meanwhile (link.rs); the attempt is recorded when the body ends, fails or is dropped (a client
 /// that left mid-stream drops it, which also closes the upstream connection and so stops the
 /// replica's work).
 pub struct ProxiedBody {
     inner: Gathered<Incoming>,
     /// The connection it comes on: back to the pool once the body has been read to its end.
-    connection: Option<Sender>,
+    connection: Option<Connection>,
     attempt: Attempt,
 }
 
 impl ProxiedBody {
-    fn new(inner: Incoming, connection: Sender, attempt: Attempt) -> ProxiedBody {
+    fn new(inner: Incoming, connection: Connection, attempt: Attempt) -> ProxiedBody {
         let mut body = ProxiedBody { inner: Gathered::new(inner), connection: Some(connection), attempt };
         // No body at all (HEAD, 204, 304): it is not polled.
         if body.inner.is_end_stream() {
@@ -377,7 +377,16 @@ impl Body for ProxiedBody {
     type Error = hyper::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let this = &mut *self;
+        let polled = {
+            let connection = &this.connection;
+            let _quiet = connection.as_ref().map(Connection::quiet);
+            this.inner.poll_frame(cx, |cx| {
+                if let Some(connection) = connection {
+                    connection.drive(cx);
+                }
+            })
+        };
         if let Poll::Ready(Some(Err(err))) = &polled {
             // A response had started: the client's connection is cut rather than the answer
             // pretending to be complete.

@@ -1,6 +1,7 @@
 //! Kept-alive HTTP/1 connections to the replicas: per replica address, a stack of idle
 //! connections (the most recently used first: it is the least likely to have been closed by the
-//! replica), each a hyper `client::conn::http1` connection driven by a task of its own.
+//! replica), each a hyper `client::conn::http1` connection, driven by the task using it while a
+//! request is on it and by a task of its own while it is idle (link.rs).
 //!
 //! In place of hyper-util's pooled client, which costs more per request (a pool shared behind
 //! locks and checkout futures, a connector called with the request's URI, boxed futures) than a
@@ -24,6 +25,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::link::Link;
 use crate::state::UpstreamBody;
 
 /// Upstream connections idle longer than this are closed by us first: Node's HTTP server (the
@@ -35,7 +37,33 @@ const MAX_IDLE_PER_REPLICA: usize = 256;
 /// How often idle connections past their time are closed when nobody asks for one.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-pub type Sender = http1::SendRequest<UpstreamBody>;
+type Sender = http1::SendRequest<UpstreamBody>;
+
+/// A connection to a replica: sends requests on it, and drives it (link.rs).
+pub struct Connection {
+    sender: Sender,
+    link: Arc<Link>,
+}
+
+impl Connection {
+    /// Decodes what the connection has read, on the calling task (a response body's, whose frames
+    /// it feeds).
+    pub fn drive(&self, cx: &std::task::Context<'_>) {
+        self.link.drive(cx);
+    }
+
+    /// While the guard lives, the caller polls what the connection feeds (link.rs).
+    pub fn quiet(&self) -> crate::link::Quiet<'_> {
+        self.link.quiet()
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Not back in the pool: its idle driver sees the sender gone and closes it.
+        self.link.end_exchange();
+    }
+}
 
 /// Why a request got no response.
 #[derive(Debug)]
@@ -66,7 +94,7 @@ impl std::error::Error for UpstreamError {
 }
 
 struct Idle {
-    sender: Sender,
+    connection: Connection,
     since: Instant,
 }
 
@@ -78,7 +106,7 @@ pub struct Upstreams {
 /// A response, and the connection it came on (to go back to the pool once its body is read).
 pub struct Answer {
     pub response: Response<Incoming>,
-    pub connection: Sender,
+    pub connection: Connection,
 }
 
 impl Upstreams {
@@ -98,7 +126,7 @@ impl Upstreams {
                 let now = Instant::now();
                 let mut idle = pool.idle();
                 for stack in idle.values_mut() {
-                    stack.retain(|c| now.duration_since(c.since) < IDLE_TIMEOUT && !c.sender.is_closed());
+                    stack.retain(|c| now.duration_since(c.since) < IDLE_TIMEOUT && !c.connection.sender.is_closed());
                 }
                 idle.retain(|_, stack| !stack.is_empty());
             }
@@ -109,7 +137,9 @@ impl Upstreams {
     /// (`host:port`), on an idle connection if there is one, else on a new one.
     pub async fn send(&self, authority: &str, mut request: Request<UpstreamBody>) -> Result<Answer, UpstreamError> {
         while let Some(mut connection) = self.checkout(authority) {
-            match connection.try_send_request(request).await {
+            connection.link.begin_exchange();
+            let sent = connection.sender.try_send_request(request);
+            match connection.link.exchange(sent).await {
                 Ok(response) => return Ok(Answer { response, connection }),
                 Err(mut err) => match err.take_message() {
                     // Not sent: the connection was closed under it. The next one, or a new one.
@@ -119,20 +149,22 @@ impl Upstreams {
             }
         }
         let mut connection = connect(authority).await?;
-        match connection.send_request(request).await {
+        connection.link.begin_exchange();
+        let sent = connection.sender.send_request(request);
+        match connection.link.exchange(sent).await {
             Ok(response) => Ok(Answer { response, connection }),
             Err(err) => Err(UpstreamError::Http(err)),
         }
     }
 
     /// The most recently used idle connection to `authority` that is still open.
-    fn checkout(&self, authority: &str) -> Option<Sender> {
+    fn checkout(&self, authority: &str) -> Option<Connection> {
         let mut idle = self.idle();
         let stack = idle.get_mut(authority)?;
         let now = Instant::now();
         while let Some(c) = stack.pop() {
-            if c.sender.is_ready() && now.duration_since(c.since) < IDLE_TIMEOUT {
-                return Some(c.sender);
+            if c.connection.sender.is_ready() && now.duration_since(c.since) < IDLE_TIMEOUT {
+                return Some(c.connection);
             }
             // Closed, past its time, or (its last response not quite finished on the connection's
             // side) not ready: dropping the sender closes it.
@@ -141,26 +173,27 @@ impl Upstreams {
     }
 
     /// A connection whose response was read to its end, to be used again.
-    pub fn put_back(self: &Arc<Self>, authority: &str, mut sender: Sender) {
-        if sender.is_closed() {
+    pub fn put_back(self: &Arc<Self>, authority: &str, mut connection: Connection) {
+        connection.link.end_exchange();
+        if connection.sender.is_closed() {
             return;
         }
-        if !sender.is_ready() {
+        if !connection.sender.is_ready() {
             // Its task has not quite taken in the response's end yet (it usually has by the time
             // the body's end reached us): back on the stack once it has.
             let pool = self.clone();
             let authority: Box<str> = authority.into();
             tokio::spawn(async move {
-                if sender.ready().await.is_ok() {
-                    pool.stack_idle(&authority, sender);
+                if connection.sender.ready().await.is_ok() {
+                    pool.stack_idle(&authority, connection);
                 }
             });
             return;
         }
-        self.stack_idle(authority, sender);
+        self.stack_idle(authority, connection);
     }
 
-    fn stack_idle(&self, authority: &str, sender: Sender) {
+    fn stack_idle(&self, authority: &str, connection: Connection) {
         let mut idle = self.idle();
         let stack = match idle.get_mut(authority) {
             Some(stack) => stack,
@@ -170,7 +203,7 @@ impl Upstreams {
             // The oldest is the first to go.
             stack.remove(0);
         }
-        stack.push(Idle { sender, since: Instant::now() });
+        stack.push(Idle { connection, since: Instant::now() });
     }
 
     /// Idle connections to `authority` (tests).
@@ -180,8 +213,8 @@ impl Upstreams {
     }
 }
 
-/// A new connection to `authority`, its task spawned.
-async fn connect(authority: &str) -> Result<Sender, UpstreamError> {
+/// A new connection to `authority`, its idle driver spawned.
+async fn connect(authority: &str) -> Result<Connection, UpstreamError> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, async {
         match authority.parse::<SocketAddr>() {
             Ok(addr) => TcpStream::connect(addr).await,
@@ -193,12 +226,8 @@ async fn connect(authority: &str) -> Result<Sender, UpstreamError> {
     .map_err(|_| UpstreamError::Connect(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no connection within {} ms", CONNECT_TIMEOUT.as_millis()))))?
     .map_err(UpstreamError::Connect)?;
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(UpstreamError::Http)?;
-    // Its errors reach the request (or the response body) it was serving.
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
+    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(UpstreamError::Http)?;
+    Ok(Connection { sender, link: Link::spawn(conn) })
 }
 
 /// `host` → `host:80`; `host:port` and `[v6]:port` as they are.
@@ -218,7 +247,8 @@ fn with_default_port(authority: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use http_body_util::{BodyExt, Either, Full};
+    use http_body::Body;
+    use http_body_util::{Either, Full};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn get(authority: &str) -> Request<UpstreamBody> {
@@ -261,9 +291,30 @@ mod tests {
         (authority, accepted, closed)
     }
 
-    async fn body_of(answer: Answer) -> (String, Sender) {
-        let body = answer.response.into_body().collect().await.unwrap().to_bytes();
-        (String::from_utf8(body.to_vec()).unwrap(), answer.connection)
+    /// The body, read as proxy.rs reads it: the connection driven on this task meanwhile.
+    async fn body_of(answer: Answer) -> (String, Connection) {
+        let Answer { response, connection } = answer;
+        let mut body = response.into_body();
+        let mut read = Vec::new();
+        std::future::poll_fn(|cx| {
+            let mut driven = false;
+            loop {
+                match std::pin::Pin::new(&mut body).poll_frame(cx) {
+                    std::task::Poll::Ready(Some(frame)) => {
+                        read.extend_from_slice(&frame.unwrap().into_data().unwrap());
+                        driven = false;
+                    }
+                    std::task::Poll::Ready(None) => return std::task::Poll::Ready(()),
+                    std::task::Poll::Pending if !driven => {
+                        connection.drive(cx);
+                        driven = true;
+                    }
+                    std::task::Poll::Pending => return std::task::Poll::Pending,
+                }
+            }
+        })
+        .await;
+        (String::from_utf8(read).unwrap(), connection)
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -273,7 +324,7 @@ mod tests {
         for _ in 0..5 {
             let (body, connection) = body_of(pool.send(&authority, get(&authority)).await.unwrap()).await;
             assert_eq!(body, "ok");
-            assert!(connection.is_ready(), "its task took in the response's end before the body ended");
+            assert!(connection.sender.is_ready(), "the response's end was taken in before the body ended");
             pool.put_back(&authority, connection);
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
